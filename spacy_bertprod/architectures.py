@@ -1,0 +1,62 @@
+"""Registered, versioned architectures: thin constructors over the layers.
+
+Importing this module never imports torch: the torch backend is imported inside its function.
+"""
+from typing import List, Optional
+
+from spacy.util import registry
+from thinc.api import Model
+from thinc.types import Floats2d, Ragged
+
+from .listener import build_listener
+from .span_getters import SpanGetter
+from .transformer_model import TransformerModel
+
+
+@registry.architectures("spacy_bertprod.TorchTransformer.v1")
+def create_torch_transformer(
+    name: str,
+    get_spans: SpanGetter,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+) -> Model:
+    """A trainable Hugging Face encoder (BERT family) loaded from the local directory `name`.
+
+    Same settings as spacy-transformers.TransformerModel.v3; `name` must be a directory.
+    """
+    from .backends.torch import TorchEncoder
+
+    encoder = TorchEncoder(mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config)
+    encoder.attrs["pretrained"] = {
+        "name": name,
+        "tokenizer_config": dict(tokenizer_config),
+        "transformer_config": dict(transformer_config),
+    }
+    return TransformerModel(encoder, get_spans)
+
+
+@registry.architectures("spacy_bertprod.OnnxTransformer.v1")
+def create_onnx_transformer(
+    get_spans: SpanGetter,
+    providers: List[str] = ["CPUExecutionProvider"],
+    intra_op_num_threads: int = 0,
+    inter_op_num_threads: int = 1,
+) -> Model:
+    """An inference-only encoder on ONNX Runtime; its model.onnx is written by `compress`.
+
+    intra_op_num_threads=0 lets ONNX Runtime use one thread per physical core.
+    """
+    from .backends.onnx import OnnxEncoder
+
+    return TransformerModel(OnnxEncoder(providers, intra_op_num_threads, inter_op_num_threads), get_spans)
+
+
+@registry.architectures("spacy_bertprod.TransformerListener.v1")
+def create_transformer_listener(
+    pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*"
+) -> Model:
+    """Token vectors from an upstream bertprod_transformer; arguments as in
+    spacy-transformers.TransformerListener.v1 (and the same weights layout)."""
+    return build_listener(pooling, grad_factor=grad_factor, upstream=upstream)

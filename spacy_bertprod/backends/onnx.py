@@ -1,0 +1,184 @@
+"""Inference through an onnxruntime InferenceSession, wrapped as a thinc layer.
+
+The layer keeps the ONNX model as bytes and builds the session lazily: sessions can be neither
+pickled (nlp.pipe(n_process>1)) nor deep-copied (Model.copy, replace_listeners), bytes can.
+The bytes are written to the pipeline folder as a real `model.onnx` file by the component,
+not through thinc's msgpack serialisation (which is slow for big blobs and fails past 2 GB).
+"""
+import hashlib
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy
+from thinc.api import Model
+
+from . import ONNX_ENCODER, EncoderBatch
+
+ONNX_FILE = "model.onnx"
+
+
+class OnnxSession:
+    """ONNX model bytes plus a session built on first use (thread-safe)."""
+
+    def __init__(self, providers: List[str], intra_op_num_threads: int, inter_op_num_threads: int):
+        self.providers = list(providers)
+        self.intra_op_num_threads = intra_op_num_threads
+        self.inter_op_num_threads = inter_op_num_threads
+        self.model_bytes: Optional[bytes] = None
+        self.source = "<memory>"
+        self._session = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_session"] = None
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo):
+        copied = OnnxSession(self.providers, self.intra_op_num_threads, self.inter_op_num_threads)
+        copied.model_bytes = self.model_bytes  # immutable: sharing is safe
+        copied.source = self.source
+        return copied
+
+    def set_model(self, model_bytes: bytes, source: str = "<memory>", *, validate: bool = True) -> None:
+        self.model_bytes = bytes(model_bytes)
+        self.source = source
+        self._session = None
+        if validate:
+            self.session  # fail now, naming the file, rather than on the first doc
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_bytes or b"").hexdigest()
+
+    @property
+    def session(self):
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._build()
+        return self._session
+
+    def _build(self):
+        if self.model_bytes is None:
+            raise ValueError(
+                "The ONNX encoder has no model. OnnxTransformer.v1 pipelines are created by "
+                "`python -m spacy bertprod compress IN_PIPELINE OUT_PIPELINE`, not by "
+                "`nlp.initialize()`: compress a trained pipeline, or load one that was compressed."
+            )
+        try:
+            import onnxruntime
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "spacy_bertprod's ONNX backend needs onnxruntime: pip install onnxruntime"
+            ) from err
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_num_threads
+        options.inter_op_num_threads = self.inter_op_num_threads
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        available = onnxruntime.get_available_providers()
+        missing = [p for p in self.providers if p not in available]
+        if missing:
+            raise ValueError(
+                f"ONNX Runtime providers {missing} are not available here (available: {available}). "
+                "Set [components.<transformer>.model.providers] to available ones, "
+                "e.g. [\"CPUExecutionProvider\"]."
+            )
+        try:
+            return onnxruntime.InferenceSession(self.model_bytes, options, providers=self.providers)
+        except Exception as err:
+            raise ValueError(
+                f"Could not load the ONNX model from {self.source}: {err}. The file is truncated, "
+                "corrupted or not an ONNX model: re-create it with `python -m spacy bertprod "
+                "compress`."
+            ) from err
+
+    def run(self, batch: EncoderBatch) -> numpy.ndarray:
+        session = self.session
+        feeds: Dict[str, numpy.ndarray] = {}
+        for node in session.get_inputs():
+            if node.name == "input_ids":
+                feeds[node.name] = batch.input_ids
+            elif node.name == "attention_mask":
+                feeds[node.name] = batch.attention_mask
+            elif node.name == "token_type_ids":
+                feeds[node.name] = numpy.zeros_like(batch.input_ids)
+            else:
+                raise ValueError(
+                    f"The ONNX model in {self.source} asks for an input '{node.name}' that "
+                    "spacy_bertprod does not know how to feed (expected input_ids, "
+                    "attention_mask, token_type_ids)."
+                )
+        (hidden,) = session.run(["last_hidden_state"], feeds)
+        return hidden
+
+
+def OnnxEncoder(
+    providers: List[str], intra_op_num_threads: int = 0, inter_op_num_threads: int = 1
+) -> Model[EncoderBatch, numpy.ndarray]:
+    """A thinc layer running an ONNX encoder: padded wordpieces -> (batch, length, width)."""
+    return Model(
+        ONNX_ENCODER,
+        _forward,
+        attrs={"onnx": OnnxSession(providers, intra_op_num_threads, inter_op_num_threads)},
+    )
+
+
+def _forward(model: Model, batch: EncoderBatch, is_train: bool) -> Tuple[numpy.ndarray, callable]:
+    hidden = model.attrs["onnx"].run(batch)
+
+    def backprop(d_hidden):
+        raise ValueError(
+            "The ONNX backend is inference-only and cannot be trained. To keep training, use "
+            "the pipeline from before `compress` (spacy_bertprod.TorchTransformer.v1 or "
+            "spacy-transformers), or freeze this component: [training] frozen_components = "
+            "[\"<name>\"] and annotating_components = [\"<name>\"]."
+        )
+
+    return hidden, backprop
+
+
+class OnnxIO:
+    """Saves and loads the ONNX encoder's model as a file in the component folder."""
+
+    trainable = False
+
+    def __init__(self, encoder: Model):
+        self.onnx: OnnxSession = encoder.attrs["onnx"]
+
+    def describe(self) -> Dict[str, str]:
+        return {"backend": "onnx", "onnx_sha256": self.onnx.sha256}
+
+    def save(self, folder: Path) -> None:
+        if self.onnx.model_bytes is None:
+            raise ValueError("Cannot save an ONNX transformer that has no model yet.")
+        (folder / ONNX_FILE).write_bytes(self.onnx.model_bytes)
+
+    def load(self, folder: Path, cfg: Dict) -> None:
+        path = folder / ONNX_FILE
+        if not path.exists():
+            raise FileNotFoundError(
+                f"The ONNX model file {path} is missing. The pipeline folder is incomplete: "
+                "copy it again or re-run `python -m spacy bertprod compress`."
+            )
+        data = path.read_bytes()
+        expected = cfg.get("onnx_sha256")
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            raise ValueError(
+                f"The ONNX model file {path} does not match the checksum recorded in its cfg: "
+                "it is truncated or was changed after compress. Copy the pipeline again or "
+                "re-run `python -m spacy bertprod compress`."
+            )
+        self.onnx.set_model(data, source=str(path))
+
+    def to_bytes(self) -> bytes:
+        return self.onnx.model_bytes or b""
+
+    def from_bytes(self, data: bytes, cfg: Dict) -> None:
+        self.onnx.set_model(data)

@@ -1,0 +1,286 @@
+"""The `bertprod_transformer` pipeline component (torch-free unless its backend is torch).
+
+Like spacy-transformers' `transformer`: it writes `doc._.trf_data` and feeds listeners in
+downstream ner/textcat heads during training. Unlike it, the encoder can be ONNX Runtime, and the
+weights are saved as real files (model.onnx, or config.json + model.safetensors) next to a
+`tokenizer.json`; nothing in the folder is ever unpickled.
+"""
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
+
+import srsly
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
+from spacy.util import minibatch
+from spacy import util
+from spacy.vocab import Vocab
+from thinc.api import Config, Model
+
+from .about import FORMAT_VERSION, __version__
+from .backends import backend_io, is_trainable
+from .data import TransformerData, install_extensions
+from .listener import TransformerListener
+from .tokenization import WordpieceTokenizer
+from .transformer_model import get_tokenizer
+
+TOKENIZER_FILE = "tokenizer.json"
+
+DEFAULT_CONFIG_STR = """
+[model]
+@architectures = "spacy_bertprod.TorchTransformer.v1"
+name = ""
+
+[model.get_spans]
+@misc = "spacy_bertprod.strided_spans.v1"
+window = 128
+stride = 96
+"""
+DEFAULT_CONFIG = Config().from_str(DEFAULT_CONFIG_STR)
+
+
+@Language.factory(
+    "bertprod_transformer",
+    assigns=["doc._.trf_data"],
+    default_config={"model": DEFAULT_CONFIG["model"], "max_batch_items": 4096},
+)
+def make_bertprod_transformer(nlp: Language, name: str, model: Model, max_batch_items: int) -> "BertprodTransformer":
+    return BertprodTransformer(nlp.vocab, model, name=name, max_batch_items=max_batch_items)
+
+
+class BertprodTransformer(TrainablePipe):
+    """Run a transformer encoder over docs and share its output with listening components."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "transformer", *, max_batch_items: int = 4096):
+        install_extensions()
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.model.attrs["max_batch_items"] = max_batch_items
+        self.cfg: Dict = {"max_batch_items": max_batch_items}
+        self.listener_map: Dict[str, List[TransformerListener]] = {}
+
+    # -- listeners (as in spacy-transformers / spaCy's tok2vec) --------------------------------
+    @property
+    def listeners(self) -> List[TransformerListener]:
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> List[str]:
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener: TransformerListener, component_name: str) -> None:
+        if self.model.has_dim("nO") and listener.has_dim("nO") is None:
+            listener.set_dim("nO", self.model.get_dim("nO"))
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+
+    def remove_listener(self, listener: TransformerListener, component_name: str) -> bool:
+        if listener in self.listener_map.get(component_name, []):
+            self.listener_map[component_name].remove(listener)
+            if not self.listener_map[component_name]:
+                del self.listener_map[component_name]
+            return True
+        return False
+
+    def find_listeners(self, component) -> None:
+        """Register the listeners in `component` whose upstream is '*' or this component's name."""
+        names = ("*", self.name)
+        if isinstance(getattr(component, "model", None), Model):
+            for node in component.model.walk():
+                if isinstance(node, TransformerListener) and node.upstream_name in names:
+                    self.add_listener(node, component.name)
+
+    # -- prediction ------------------------------------------------------------------------------
+    def __call__(self, doc: Doc) -> Doc:
+        self.set_annotations([doc], self.predict([doc]))
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for batch in minibatch(stream, batch_size):
+            batch = list(batch)
+            self.set_annotations(batch, self.predict(batch))
+            yield from batch
+
+    def predict(self, docs: Iterable[Doc]) -> List[TransformerData]:
+        docs = list(docs)
+        if not docs:
+            return []
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], outputs: List[TransformerData]) -> None:
+        for doc, data in zip(docs, outputs):
+            doc._.trf_data = data
+
+    # -- training --------------------------------------------------------------------------------
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses=None) -> Dict[str, float]:
+        """Run the encoder and hand its output to the listeners; the last one triggers backprop."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BertprodTransformer.update")
+        if not is_trainable(self.model.layers[0]):
+            raise ValueError(
+                f"Component '{self.name}' runs on ONNX Runtime, which is inference-only. Train the "
+                "pipeline from before `compress`, or freeze this component: "
+                f"[training] frozen_components = [\"{self.name}\"] and "
+                f"annotating_components = [\"{self.name}\"]."
+            )
+        docs = [eg.predicted for eg in examples]
+        outputs, backprop = self.model.begin_update(docs)
+        d_hiddens: Optional[list] = None
+
+        def accumulate_gradient(d_outputs):
+            nonlocal d_hiddens
+            for d in d_outputs:
+                losses[self.name] += float((d**2).sum())
+            if d_hiddens is None:
+                d_hiddens = [d.copy() for d in d_outputs]
+            else:
+                for total, d in zip(d_hiddens, d_outputs):
+                    total += d
+
+        def backprop_all(d_outputs):
+            nonlocal d_hiddens
+            accumulate_gradient(d_outputs)
+            backprop(d_hiddens)
+            if sgd is not None:
+                self.finish_update(sgd)
+            d_hiddens = None
+            return docs
+
+        batch_id = TransformerListener.get_batch_id(docs)
+        for listener in self.listeners[:-1]:
+            listener.receive(batch_id, outputs, accumulate_gradient)
+        if self.listeners:
+            self.listeners[-1].receive(batch_id, outputs, backprop_all)
+        return losses
+
+    def get_loss(self, examples, scores) -> None:
+        pass
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
+        """Load the pretrained encoder (torch backend) and connect listeners."""
+        encoder = self.model.layers[0]
+        if is_trainable(encoder):
+            from .backends.torch import install_pretrained, load_pretrained
+
+            settings = encoder.attrs["pretrained"]
+            if not settings["name"]:
+                raise ValueError(
+                    f"Set [components.{self.name}.model.name] to a local model directory "
+                    "(config.json, tokenizer, model.safetensors) before initializing."
+                )
+            module, tokenizer = load_pretrained(
+                settings["name"], settings["tokenizer_config"], settings["transformer_config"]
+            )
+            install_pretrained(encoder, module)
+            self._set_tokenizer(tokenizer)
+        else:
+            backend_io(encoder).onnx.session  # raises a clear error when there is no model
+            get_tokenizer(self.model)
+        self._sync_width()
+        if nlp is not None:
+            for i, (name, proc) in enumerate(nlp.pipeline):
+                if proc is self:
+                    for _, downstream in nlp.pipeline[i:]:
+                        self.find_listeners(downstream)
+                    break
+
+    def _set_tokenizer(self, tokenizer: WordpieceTokenizer) -> None:
+        self.model.attrs["tokenizer"] = tokenizer
+
+    def _sync_width(self) -> None:
+        encoder = self.model.layers[0]
+        width = self.cfg.get("width") or (encoder.get_dim("nO") if encoder.has_dim("nO") else None)
+        if width:
+            self.cfg["width"] = int(width)
+            self.model.set_dim("nO", int(width), force=True)
+            for listener in self.listeners:
+                listener.set_dim("nO", int(width), force=True)
+
+    # -- serialization ---------------------------------------------------------------------------
+    def _cfg_to_save(self) -> Dict:
+        tokenizer = get_tokenizer(self.model)
+        cfg = dict(self.cfg)
+        cfg.update(
+            format_version=FORMAT_VERSION,
+            bertprod_version=__version__,
+            max_length=tokenizer.max_length,
+            pad_id=tokenizer.pad_id,
+            **backend_io(self.model.layers[0]).describe(),
+        )
+        return cfg
+
+    def _check_cfg(self, cfg: Dict, where: str) -> None:
+        version = cfg.get("format_version")
+        if version is None or version > FORMAT_VERSION:
+            raise ValueError(
+                f"{where} was saved by spacy_bertprod {cfg.get('bertprod_version', '?')} in format "
+                f"{version}, and this is spacy_bertprod {__version__} (format {FORMAT_VERSION}). "
+                "Upgrade: pip install -U spacy_bertprod"
+            )
+        expected = "torch" if is_trainable(self.model.layers[0]) else "onnx"
+        if cfg.get("backend") != expected:
+            raise ValueError(
+                f"{where} holds a {cfg.get('backend')} encoder but the config asks for {expected}: "
+                "the config.cfg and the component folder do not belong together."
+            )
+
+    def _load_cfg(self, cfg: Dict, tokenizer_json: str) -> None:
+        self.cfg.update({k: v for k, v in cfg.items() if k in ("width",)})
+        self._set_tokenizer(WordpieceTokenizer(tokenizer_json, max_length=cfg["max_length"], pad_id=cfg["pad_id"]))
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        path = util.ensure_path(path)
+        cfg = self._cfg_to_save()
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, cfg),
+            TOKENIZER_FILE: lambda p: p.write_text(get_tokenizer(self.model).tokenizer_json, encoding="utf8"),
+            "model": lambda p: self.model.to_disk(p),
+            "weights": lambda p: backend_io(self.model.layers[0]).save(path),
+        }
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "BertprodTransformer":
+        path = util.ensure_path(path)
+        cfg_path = path / "cfg"
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"{cfg_path} is missing: {path} is not a saved bertprod_transformer.")
+        cfg = srsly.read_json(cfg_path)
+        self._check_cfg(cfg, str(path))
+        tok_path = path / TOKENIZER_FILE
+        if not tok_path.exists():
+            raise FileNotFoundError(
+                f"{tok_path} is missing: the pipeline folder is incomplete. Copy it again, or "
+                "re-create it with `python -m spacy bertprod compress`."
+            )
+        try:
+            self._load_cfg(cfg, tok_path.read_text(encoding="utf8"))
+        except Exception as err:
+            raise ValueError(f"Could not load the tokenizer from {tok_path}: {err}") from err
+        self.model.from_disk(path / "model")
+        backend_io(self.model.layers[0]).load(path, cfg)
+        self._sync_width()
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        msg = {
+            "cfg": self._cfg_to_save(),
+            TOKENIZER_FILE: get_tokenizer(self.model).tokenizer_json,
+            "model": self.model.to_bytes(),
+            "weights": backend_io(self.model.layers[0]).to_bytes(),
+        }
+        return srsly.msgpack_dumps(msg)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BertprodTransformer":
+        msg = srsly.msgpack_loads(bytes_data)
+        self._check_cfg(msg["cfg"], "These bytes")
+        self._load_cfg(msg["cfg"], msg[TOKENIZER_FILE])
+        self.model.from_bytes(msg["model"])
+        backend_io(self.model.layers[0]).from_bytes(msg["weights"], msg["cfg"])
+        self._sync_width()
+        return self

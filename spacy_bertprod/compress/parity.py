@@ -1,0 +1,97 @@
+"""How much the compressed encoder and pipeline agree with the original, on sample texts."""
+from typing import Dict, List, Sequence
+
+import numpy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..backends.onnx import OnnxSession
+from ..tokenization import WordpieceTokenizer
+from ..transformer_model import pad_batch, plan_buckets
+
+# Used when the user gives no --sample: varied lengths, casing, punctuation, scripts, emoji.
+DEFAULT_SAMPLE = [
+    "Apple is looking at buying a U.K. startup for $1 billion.",
+    "Angela Merkel met Emmanuel Macron in Berlin on Tuesday to discuss the EU budget.",
+    "I can't log into my account since yesterday, can you help?",
+    "my card got declined at the ATM in Lisbon :( what do i do",
+    "@jdoe just landed in NYC!!! heading to Madison Square Garden tonight #knicks",
+    "The Eiffel Tower, completed in 1889, was designed by Gustave Eiffel's company.",
+    "Why was I charged twice for the same transfer to Deutsche Bank?",
+    "Check out https://example.com/a/b?c=d for the new iPhone 15 Pro review 📱",
+    "Barack Obama was born in Honolulu, Hawaii, and served as the 44th president.",
+    "How long does a SEPA top-up take to show in my balance?",
+    "Microsoft and OpenAI announced a partnership in San Francisco.",
+    "Ich wohne in München und arbeite bei Siemens.",
+    "東京は日本の首都です。",
+    "lol did u see what Elon tweeted about Tesla this morning",
+    "Please cancel the pending payment to Amazon Marketplace.",
+    "The Nile flows through Egypt and Sudan before reaching the Mediterranean Sea.",
+]
+
+
+def encoder_parity(
+    module, reference: OnnxSession, candidate: OnnxSession, tokenizer: WordpieceTokenizer, docs: Sequence[Doc]
+) -> Dict[str, float]:
+    """Compare hidden states of torch, an ONNX fp32 model and a candidate on the same batches."""
+    import torch
+
+    from ..compress.export import encoder_input_names
+
+    spans = [doc[:] for doc in docs if len(doc)]
+    sequences = [p for pieces in tokenizer.encode_spans(spans) for p in pieces]
+    names = encoder_input_names(module)
+    module.eval()
+    max_abs_fp32, cosines_fp32, cosines = 0.0, [], []
+    for bucket in plan_buckets([len(s.ids) for s in sequences], 2048):
+        batch = pad_batch([sequences[i] for i in bucket], tokenizer.pad_id)
+        with torch.no_grad():
+            feeds = {"input_ids": torch.from_numpy(batch.input_ids), "attention_mask": torch.from_numpy(batch.attention_mask)}
+            if "token_type_ids" in names:
+                feeds["token_type_ids"] = torch.zeros_like(feeds["input_ids"])
+            expected = module(**feeds).last_hidden_state.float().numpy()
+        mask = batch.attention_mask.astype(bool)
+        ref = reference.run(batch)[mask]
+        cand = candidate.run(batch)[mask]
+        exp = expected[mask]
+        max_abs_fp32 = max(max_abs_fp32, float(numpy.abs(ref - exp).max()))
+        cosines_fp32.extend(_cosine(ref, exp))
+        cosines.extend(_cosine(cand, exp))
+    return {
+        "n_docs": len(spans),
+        "n_wordpieces": int(sum(len(s.ids) for s in sequences)),
+        "fp32_max_abs_diff_vs_torch": max_abs_fp32,
+        "fp32_mean_cosine_vs_torch": float(numpy.mean(cosines_fp32)) if cosines_fp32 else 1.0,
+        "output_mean_cosine_vs_torch": float(numpy.mean(cosines)) if cosines else 1.0,
+    }
+
+
+def _cosine(a: numpy.ndarray, b: numpy.ndarray) -> List[float]:
+    denom = numpy.linalg.norm(a, axis=-1) * numpy.linalg.norm(b, axis=-1)
+    return list((a * b).sum(-1) / numpy.maximum(denom, 1e-12))
+
+
+def prediction_agreement(original: Language, compressed: Language, texts: Sequence[str]) -> Dict[str, float]:
+    """Share of docs whose predictions are identical, per annotation type."""
+    before = list(original.pipe(texts))
+    after = list(compressed.pipe(texts))
+    result: Dict[str, float] = {"n_docs": len(texts)}
+    if "ner" in original.pipe_names or any(d.ents for d in before):
+        same = [_ents(a) == _ents(b) for a, b in zip(before, after)]
+        result["ner_identical_docs"] = float(numpy.mean(same)) if same else 1.0
+    if any(d.cats for d in before):
+        same_top = [max(a.cats, key=a.cats.get) == max(b.cats, key=b.cats.get) for a, b in zip(before, after)]
+        same_set = [_over(a.cats) == _over(b.cats) for a, b in zip(before, after)]
+        diffs = [abs(a.cats[k] - b.cats[k]) for a, b in zip(before, after) for k in a.cats]
+        result["textcat_identical_top_label"] = float(numpy.mean(same_top))
+        result["textcat_identical_labels_over_0.5"] = float(numpy.mean(same_set))
+        result["textcat_max_abs_score_diff"] = float(max(diffs))
+    return result
+
+
+def _ents(doc: Doc):
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def _over(cats: Dict[str, float]):
+    return sorted(k for k, v in cats.items() if v >= 0.5)

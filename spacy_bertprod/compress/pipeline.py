@@ -1,0 +1,239 @@
+"""`compress`: rewrite a trained transformer pipeline onto ONNX Runtime, heads untouched.
+
+Output is written to a temporary folder next to OUT and renamed into place only when complete,
+so an interrupted run never leaves a half-written pipeline that looks valid.
+"""
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import spacy
+from spacy import util
+from spacy.language import Language
+from thinc.api import Config
+
+from ..about import __version__
+from ..backends import backend_io
+from ..span_getters import STOCK_SPAN_GETTERS
+from .quantize import QuantizeSettings
+
+REPORT_FILE = "compress_report.json"
+STOCK_LISTENER = "spacy-transformers.TransformerListener.v1"
+OUR_LISTENER = "spacy_bertprod.TransformerListener.v1"
+
+
+@dataclass
+class CompressSettings:
+    quantize: str = "int8"  # "int8" or "fp32"
+    optimize: bool = True
+    quantization: QuantizeSettings = field(default_factory=QuantizeSettings)
+    providers: List[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
+    intra_op_num_threads: int = 0
+    inter_op_num_threads: int = 1
+    opset: int = 17
+    force: bool = False
+    sample_texts: Optional[List[str]] = None
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+class _Step:
+    """Print a step and how long it took (export and quantisation take a while)."""
+
+    def __init__(self, label: str, timings: Dict[str, float]):
+        self.label, self.timings = label, timings
+
+    def __enter__(self):
+        _log(f"... {self.label}")
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        seconds = time.perf_counter() - self.start
+        self.timings[self.label] = round(seconds, 2)
+        if exc[0] is None:
+            _log(f"    done in {seconds:.1f}s")
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def rewrite_config(config: Config, trf_name: str, onnx_model: Dict) -> Config:
+    """Point the transformer at ONNX and every stock listener/span getter at our torch-free ones."""
+    config = Config(config)  # copy
+    old = config["components"][trf_name]
+    get_spans = dict(old["model"]["get_spans"])
+    config["components"][trf_name] = {
+        "factory": "bertprod_transformer",
+        "max_batch_items": old.get("max_batch_items", 4096),
+        "model": {"@architectures": "spacy_bertprod.OnnxTransformer.v1", "get_spans": get_spans, **onnx_model},
+    }
+
+    def visit(node):
+        if isinstance(node, dict):
+            if node.get("@architectures") == STOCK_LISTENER:
+                node["@architectures"] = OUR_LISTENER
+            if node.get("@span_getters") in STOCK_SPAN_GETTERS:
+                node["@misc"] = STOCK_SPAN_GETTERS[node.pop("@span_getters")]
+            for value in node.values():
+                visit(value)
+
+    visit(config["components"])
+    leftovers = sorted(set(_registered_names(config["components"])) - {OUR_LISTENER})
+    leftovers = [n for n in leftovers if n.startswith("spacy-transformers.")]
+    if leftovers:
+        raise ValueError(
+            f"The pipeline still uses {leftovers} after rewriting, which needs torch. compress "
+            "handles heads that listen to the transformer (TransformerListener.v1); a component "
+            "with its own copy of the transformer (replace_listeners) is not supported yet."
+        )
+    return config
+
+
+def _registered_names(node) -> List[str]:
+    names = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.startswith("@") and isinstance(value, str):
+                names.append(value)
+            names.extend(_registered_names(value))
+    return names
+
+
+def _meta(nlp: Language, report: Dict) -> Dict:
+    import onnxruntime
+
+    meta = dict(nlp.meta)
+    keep = [r for r in meta.get("requirements", []) if not r.lower().startswith(("spacy-transformers", "spacy_transformers", "spacy_bertprod", "onnxruntime"))]
+    major, minor = __version__.split(".")[:2]
+    ort_major, ort_minor = onnxruntime.__version__.split(".")[:2]
+    meta["requirements"] = keep + [
+        f"spacy_bertprod>={__version__},<{major}.{int(minor) + 1}.0",
+        f"onnxruntime>={ort_major}.{ort_minor}",
+    ]
+    meta["bertprod"] = {"compressed_with": __version__, "quantize": report["settings"]["quantize"]}
+    return meta
+
+
+def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSettings) -> Dict:
+    """Compress the pipeline at `input_path` into `output_path`; returns the report."""
+    input_path, output_path = Path(input_path), Path(output_path)
+    if not input_path.is_dir() or not (input_path / "config.cfg").exists():
+        raise ValueError(f"{input_path} is not a saved spaCy pipeline (no config.cfg in it).")
+    if output_path.exists() and not settings.force:
+        raise FileExistsError(f"{output_path} exists. Choose another output folder or pass --force.")
+    if settings.quantize not in ("int8", "fp32"):
+        raise ValueError(f"--quantize must be int8 or fp32, not '{settings.quantize}'.")
+    from .export import export_onnx
+    from .optimize import optimize_onnx
+    from .parity import DEFAULT_SAMPLE, encoder_parity, prediction_agreement
+    from .quantize import quantize_onnx
+    from .source import find_transformer
+
+    timings: Dict[str, float] = {}
+    with _Step(f"Loading {input_path}", timings):
+        nlp = spacy.load(input_path)
+    source = find_transformer(nlp, str(input_path))
+    config = source.module.config
+    _log(f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, width {config.hidden_size})")
+
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".compress-", dir=output_path.parent))
+    try:
+        raw, fused, final = work / "export.onnx", work / "fused.onnx", work / "final.onnx"
+        with _Step("Exporting to ONNX (torch.onnx)", timings):
+            export_onnx(source.module, raw, opset=settings.opset)
+        fusion: Dict[str, int] = {}
+        fp32 = raw
+        if settings.optimize:
+            with _Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):
+                fusion = optimize_onnx(raw, fused, config)
+            fp32 = fused
+            _log(f"    fusions: {fusion or 'none'}")
+        if settings.quantize == "int8":
+            with _Step("Quantising to int8 (onnxruntime.quantization.quantize_dynamic)", timings):
+                quantize_onnx(fp32, final, settings.quantization)
+        else:
+            shutil.copyfile(fp32, final)
+
+        onnx_model = {
+            "providers": list(settings.providers),
+            "intra_op_num_threads": settings.intra_op_num_threads,
+            "inter_op_num_threads": settings.inter_op_num_threads,
+        }
+        with _Step("Writing the ONNX pipeline", timings):
+            new_config = rewrite_config(nlp.config, source.name, onnx_model)
+            new_nlp = util.load_model_from_config(new_config, auto_fill=True, validate=True)
+            new_nlp.vocab.from_bytes(nlp.vocab.to_bytes())
+            new_nlp.tokenizer.from_bytes(nlp.tokenizer.to_bytes())
+            for name, proc in nlp.pipeline:
+                if name != source.name and hasattr(proc, "to_bytes"):
+                    new_nlp.get_pipe(name).from_bytes(proc.to_bytes())
+            trf = new_nlp.get_pipe(source.name)
+            trf._set_tokenizer(source.tokenizer)
+            backend_io(trf.model.layers[0]).onnx.set_model(final.read_bytes(), source=str(final))
+            trf.cfg["width"] = int(config.hidden_size)
+            trf._sync_width()
+            new_nlp._link_components()
+            out_tmp = work / "pipeline"
+            report: Dict = {"settings": {"quantize": settings.quantize, "optimize": settings.optimize}}
+            new_nlp.meta.update(_meta(nlp, report))
+            new_nlp.to_disk(out_tmp)
+
+        with _Step("Checking parity on sample texts", timings):
+            from ..backends.onnx import OnnxSession
+
+            reloaded = spacy.load(out_tmp)
+            texts = settings.sample_texts or DEFAULT_SAMPLE
+            reference = OnnxSession(["CPUExecutionProvider"], 0, 1)
+            reference.set_model(fp32.read_bytes(), source=str(fp32))
+            candidate = backend_io(reloaded.get_pipe(source.name).model.layers[0]).onnx
+            docs = [nlp.make_doc(t) for t in texts]
+            parity = encoder_parity(source.module, reference, candidate, source.tokenizer, docs)
+            parity["predictions"] = prediction_agreement(nlp, reloaded, texts)
+
+        report = {
+            "input": str(input_path),
+            "output": str(output_path),
+            "transformer": {
+                "component": source.name,
+                "source": source.kind,
+                "model_type": config.model_type,
+                "layers": int(config.num_hidden_layers),
+                "width": int(config.hidden_size),
+            },
+            "settings": {
+                "quantize": settings.quantize,
+                "optimize": settings.optimize,
+                "opset": settings.opset,
+                "providers": settings.providers,
+                "quantization": settings.quantization.to_dict() if settings.quantize == "int8" else None,
+            },
+            "fusion_statistics": fusion,
+            "sizes_bytes": {
+                "input_pipeline": folder_size(input_path),
+                "onnx_exported": raw.stat().st_size,
+                "onnx_fp32": fp32.stat().st_size,
+                "onnx_final": final.stat().st_size,
+                "output_pipeline": folder_size(out_tmp),
+            },
+            "parity": parity,
+            "timings_s": timings,
+            "bertprod_version": __version__,
+        }
+        report["sizes_bytes"]["output_over_input"] = round(
+            report["sizes_bytes"]["output_pipeline"] / max(report["sizes_bytes"]["input_pipeline"], 1), 4
+        )
+        (out_tmp / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf8")
+        if output_path.exists():  # --force
+            shutil.rmtree(output_path)
+        out_tmp.rename(output_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return report

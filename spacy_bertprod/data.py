@@ -1,0 +1,83 @@
+"""Per-doc transformer output: wordpieces, token alignment and hidden states, all numpy.
+
+This is what `doc._.trf_data` holds and what listeners read. It deliberately has no torch
+dependency so that a compressed (ONNX) pipeline can be served without torch installed.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, List
+
+import numpy
+import srsly
+from spacy.tokens import Doc
+from thinc.types import Floats2d, Ints1d, Ragged
+
+
+def install_extensions() -> None:
+    """Register `doc._.trf_data` (shared with spacy-transformers, which uses the same name)."""
+    if not Doc.has_extension("trf_data"):
+        Doc.set_extension("trf_data", default=None)
+
+
+@dataclass
+class TransformerData:
+    """The transformer's output for one doc.
+
+    input_ids: the doc's wordpiece ids, all of its windows concatenated (specials included).
+    hidden: one row of `width` floats per wordpiece in `input_ids`.
+    align: for every spaCy token, the rows of `hidden` it is aligned to (a token inside two
+        overlapping windows is aligned to wordpieces in both; a token the tokenizer drops, such as
+        a control character, has none).
+    """
+
+    input_ids: Ints1d
+    hidden: Floats2d
+    align: Ragged
+
+    @property
+    def width(self) -> int:
+        return int(self.hidden.shape[-1])
+
+    @classmethod
+    def zeros(cls, n_tokens: int, width: int) -> "TransformerData":
+        """Output for a doc the transformer never saw: tokens aligned to nothing."""
+        return cls(
+            input_ids=numpy.zeros((0,), dtype="int64"),
+            hidden=numpy.zeros((0, width), dtype="float32"),
+            align=Ragged(numpy.zeros((0,), dtype="int32"), numpy.zeros((n_tokens,), dtype="int32")),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "input_ids": numpy.asarray(self.input_ids),
+            "hidden": numpy.asarray(self.hidden),
+            "align_data": numpy.asarray(self.align.dataXd),
+            "align_lengths": numpy.asarray(self.align.lengths),
+        }
+
+    @classmethod
+    def from_dict(cls, msg: Dict[str, Any]) -> "TransformerData":
+        return cls(
+            input_ids=msg["input_ids"],
+            hidden=msg["hidden"],
+            align=Ragged(msg["align_data"], msg["align_lengths"]),
+        )
+
+
+# Docs cross process boundaries (nlp.pipe(n_process>1)) as msgpack bytes, user data included.
+@srsly.msgpack_encoders("bertprod_transformer_data")
+def _serialize(obj, chain=None):
+    if isinstance(obj, TransformerData):
+        return {"__bertprod_trf_data__": obj.to_dict()}
+    return obj if chain is None else chain(obj)
+
+
+@srsly.msgpack_decoders("bertprod_transformer_data")
+def _deserialize(obj, chain=None):
+    if isinstance(obj, dict) and "__bertprod_trf_data__" in obj:
+        return TransformerData.from_dict(obj["__bertprod_trf_data__"])
+    return obj if chain is None else chain(obj)
+
+
+def split_rows(array: numpy.ndarray, lengths: List[int]) -> List[numpy.ndarray]:
+    """Split the rows of `array` into consecutive chunks of the given lengths."""
+    return numpy.split(array, numpy.cumsum(lengths)[:-1]) if lengths else []
