@@ -17,7 +17,7 @@ PLACES = ["London", "Paris", "Berlin", "Tokyo", "Lisbon", "Madrid"]
 CORPUS = [" ".join(random.Random(i).choices(WORDS, k=12)) for i in range(200)] + PEOPLE + PLACES
 
 
-def _save_bert(folder: Path, max_positions: int = 64) -> Path:
+def _save_bert(folder: Path, max_positions: int = 64, hidden_size: int = 32, intermediate_size: int = 64) -> Path:
     from tokenizers.implementations import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -28,8 +28,8 @@ def _save_bert(folder: Path, max_positions: int = 64) -> Path:
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=max_positions)
     tokenizer.save_pretrained(folder)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=max_positions,
+        vocab_size=tokenizer.vocab_size, hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=intermediate_size, max_position_embeddings=max_positions,
     )
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder

@@ -1,0 +1,157 @@
+"""`compress`: stock spacy-transformers and bertprod torch pipelines -> ONNX, heads unchanged."""
+import json
+
+import numpy
+import pytest
+import spacy
+
+from conftest import TEXTS, build_pipeline, make_examples, train
+from spacy_bertprod.compress import CompressSettings, compress_pipeline
+
+
+def _predictions(nlp, texts):
+    return [([(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats) for d in nlp.pipe(texts)]
+
+
+def test_fp32_onnx_predicts_like_torch(trained_bert, compressed_bert):
+    torch_nlp = spacy.load(trained_bert)
+    onnx_nlp = spacy.load(compressed_bert["fp32"])
+    assert onnx_nlp.get_pipe("transformer").model.layers[0].name == "bertprod_onnx_encoder"
+    for (ents_a, cats_a), (ents_b, cats_b) in zip(_predictions(torch_nlp, TEXTS), _predictions(onnx_nlp, TEXTS)):
+        assert ents_a == ents_b
+        for label in cats_a:
+            assert cats_a[label] == pytest.approx(cats_b[label], abs=1e-4)
+    for a, b in zip(torch_nlp.pipe(TEXTS), onnx_nlp.pipe(TEXTS)):
+        numpy.testing.assert_allclose(a._.trf_data.hidden, b._.trf_data.hidden, atol=1e-4)
+
+
+def test_int8_is_small_and_mostly_agrees(compressed_bert):
+    fp32 = (compressed_bert["fp32"] / "transformer" / "model.onnx").stat().st_size
+    int8 = (compressed_bert["int8"] / "transformer" / "model.onnx").stat().st_size
+    assert int8 < fp32  # the < 35% bound is checked on a wider encoder below
+    report = json.loads((compressed_bert["int8"] / "compress_report.json").read_text())
+    assert report["parity"]["output_mean_cosine_vs_torch"] > 0.9
+    assert report["parity"]["predictions"]["ner_identical_docs"] >= 0.7
+    assert report["parity"]["predictions"]["textcat_identical_top_label"] >= 0.7
+
+
+def test_report_contents(compressed_bert):
+    report = json.loads((compressed_bert["fp32"] / "compress_report.json").read_text())
+    assert report["transformer"]["source"] == "bertprod"
+    assert report["fusion_statistics"].get("Attention", 0) == 2  # one fused attention per layer
+    assert report["fusion_statistics"].get("SkipLayerNormalization", 0) >= 2
+    assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-3
+    sizes = report["sizes_bytes"]
+    assert sizes["onnx_fp32"] > 0 and sizes["output_pipeline"] > 0
+    for key in ("Exporting to ONNX (torch.onnx)", "Writing the ONNX pipeline"):
+        assert key in report["timings_s"]
+
+
+def test_config_is_torch_free(compressed_bert):
+    config = (compressed_bert["int8"] / "config.cfg").read_text()
+    assert "spacy-transformers" not in config
+    assert "TorchTransformer" not in config
+    assert "spacy_bertprod.OnnxTransformer.v1" in config
+    meta = json.loads((compressed_bert["int8"] / "meta.json").read_text())
+    reqs = " ".join(meta["requirements"])
+    assert "spacy_bertprod" in reqs and "onnxruntime" in reqs
+
+
+@pytest.fixture(scope="module")
+def stock_pipeline(encoders, tmp_path_factory):
+    nlp = build_pipeline(encoders["bert"], stock=True)
+    train(nlp, make_examples(nlp), steps=8)
+    path = tmp_path_factory.mktemp("stock") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+@pytest.mark.parametrize("quantize", ["fp32", "int8"])
+def test_compress_stock_spacy_transformers_pipeline(stock_pipeline, tmp_path, quantize):
+    out = tmp_path / quantize
+    report = compress_pipeline(stock_pipeline, out, CompressSettings(quantize=quantize))
+    assert report["transformer"]["source"] == "spacy-transformers"
+    config = (out / "config.cfg").read_text()
+    assert "spacy-transformers" not in config and "spacy_bertprod.TransformerListener.v1" in config
+    stock = spacy.load(stock_pipeline)
+    ours = spacy.load(out)
+    assert ours.pipe_names == stock.pipe_names
+    if quantize == "fp32":
+        assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-3
+        assert _predictions(stock, TEXTS)[0][0] == _predictions(ours, TEXTS)[0][0]
+        for (ea, ca), (eb, cb) in zip(_predictions(stock, TEXTS), _predictions(ours, TEXTS)):
+            assert ea == eb
+            for label in ca:
+                assert ca[label] == pytest.approx(cb[label], abs=1e-3)
+    else:
+        assert report["parity"]["predictions"]["ner_identical_docs"] >= 0.7
+
+
+def test_refuses_existing_output_without_force(trained_bert, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FileExistsError, match="--force"):
+        compress_pipeline(trained_bert, out, CompressSettings(quantize="fp32"))
+    compress_pipeline(trained_bert, out, CompressSettings(quantize="fp32", force=True, optimize=False))
+    assert (out / "config.cfg").exists()
+
+
+def test_refuses_non_pipeline_and_pipeline_without_transformer(tmp_path):
+    with pytest.raises(ValueError, match="not a saved spaCy pipeline"):
+        compress_pipeline(tmp_path, tmp_path / "out", CompressSettings())
+    plain = spacy.blank("en")
+    plain.add_pipe("sentencizer")
+    plain.to_disk(tmp_path / "plain")
+    with pytest.raises(ValueError, match="no transformer component"):
+        compress_pipeline(tmp_path / "plain", tmp_path / "out", CompressSettings())
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".compress-*"))  # no half-written leftovers
+
+
+def test_unsupported_model_type_is_refused(tmp_path):
+    from transformers import GPT2Config, GPT2Model
+
+    from spacy_bertprod.backends.torch import load_pretrained
+
+    folder = tmp_path / "gpt2"
+    GPT2Model(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)).save_pretrained(folder)
+    with pytest.raises(ValueError, match="'gpt2' model"):
+        load_pretrained(str(folder))
+
+
+def test_cli_compress(trained_bert, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli"
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "bertprod", "compress", str(trained_bert), str(out), "--quantize", "int8"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "Quantising to int8" in result.stdout
+    assert (out / "compress_report.json").exists()
+    again = subprocess.run(
+        [sys.executable, "-m", "spacy", "bertprod", "compress", str(trained_bert), str(out)],
+        capture_output=True, text=True,
+    )
+    assert again.returncode == 1 and "--force" in again.stdout
+
+
+@pytest.mark.parametrize("quantize_embeddings", [False, True])
+def test_int8_file_under_35_percent_of_fp32(tmp_path, quantize_embeddings):
+    """On an encoder whose weights are mostly matrices (as in real BERTs) int8 is < 35% of fp32."""
+    from conftest import _save_bert
+
+    from spacy_bertprod.compress.quantize import QuantizeSettings
+
+    encoder = _save_bert(tmp_path / "wide", hidden_size=128, intermediate_size=512)
+    nlp = build_pipeline(encoder)
+    nlp.initialize(lambda: make_examples(nlp, n=8))
+    nlp.to_disk(tmp_path / "pipeline")
+    sizes = {}
+    for quantize in ("fp32", "int8"):
+        settings = CompressSettings(quantize=quantize, quantization=QuantizeSettings(quantize_embeddings=quantize_embeddings))
+        report = compress_pipeline(tmp_path / "pipeline", tmp_path / quantize, settings)
+        sizes[quantize] = report["sizes_bytes"]["onnx_final"]
+    assert sizes["int8"] < 0.35 * sizes["fp32"], sizes
