@@ -40,10 +40,10 @@ def compress_cli(
     output_path: Path = typer.Argument(..., help="Folder for the ONNX pipeline"),
     quantize: str = typer.Option("int8", "--quantize", "-q", help="int8 (dynamic quantisation) or fp32"),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer"),
-    per_channel: bool = typer.Option(False, "--per-channel", help="Per-channel int8 weights"),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Per-channel (default) or per-tensor int8 weights"),
     reduce_range: bool = typer.Option(False, "--reduce-range", help="7-bit weights (for CPUs without VNNI)"),
     exclude_nodes: str = typer.Option("", "--exclude-nodes", help="Comma-separated ONNX node names to keep in fp32"),
-    quantize_embeddings: bool = typer.Option(False, "--quantize-embeddings", help="Also quantise the embedding tables"),
+    quantize_embeddings: bool = typer.Option(True, "--quantize-embeddings/--no-quantize-embeddings", help="Also quantise the embedding tables (default)"),
     sample: Optional[Path] = typer.Option(None, "--sample", help="Texts for the parity check (.txt lines, .jsonl with 'text', or .spacy)"),
     threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads in the output pipeline (0: one per core)"),
     force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
@@ -72,3 +72,63 @@ def compress_cli(
     sizes = report["sizes_bytes"]
     msg.good(f"Wrote {output_path}")
     print(json.dumps({"sizes_bytes": sizes, "fusion_statistics": report["fusion_statistics"], "parity": report["parity"]}, indent=2))
+
+
+@bertprod_cli.command("benchmark")
+def benchmark_cli(
+    pipelines: List[str] = typer.Argument(..., help="Pipeline folders; the first is the baseline for the 'x first' column"),
+    data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b"),
+    n_process: int = typer.Option(1, "--n-process"),
+    repeats: int = typer.Option(3, "--repeats", help="Timed passes over the data (after a warm-up)"),
+    latency_docs: int = typer.Option(200, "--latency-docs", help="Docs timed one at a time for p50/p95 latency"),
+    limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the full results as JSON"),
+):
+    """Words/s, batch-1 latency, peak RSS, size and load time per pipeline, plus the bare ONNX session."""
+    from .benchmark import format_table, read_texts, run_benchmark, write_json
+
+    try:
+        texts = read_texts(data, limit)
+        report = run_benchmark(pipelines, texts, batch_size=batch_size, n_process=n_process, repeats=repeats, latency_docs=latency_docs)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        msg.fail(str(err), exits=1)
+    print(format_table(report))
+    if output is not None:
+        write_json(report, output)
+        msg.good(f"Wrote {output}")
+
+
+@bertprod_cli.command("make-student")
+def make_student_cli(
+    teacher: Path = typer.Argument(..., help="Teacher: a model directory or a trained pipeline with a transformer", exists=True),
+    output: Path = typer.Argument(..., help="Folder for the student model (config.json, model.safetensors, tokenizer)"),
+    layers: int = typer.Option(3, "--layers", "-l", help="Student depth"),
+    layer_map: str = typer.Option("", "--layer-map", help="Comma-separated teacher layers (0-based) to copy; default evenly spaced, top layer kept"),
+):
+    """Initialise a shallower student encoder from a teacher's layers."""
+    from .distill.student import make_student
+
+    try:
+        info = make_student(teacher, output, layers, [int(x) for x in layer_map.split(",") if x.strip()] or None)
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail(str(err), exits=1)
+    msg.good(f"Student with {info['student_layers']} layers (teacher layers {info['layer_map']}) in {output}")
+    print(json.dumps(info, indent=2))
+
+
+@bertprod_cli.command("teacher-label")
+def teacher_label_cli(
+    teacher: Path = typer.Argument(..., help="Trained teacher pipeline", exists=True, file_okay=False),
+    input_path: Path = typer.Argument(..., help="Training docs (.spacy)", exists=True, dir_okay=False),
+    output_path: Path = typer.Argument(..., help="Where to write the teacher-labelled docs (.spacy)"),
+    soft_weight: float = typer.Option(0.5, "--soft-weight", help="Weight of the teacher's textcat scores against gold"),
+):
+    """Add the teacher's knowledge to training data: soft textcat targets, silver entities."""
+    from .distill.targets import teacher_label
+
+    try:
+        info = teacher_label(teacher, input_path, output_path, soft_weight=soft_weight)
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail(str(err), exits=1)
+    msg.good(f"Wrote {output_path}: {info}")

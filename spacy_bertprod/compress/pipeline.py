@@ -139,6 +139,9 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
     timings: Dict[str, float] = {}
     with _Step(f"Loading {input_path}", timings):
         nlp = spacy.load(input_path)
+    for name in [n for n, p in nlp.pipeline if type(p).__name__ == "HiddenStateDistiller"]:
+        nlp.remove_pipe(name)  # training-only: a served pipeline needs no teacher
+        _log(f"    dropped training-only component '{name}'")
     source = find_transformer(nlp, str(input_path))
     config = source.module.config
     _log(f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, width {config.hidden_size})")

@@ -1,0 +1,185 @@
+"""Speed and footprint of spaCy pipelines on the same texts: words/s, latency, RSS, size, load time.
+
+Each pipeline is measured in its own fresh worker process (spawned), so peak RSS and load time
+are its own and one pipeline's caches cannot help the next. For ONNX pipelines the bare
+InferenceSession is also timed on exactly the wordpiece batches the component builds, which
+shows how much the spaCy side (tokenization, alignment, pooling, heads) costs.
+"""
+import json
+import multiprocessing
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+
+def read_texts(path: Path, limit: int = 0) -> List[str]:
+    """Texts from a .spacy DocBin, a .jsonl file with "text" fields, or a plain text file (one per line)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Benchmark data {path} does not exist.")
+    if path.suffix == ".spacy":
+        import spacy
+        from spacy.tokens import DocBin
+
+        texts = [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
+    elif path.suffix == ".jsonl":
+        import srsly
+
+        texts = []
+        for i, row in enumerate(srsly.read_jsonl(path)):
+            if not isinstance(row, dict) or "text" not in row:
+                raise ValueError(f"{path}: line {i + 1} has no 'text' field.")
+            texts.append(row["text"])
+    else:
+        texts = [line for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+    if not texts:
+        raise ValueError(f"{path} holds no texts.")
+    return texts[:limit] if limit else texts
+
+
+def folder_size(path: Path) -> int:
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return 0
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def _bare_session(nlp, texts: List[str], batch_size: int, repeats: int) -> Optional[Dict]:
+    """Time session.run alone on the batches the ONNX component would build."""
+    from .backends import ONNX_ENCODER
+    from .component import BertprodTransformer
+    from .transformer_model import _encode_docs, pad_batch, plan_buckets
+
+    trf = next((p for _, p in nlp.pipeline if isinstance(p, BertprodTransformer)), None)
+    if trf is None or trf.model.layers[0].name != ONNX_ENCODER:
+        return None
+    session = trf.model.layers[0].attrs["onnx"]
+    tokenizer = trf.model.attrs["tokenizer"]
+    docs = [nlp.make_doc(t) for t in texts]
+    batches = []
+    for start in range(0, len(docs), batch_size):
+        sequences, _, _ = _encode_docs(trf.model, docs[start : start + batch_size])
+        for bucket in plan_buckets([len(s.ids) for s in sequences], trf.model.attrs["max_batch_items"]):
+            batches.append(pad_batch([sequences[i] for i in bucket], tokenizer.pad_id))
+    n_wordpieces = int(sum(b.attention_mask.sum() for b in batches))
+    n_words = sum(len(d) for d in docs)
+    for batch in batches[:2]:
+        session.run(batch)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            session.run(batch)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"wordpieces_per_s": n_wordpieces / median, "words_per_s": n_words / median, "seconds": times}
+
+
+def measure_pipeline(path: str, texts: List[str], batch_size: int, n_process: int, repeats: int, latency_docs: int) -> Dict:
+    """Measure one pipeline (runs inside the worker process)."""
+    import spacy
+
+    start = time.perf_counter()
+    nlp = spacy.load(path)
+    load_s = time.perf_counter() - start
+    n_words = sum(len(doc) for doc in nlp.tokenizer.pipe(texts))
+    list(nlp.pipe(texts[: max(batch_size, 32)], batch_size=batch_size))  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process):
+            pass
+        times.append(time.perf_counter() - start)
+    rates = [n_words / t for t in times]
+    latency_texts = texts[:latency_docs]
+    latencies = []
+    for text in latency_texts:
+        start = time.perf_counter()
+        nlp(text)
+        latencies.append((time.perf_counter() - start) * 1000)
+    result = {
+        "pipeline": path,
+        "components": list(nlp.pipe_names),
+        "n_texts": len(texts),
+        "n_words": n_words,
+        "batch_size": batch_size,
+        "n_process": n_process,
+        "words_per_s": {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "runs": rates},
+        "latency_ms_batch1": {
+            "p50": _percentile(latencies, 0.5),
+            "p95": _percentile(latencies, 0.95),
+            "n_docs": len(latencies),
+            "mean_words_per_doc": sum(len(nlp.make_doc(t)) for t in latency_texts) / max(len(latency_texts), 1),
+        },
+        "load_s": load_s,
+        "size_on_disk_bytes": folder_size(Path(path)),
+    }
+    bare = _bare_session(nlp, texts, batch_size, repeats)
+    if bare is not None:
+        bare["pipeline_share_of_bare"] = result["words_per_s"]["median"] / bare["words_per_s"]
+        result["bare_session"] = bare
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def _worker(queue, *args) -> None:
+    try:
+        queue.put(("ok", measure_pipeline(*args)))
+    except Exception as err:  # reported to the parent, which names the pipeline
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def run_benchmark(
+    pipelines: List[str], texts: List[str], *, batch_size: int = 64, n_process: int = 1, repeats: int = 3,
+    latency_docs: int = 200,
+) -> Dict:
+    """Measure each pipeline in its own spawned process; the first one is the baseline for ratios."""
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for path in pipelines:
+        if not Path(path, "config.cfg").exists():
+            raise ValueError(f"{path} is not a saved spaCy pipeline (no config.cfg).")
+        queue = context.Queue()
+        process = context.Process(target=_worker, args=(queue, path, texts, batch_size, n_process, repeats, latency_docs))
+        process.start()
+        status, payload = queue.get()
+        process.join()
+        if status != "ok":
+            raise RuntimeError(f"Benchmarking {path} failed: {payload}")
+        results.append(payload)
+    baseline = results[0]["words_per_s"]["median"]
+    for result in results:
+        result["speedup_vs_first"] = result["words_per_s"]["median"] / baseline
+    return {"batch_size": batch_size, "n_process": n_process, "repeats": repeats, "results": results}
+
+
+def format_table(report: Dict) -> str:
+    header = "| pipeline | words/s (median, min-max) | x first | p50 / p95 ms (batch 1) | peak RSS MB | size MB | load s | bare session words/s | pipeline / bare |"
+    lines = [header, "|" + "---|" * 9]
+    for r in report["results"]:
+        w = r["words_per_s"]
+        lat = r["latency_ms_batch1"]
+        bare = r.get("bare_session")
+        lines.append(
+            f"| {r['pipeline']} | {w['median']:.0f} ({w['min']:.0f}-{w['max']:.0f}) | {r['speedup_vs_first']:.1f} | "
+            f"{lat['p50']:.1f} / {lat['p95']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_on_disk_bytes'] / 1e6:.1f} | "
+            f"{r['load_s']:.2f} | {bare['words_per_s']:.0f} | {bare['pipeline_share_of_bare']:.0%} |"
+            if bare else
+            f"| {r['pipeline']} | {w['median']:.0f} ({w['min']:.0f}-{w['max']:.0f}) | {r['speedup_vs_first']:.1f} | "
+            f"{lat['p50']:.1f} / {lat['p95']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_on_disk_bytes'] / 1e6:.1f} | "
+            f"{r['load_s']:.2f} | - | - |"
+        )
+    return "\n".join(lines)
+
+
+def write_json(report: Dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2), encoding="utf8")

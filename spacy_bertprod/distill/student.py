@@ -1,0 +1,85 @@
+"""Build a shallower student encoder from a teacher's layers (DistilBERT / TinyBERT style).
+
+Layer mapping: student layer i (0-based) starts from teacher layer round((i + 1) * T / S) - 1,
+i.e. evenly spaced and always keeping the teacher's top layer: 6 -> 3 takes layers 1, 3, 5
+(TinyBERT's g(m) = m * T / S). Embeddings (and the pooler) are copied unchanged, so the student
+uses the teacher's tokenizer and vocabulary.
+"""
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+_LAYER_KEY = re.compile(r"^(.*?(?:encoder|transformer)\.layer\.)(\d+)(\..*)$")
+
+
+def default_layer_map(n_teacher: int, n_student: int) -> List[int]:
+    if not 1 <= n_student <= n_teacher:
+        raise ValueError(f"A student needs between 1 and {n_teacher} layers (the teacher's), not {n_student}.")
+    return [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
+
+
+def load_teacher(path: Path) -> Tuple[object, object]:
+    """(HF module, WordpieceTokenizer) from a model directory or a trained spaCy pipeline."""
+    path = Path(path)
+    if (path / "config.cfg").exists():
+        import spacy
+
+        from ..compress.source import find_transformer
+
+        source = find_transformer(spacy.load(path), str(path))
+        return source.module, source.tokenizer
+    from ..backends.torch import load_pretrained
+
+    return load_pretrained(str(path))
+
+
+def make_student(teacher: Path, output: Path, n_layers: int, layer_map: Optional[List[int]] = None) -> Dict:
+    """Write a student model directory (config.json, model.safetensors, tokenizer files)."""
+    from transformers import AutoModel
+
+    module, tokenizer = load_teacher(teacher)
+    config = module.config
+    n_teacher = int(config.num_hidden_layers)
+    layer_map = list(layer_map) if layer_map else default_layer_map(n_teacher, n_layers)
+    if len(layer_map) != n_layers or any(not 0 <= t < n_teacher for t in layer_map):
+        raise ValueError(f"layer_map {layer_map} must give {n_layers} teacher layers in 0..{n_teacher - 1}.")
+    student_config = config.__class__.from_dict({**config.to_dict(), "num_hidden_layers": n_layers})
+    student = AutoModel.from_config(student_config)
+    teacher_state = module.state_dict()
+    student_state = student.state_dict()
+    copied = 0
+    for key in student_state:
+        match = _LAYER_KEY.match(key)
+        source_key = key if match is None else f"{match.group(1)}{layer_map[int(match.group(2))]}{match.group(3)}"
+        if source_key not in teacher_state or teacher_state[source_key].shape != student_state[key].shape:
+            raise ValueError(f"Cannot initialise student weight {key} from the teacher ({source_key}).")
+        student_state[key] = teacher_state[source_key].detach().clone()
+        copied += 1
+    student.load_state_dict(student_state)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    student.save_pretrained(output, safe_serialization=True)
+    _save_tokenizer(tokenizer, output)
+    info = {
+        "teacher": str(teacher),
+        "teacher_layers": n_teacher,
+        "student_layers": n_layers,
+        "layer_map": layer_map,
+        "teacher_parameters": sum(p.numel() for p in module.parameters()),
+        "student_parameters": sum(p.numel() for p in student.parameters()),
+        "weights_copied": copied,
+    }
+    (output / "student.json").write_text(json.dumps(info, indent=2), encoding="utf8")
+    return info
+
+
+def _save_tokenizer(tokenizer, output: Path) -> None:
+    """tokenizer.json plus the few settings transformers' AutoTokenizer needs to load it."""
+    (output / "tokenizer.json").write_text(tokenizer.tokenizer_json, encoding="utf8")
+    backend = tokenizer.tokenizer
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": tokenizer.max_length}
+    pad = backend.id_to_token(tokenizer.pad_id)
+    if pad is not None:
+        settings["pad_token"] = pad
+    (output / "tokenizer_config.json").write_text(json.dumps(settings, indent=2), encoding="utf8")

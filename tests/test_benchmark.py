@@ -1,0 +1,39 @@
+"""The benchmark runs end to end and reports sane, positive numbers (it asserts no speed target)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_benchmark_cli(trained_bert, compressed_bert, tmp_path):
+    data = tmp_path / "texts.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"Alice flew to Paris on day {i} with Bob"}) for i in range(40)))
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "bertprod", "benchmark", str(trained_bert), str(compressed_bert["int8"]),
+         "--data", str(data), "--batch-size", "16", "--repeats", "2", "--latency-docs", "10", "--output", str(out)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    torch_run, onnx_run = report["results"]
+    for run in (torch_run, onnx_run):
+        assert run["n_words"] == 40 * 9
+        assert run["words_per_s"]["median"] > 0
+        assert run["words_per_s"]["min"] <= run["words_per_s"]["median"] <= run["words_per_s"]["max"]
+        assert 0 < run["latency_ms_batch1"]["p50"] <= run["latency_ms_batch1"]["p95"]
+        assert run["peak_rss_mb"] > 50 and run["size_on_disk_bytes"] > 0 and run["load_s"] > 0
+    assert "bare_session" not in torch_run
+    assert onnx_run["bare_session"]["wordpieces_per_s"] > onnx_run["bare_session"]["words_per_s"] > 0
+    assert torch_run["speedup_vs_first"] == 1.0
+    assert "| pipeline |" in result.stdout
+
+
+def test_benchmark_refuses_missing_data(trained_bert, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "bertprod", "benchmark", str(trained_bert), "--data", str(tmp_path / "nope.jsonl")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "does not exist" in " ".join(result.stdout.split())
