@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
 import numpy
+from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc, Span
 
 
@@ -88,8 +89,8 @@ def char_to_token(doc: Doc) -> numpy.ndarray:
     mapping = numpy.full((len(doc.text) + 1,), -1, dtype="int64")
     if len(doc) == 0:
         return mapping
-    starts = numpy.fromiter((t.idx for t in doc), dtype="int64", count=len(doc))
-    lengths = numpy.fromiter((len(t) for t in doc), dtype="int64", count=len(doc))
+    offsets = doc.to_array([IDX, LENGTH]).astype("int64")
+    starts, lengths = offsets[:, 0], offsets[:, 1]
     token_ids = numpy.arange(len(doc), dtype="int64")
     mapping[starts + lengths] = token_ids  # trailing character first, token bodies win below
     char_owner = numpy.repeat(token_ids, lengths)
