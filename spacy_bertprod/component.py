@@ -85,8 +85,17 @@ class BertprodTransformer(TrainablePipe):
         return list(self.listener_map.keys())
 
     def add_listener(self, listener: TransformerListener, component_name: str) -> None:
-        if self.model.has_dim("nO") and listener.has_dim("nO") is None:
-            listener.set_dim("nO", self.model.get_dim("nO"))
+        if self.model.has_dim("nO"):
+            width = self.model.get_dim("nO")
+            if listener.has_dim("nO") is None:
+                listener.set_dim("nO", width)
+            elif listener.get_dim("nO") != width:
+                raise ValueError(
+                    f"Component '{component_name}' was trained on {listener.get_dim('nO')}-wide transformer "
+                    f"vectors but '{self.name}' produces {width}-wide ones: the encoder and the heads "
+                    "come from different pipelines. Re-train the heads on this encoder, or put back "
+                    "the encoder they were trained with."
+                )
         self.listener_map.setdefault(component_name, [])
         if listener not in self.listener_map[component_name]:
             self.listener_map[component_name].append(listener)
@@ -230,8 +239,10 @@ class BertprodTransformer(TrainablePipe):
         if width:
             self.cfg["width"] = int(width)
             self.model.set_dim("nO", int(width), force=True)
-            for listener in self.listeners:
-                listener.set_dim("nO", int(width), force=True)
+            for component, listeners in self.listener_map.items():
+                for listener in listeners:
+                    if listener.has_dim("nO") and listener.get_dim("nO") != int(width):
+                        self.add_listener(listener, component)  # raises with a clear message
 
     # -- serialization ---------------------------------------------------------------------------
     def _cfg_to_save(self) -> Dict:

@@ -176,6 +176,13 @@ class OnnxIO:
                 "re-run `python -m spacy bertprod compress`."
             )
         self.onnx.set_model(data, source=str(path))
+        width = self.onnx.session.get_outputs()[0].shape[-1]
+        if isinstance(width, int) and cfg.get("width") and width != cfg["width"]:
+            raise ValueError(
+                f"{path} produces {width}-wide vectors but this component (and the heads listening "
+                f"to it) expect {cfg['width']}: the ONNX file comes from another model. Re-run "
+                "`python -m spacy bertprod compress` on the pipeline the heads were trained in."
+            )
 
     def to_bytes(self) -> bytes:
         return self.onnx.model_bytes or b""

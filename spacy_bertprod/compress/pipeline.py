@@ -90,6 +90,9 @@ def rewrite_config(config: Config, trf_name: str, onnx_model: Dict, batching: Di
                 visit(value)
 
     visit(config["components"])
+    for block in config["components"].values():
+        if block.get("factory") == "bertprod_soft_textcat":
+            block["factory"] = "textcat"  # same model and weights; only training validation differs
     leftovers = sorted(set(_registered_names(config["components"])) - {OUR_LISTENER})
     leftovers = [n for n in leftovers if n.startswith("spacy-transformers.")]
     if leftovers:

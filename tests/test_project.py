@@ -1,0 +1,54 @@
+"""The spaCy project's `smoke` workflow: every command of `all` on a small slice, end to end.
+
+Runs `python -m spacy project run smoke` in the repository (outputs under */smoke/), then checks
+what it produced: real scores in every metrics file, a report, and wheels that loaded in a fresh
+torch-free virtualenv. Needs the data mirror at ../shared/data (as on the dev machines and CI).
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = REPO.parent / "shared" / "data"
+STAGES = [f"{m}-{f}" for m in ("teacher", "student", "student-kd") for f in ("torch", "onnx-fp32", "onnx-int8")]
+
+
+@pytest.fixture(scope="module")
+def smoke_run():
+    if not (MIRROR / "SOURCES.tsv").exists():
+        pytest.skip(f"the data mirror {MIRROR} is not here")
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "smoke", str(REPO)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return REPO
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,key", [("ner", "ents_f"), ("textcat", "cats_micro_f")])
+def test_smoke_metrics_hold_real_scores(smoke_run, task, key):
+    metrics = smoke_run / "metrics" / "smoke" / task
+    for stage in STAGES:
+        scores = json.loads((metrics / f"{stage}.json").read_text())
+        assert isinstance(scores[key], float) and 0.0 <= scores[key] <= 1.0
+        assert scores["speed"] > 0
+    bench = json.loads((metrics / "benchmark.json").read_text())
+    assert len(bench["results"]) == len(STAGES)
+    assert all(r["words_per_s"]["median"] > 0 for r in bench["results"])
+    wheel = json.loads((metrics / "wheel.json").read_text())
+    assert 0.0 <= wheel[key] <= 1.0
+    student_int8 = json.loads((metrics / "student-kd-onnx-int8.json").read_text())
+    assert wheel[key] == pytest.approx(student_int8[key], abs=1e-6), "the installed wheel scores like its pipeline folder"
+
+
+@pytest.mark.slow
+def test_smoke_report_and_wheels(smoke_run):
+    report = (smoke_run / "reports" / "smoke" / "report.md").read_text()
+    assert "## ner" in report and "## textcat" in report and "missing" not in report
+    assert (smoke_run / "reports" / "smoke" / "accuracy_vs_speed.png").stat().st_size > 1000
+    wheels = list((smoke_run / "packages" / "smoke").rglob("*.whl"))
+    assert {w.name.split("-")[0] for w in wheels} == {"en_bertprod_ner", "en_bertprod_textcat"}
