@@ -126,17 +126,22 @@ def load_pretrained(
     module = AutoModel.from_pretrained(folder, config=config, local_files_only=True, use_safetensors=True)
     tokenizer_config = {**(tokenizer_config or {}), "use_fast": True}
     hf_tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **tokenizer_config)
+    return module, wordpiece_tokenizer_from_hf(hf_tokenizer, config, str(folder))
+
+
+def wordpiece_tokenizer_from_hf(hf_tokenizer: Any, config: Any, where: str) -> WordpieceTokenizer:
+    """Our tokenizer from a transformers fast tokenizer (its Rust backend, serialised)."""
     if not getattr(hf_tokenizer, "is_fast", False):
         raise ValueError(
-            f"{folder} has no fast tokenizer (tokenizer.json) and transformers could not build "
-            "one: spacy_bertprod needs the `tokenizers` library's fast tokenizer."
+            f"{where} has no fast tokenizer (tokenizer.json) and transformers could not build "
+            "one: spacy_bertprod needs the `tokenizers` library's fast tokenizer "
+            "(for spacy-transformers pipelines: tokenizer_config use_fast = true)."
         )
-    tokenizer = WordpieceTokenizer(
+    return WordpieceTokenizer(
         hf_tokenizer.backend_tokenizer.to_str(),
         max_length=max_length_for(config, hf_tokenizer.model_max_length),
         pad_id=hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0,
     )
-    return module, tokenizer
 
 
 def install_pretrained(encoder: Model, module: torch.nn.Module) -> None:

@@ -22,7 +22,7 @@ class TransformerSource:
 
 
 def find_transformer(nlp: Language, where: str) -> TransformerSource:
-    from ..backends.torch import check_model_type, hf_module, max_length_for
+    from ..backends.torch import check_model_type, hf_module, wordpiece_tokenizer_from_hf
 
     found = []
     for name, proc in nlp.pipeline:
@@ -38,17 +38,7 @@ def find_transformer(nlp: Language, where: str) -> TransformerSource:
             found.append(("bertprod", name, hf_module(encoder), get_tokenizer(proc.model)))
         elif type(proc).__module__.startswith("spacy_transformers"):
             module = proc.model.transformer
-            hf_tokenizer = proc.model.tokenizer
-            if not getattr(hf_tokenizer, "is_fast", False):
-                raise ValueError(
-                    f"Component '{name}' in {where} uses a slow (Python) tokenizer; compress needs "
-                    "a fast one (tokenizer_config use_fast = true)."
-                )
-            tokenizer = WordpieceTokenizer(
-                hf_tokenizer.backend_tokenizer.to_str(),
-                max_length=max_length_for(module.config, hf_tokenizer.model_max_length),
-                pad_id=hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0,
-            )
+            tokenizer = wordpiece_tokenizer_from_hf(proc.model.tokenizer, module.config, f"Component '{name}' in {where}")
             found.append(("spacy-transformers", name, module, tokenizer))
     if not found:
         raise ValueError(
