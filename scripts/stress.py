@@ -19,7 +19,7 @@ PIECES = ["Alice flew to Paris", "my card was declined at the ATM", "😀🎉 �
 
 
 def make_text(rng: random.Random, i: int) -> str:
-    kind = i % 20
+    kind = i % 100
     if kind == 0:
         return ""
     if kind == 1:

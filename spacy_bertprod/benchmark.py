@@ -65,8 +65,8 @@ def _bare_session(nlp, texts: List[str], batch_size: int, repeats: int) -> Optio
     tokenizer = trf.model.attrs["tokenizer"]
     docs = [nlp.make_doc(t) for t in texts]
     batches = []
-    for start in range(0, len(docs), batch_size):
-        sequences, _, _ = _encode_docs(trf.model, docs[start : start + batch_size])
+    for chunk in trf._gather(docs, batch_size):  # the same chunks the component's pipe() runs
+        sequences, _, _ = _encode_docs(trf.model, chunk)
         for bucket in plan_buckets([len(s.ids) for s in sequences], trf.model.attrs["max_batch_items"]):
             batches.append(pad_batch([sequences[i] for i in bucket], tokenizer.pad_id))
     n_wordpieces = int(sum(b.attention_mask.sum() for b in batches))
