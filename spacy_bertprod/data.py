@@ -4,7 +4,7 @@ This is what `doc._.trf_data` holds and what listeners read. It deliberately has
 dependency so that a compressed (ONNX) pipeline can be served without torch installed.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import numpy
 import srsly
@@ -76,8 +76,3 @@ def _deserialize(obj, chain=None):
     if isinstance(obj, dict) and "__bertprod_trf_data__" in obj:
         return TransformerData.from_dict(obj["__bertprod_trf_data__"])
     return obj if chain is None else chain(obj)
-
-
-def split_rows(array: numpy.ndarray, lengths: List[int]) -> List[numpy.ndarray]:
-    """Split the rows of `array` into consecutive chunks of the given lengths."""
-    return numpy.split(array, numpy.cumsum(lengths)[:-1]) if lengths else []

@@ -147,8 +147,6 @@ def _forward(model: Model, batch: EncoderBatch, is_train: bool) -> Tuple[numpy.n
 class OnnxIO:
     """Saves and loads the ONNX encoder's model as a file in the component folder."""
 
-    trainable = False
-
     def __init__(self, encoder: Model):
         self.onnx: OnnxSession = encoder.attrs["onnx"]
 

@@ -151,8 +151,6 @@ def install_pretrained(encoder: Model, module: torch.nn.Module) -> None:
 class TorchIO:
     """Saves and loads the torch encoder as config.json + model.safetensors."""
 
-    trainable = True
-
     def __init__(self, encoder: Model):
         self.encoder = encoder
 
