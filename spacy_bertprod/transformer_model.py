@@ -141,10 +141,9 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
     def backprop(d_hiddens: List[numpy.ndarray]) -> List[Doc]:
         # Split each doc's gradient back into its sequences, then re-pad per bucket.
         d_seqs: List[numpy.ndarray] = []
-        for d_hidden, n_seqs_doc, out in zip(d_hiddens, doc_n_seqs, outputs):
+        for d_hidden, n_seqs_doc in zip(d_hiddens, doc_n_seqs):
             offset = 0
-            first = len(d_seqs)
-            for i in range(first, first + n_seqs_doc):
+            for i in range(len(d_seqs), len(d_seqs) + n_seqs_doc):
                 d_seqs.append(d_hidden[offset : offset + seq_lengths[i]])
                 offset += seq_lengths[i]
         for bucket, shape, bp in backprops:
