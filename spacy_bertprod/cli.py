@@ -26,25 +26,35 @@ def _read_sample(path: Optional[Path]) -> Optional[List[str]]:
         import spacy
         from spacy.tokens import DocBin
 
-        return [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
-    if path.suffix == ".jsonl":
+        texts = [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
+    elif path.suffix == ".jsonl":
         import srsly
 
-        return [line["text"] for line in srsly.read_jsonl(path)]
-    return [line for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+        texts = []
+        for i, line in enumerate(srsly.read_jsonl(path), start=1):
+            if not isinstance(line, dict) or not isinstance(line.get("text"), str):
+                msg.fail(f"{path}, line {i}: expected an object with a 'text' string.", exits=1)
+            texts.append(line["text"])
+    else:
+        texts = [line for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+    if not any(t.strip() for t in texts):
+        msg.fail(f"Sample file {path} holds no text: give a few hundred in-domain texts.", exits=1)
+    return texts
 
 
 @bertprod_cli.command("compress")
 def compress_cli(
     input_path: Path = typer.Argument(..., help="Saved pipeline with a transformer (spacy-transformers or bertprod torch)", exists=True, file_okay=False),
     output_path: Path = typer.Argument(..., help="Folder for the ONNX pipeline"),
-    quantize: str = typer.Option("int8", "--quantize", "-q", help="int8 (dynamic quantisation) or fp32"),
+    quantize: str = typer.Option("int8", "--quantize", "-q", help="int8 or fp32"),
     optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer"),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Per-channel (default) or per-tensor int8 weights"),
     reduce_range: bool = typer.Option(False, "--reduce-range", help="7-bit weights (for CPUs without VNNI)"),
     exclude_nodes: str = typer.Option("", "--exclude-nodes", help="Comma-separated ONNX node names to keep in fp32"),
     quantize_embeddings: bool = typer.Option(True, "--quantize-embeddings/--no-quantize-embeddings", help="Also quantise the embedding tables (default)"),
-    sample: Optional[Path] = typer.Option(None, "--sample", help="Texts for the parity check (.txt lines, .jsonl with 'text', or .spacy)"),
+    activation_scales: str = typer.Option("calibrated", "--activation-scales", help="int8 activation scales: 'calibrated' on --sample (default; a text's result never depends on its batch-mates) or 'dynamic' (per batch, ONNX Runtime's quantize_dynamic)"),
+    calibration_percentile: float = typer.Option(99.99, "--calibration-percentile", help="Calibrated activation ranges keep this central percentage of the sample's values (100: min/max)"),
+    sample: Optional[Path] = typer.Option(None, "--sample", help="In-domain texts for int8 calibration and the parity check (.txt lines, .jsonl with 'text', or .spacy); a few hundred docs, e.g. the dev set"),
     threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads in the output pipeline (0: one per core)"),
     force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
 ):
@@ -52,20 +62,22 @@ def compress_cli(
     from .compress import CompressSettings, compress_pipeline
     from .compress.quantize import QuantizeSettings
 
-    settings = CompressSettings(
-        quantize=quantize,
-        optimize=optimize,
-        quantization=QuantizeSettings(
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            nodes_to_exclude=[n for n in exclude_nodes.split(",") if n],
-            quantize_embeddings=quantize_embeddings,
-        ),
-        intra_op_num_threads=threads,
-        force=force,
-        sample_texts=_read_sample(sample),
-    )
     try:
+        settings = CompressSettings(
+            quantize=quantize,
+            optimize=optimize,
+            quantization=QuantizeSettings(
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                nodes_to_exclude=[n for n in exclude_nodes.split(",") if n],
+                quantize_embeddings=quantize_embeddings,
+                activation_scales=activation_scales,
+                calibration_percentile=calibration_percentile,
+            ),
+            intra_op_num_threads=threads,
+            force=force,
+            sample_texts=_read_sample(sample),
+        )
         report = compress_pipeline(input_path, output_path, settings)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)

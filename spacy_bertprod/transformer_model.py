@@ -110,6 +110,13 @@ def pad_batch(sequences: List[Wordpieces], pad_id: int) -> EncoderBatch:
     return EncoderBatch(input_ids, mask)
 
 
+def encoder_batches(tokenizer: WordpieceTokenizer, spans, max_batch_items: int = 2048):
+    """Padded, length-bucketed batches of the wordpieces of `spans` (sample text, calibration)."""
+    sequences = [p for pieces in tokenizer.encode_spans([s for s in spans if len(s)]) for p in pieces]
+    for bucket in plan_buckets([len(s.ids) for s in sequences], max_batch_items):
+        yield pad_batch([sequences[i] for i in bucket], tokenizer.pad_id)
+
+
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[TransformerData], Callable]:
     encoder = model.layers[0]
     tokenizer = get_tokenizer(model)

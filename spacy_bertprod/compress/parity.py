@@ -7,7 +7,7 @@ from spacy.tokens import Doc
 
 from ..backends.onnx import OnnxSession
 from ..tokenization import WordpieceTokenizer
-from ..transformer_model import pad_batch, plan_buckets
+from ..transformer_model import encoder_batches
 
 # Used when the user gives no --sample: varied lengths, casing, punctuation, scripts, emoji.
 DEFAULT_SAMPLE = [
@@ -39,12 +39,12 @@ def encoder_parity(
     from ..compress.export import encoder_input_names
 
     spans = [doc[:] for doc in docs if len(doc)]
-    sequences = [p for pieces in tokenizer.encode_spans(spans) for p in pieces]
     names = encoder_input_names(module)
     module.eval()
     max_abs_fp32, cosines_fp32, cosines = 0.0, [], []
-    for bucket in plan_buckets([len(s.ids) for s in sequences], 2048):
-        batch = pad_batch([sequences[i] for i in bucket], tokenizer.pad_id)
+    n_wordpieces = 0
+    for batch in encoder_batches(tokenizer, spans):
+        n_wordpieces += int(batch.attention_mask.sum())
         with torch.no_grad():
             feeds = {"input_ids": torch.from_numpy(batch.input_ids), "attention_mask": torch.from_numpy(batch.attention_mask)}
             if "token_type_ids" in names:
@@ -59,7 +59,7 @@ def encoder_parity(
         cosines.extend(_cosine(cand, exp))
     return {
         "n_docs": len(spans),
-        "n_wordpieces": int(sum(len(s.ids) for s in sequences)),
+        "n_wordpieces": n_wordpieces,
         "fp32_max_abs_diff_vs_torch": max_abs_fp32,
         "fp32_mean_cosine_vs_torch": float(numpy.mean(cosines_fp32)) if cosines_fp32 else 1.0,
         "output_mean_cosine_vs_torch": float(numpy.mean(cosines)) if cosines else 1.0,
@@ -95,3 +95,33 @@ def _ents(doc: Doc):
 
 def _over(cats: Dict[str, float]):
     return sorted(k for k, v in cats.items() if v >= 0.5)
+
+
+def _prediction(doc: Doc):
+    return _ents(doc), dict(doc.cats)
+
+
+def _same(a, b, cats_tolerance: float) -> bool:
+    if a[0] != b[0] or a[1].keys() != b[1].keys():
+        return False
+    return all(abs(a[1][k] - b[1][k]) <= cats_tolerance for k in a[1])
+
+
+def batch_invariance(nlp: Language, texts: Sequence[str], batch_size: int = 64, cats_tolerance: float = 1e-4, seed: int = 0) -> Dict[str, float]:
+    """Share of docs whose predictions (entities; cats within `cats_tolerance`) are the same
+    alone (`nlp(text)`), in a batch (`nlp.pipe`), and in a shuffled batch."""
+    texts = list(texts)
+    batched = [_prediction(d) for d in nlp.pipe(texts, batch_size=batch_size)]
+    alone = [_prediction(nlp(t)) for t in texts]
+    order = numpy.random.default_rng(seed).permutation(len(texts))
+    shuffled: List = [None] * len(texts)
+    for i, doc in zip(order, nlp.pipe([texts[i] for i in order], batch_size=batch_size)):
+        shuffled[i] = _prediction(doc)
+    share = lambda xs, ys: float(numpy.mean([_same(x, y, cats_tolerance) for x, y in zip(xs, ys)])) if xs else 1.0
+    return {
+        "n_docs": len(texts),
+        "batch_size": batch_size,
+        "cats_tolerance": cats_tolerance,
+        "identical_alone_vs_batch": share(alone, batched),
+        "identical_shuffled_vs_batch": share(shuffled, batched),
+    }

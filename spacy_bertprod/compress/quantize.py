@@ -1,7 +1,19 @@
-"""Dynamic int8 quantisation with onnxruntime.quantization (weights S8, activations U8)."""
+"""int8 quantisation with onnxruntime.quantization: weights S8, activations U8.
+
+Two ways to pick activation scales:
+- "calibrated" (default): measured once on sample text (see calibrate.py). A text's output
+  depends only on that text, never on its batch-mates or the padding.
+- "dynamic": ONNX Runtime's `quantize_dynamic` as is, one scale per batch tensor at run time.
+  Outputs move slightly with the rest of the batch; kept for comparison and for users who
+  cannot supply sample text.
+"""
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterable, List, Optional
+
+from ..backends import EncoderBatch
+
+ACTIVATION_SCALES = ("calibrated", "dynamic")
 
 
 @dataclass
@@ -13,6 +25,19 @@ class QuantizeSettings:
     reduce_range: bool = False
     nodes_to_exclude: List[str] = field(default_factory=list)
     quantize_embeddings: bool = True
+    activation_scales: str = "calibrated"
+    # Activation ranges keep this central share of the calibration values (see README table).
+    calibration_percentile: float = 99.99
+
+    def __post_init__(self):
+        if self.activation_scales not in ACTIVATION_SCALES:
+            raise ValueError(
+                f"activation scales must be one of {ACTIVATION_SCALES}, not '{self.activation_scales}'."
+            )
+        if not 50.0 < self.calibration_percentile <= 100.0:
+            raise ValueError(
+                f"The calibration percentile must be in (50, 100] (100 = min/max), got {self.calibration_percentile}."
+            )
 
     def op_types(self) -> List[str]:
         ops = ["MatMul", "Attention"]
@@ -21,16 +46,20 @@ class QuantizeSettings:
         return ops
 
     def to_dict(self) -> Dict:
-        return {**asdict(self), "op_types": self.op_types(), "weight_type": "QInt8", "method": "dynamic"}
+        return {**asdict(self), "op_types": self.op_types(), "weight_type": "QInt8", "batch_invariant": self.activation_scales == "calibrated"}
 
 
-def quantize_onnx(src: Path, dst: Path, settings: QuantizeSettings) -> None:
+def quantize_onnx(
+    src: Path, dst: Path, settings: QuantizeSettings, calibration: Optional[Iterable[EncoderBatch]] = None
+) -> Dict:
+    """Quantise `src` into `dst`; returns what calibration did (empty for dynamic scales)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    dynamic = dst if settings.activation_scales == "dynamic" else Path(dst).with_suffix(".dynamic.onnx")
     quantize_dynamic(
         str(src),
-        str(dst),
+        str(dynamic),
         op_types_to_quantize=settings.op_types(),
         per_channel=settings.per_channel,
         reduce_range=settings.reduce_range,
@@ -39,3 +68,13 @@ def quantize_onnx(src: Path, dst: Path, settings: QuantizeSettings) -> None:
         # Shape inference on fused graphs can miss types ("Unable to find data type for weight").
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
+    if settings.activation_scales == "dynamic":
+        return {}
+    if calibration is None:
+        raise ValueError("Calibrated int8 needs sample batches to measure activation ranges.")
+    from .calibrate import calibrate_int8
+
+    try:
+        return calibrate_int8(dynamic, dst, calibration, settings.calibration_percentile)
+    finally:
+        Path(dynamic).unlink(missing_ok=True)
