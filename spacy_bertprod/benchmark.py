@@ -14,31 +14,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 
-def read_texts(path: Path, limit: int = 0) -> List[str]:
-    """Texts from a .spacy DocBin, a .jsonl file with "text" fields, or a plain text file (one per line)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"Benchmark data {path} does not exist.")
-    if path.suffix == ".spacy":
-        import spacy
-        from spacy.tokens import DocBin
-
-        texts = [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
-    elif path.suffix == ".jsonl":
-        import srsly
-
-        texts = []
-        for i, row in enumerate(srsly.read_jsonl(path)):
-            if not isinstance(row, dict) or "text" not in row:
-                raise ValueError(f"{path}: line {i + 1} has no 'text' field.")
-            texts.append(row["text"])
-    else:
-        texts = [line for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
-    if not texts:
-        raise ValueError(f"{path} holds no texts.")
-    return texts[:limit] if limit else texts
-
-
 def folder_size(path: Path) -> int:
     path = Path(path)
     if path.is_dir():

@@ -20,26 +20,9 @@ app.add_typer(bertprod_cli)
 def _read_sample(path: Optional[Path]) -> Optional[List[str]]:
     if path is None:
         return None
-    if not path.exists():
-        msg.fail(f"Sample file {path} does not exist.", exits=1)
-    if path.suffix == ".spacy":
-        import spacy
-        from spacy.tokens import DocBin
+    from .texts import read_texts
 
-        texts = [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
-    elif path.suffix == ".jsonl":
-        import srsly
-
-        texts = []
-        for i, line in enumerate(srsly.read_jsonl(path), start=1):
-            if not isinstance(line, dict) or not isinstance(line.get("text"), str):
-                msg.fail(f"{path}, line {i}: expected an object with a 'text' string.", exits=1)
-            texts.append(line["text"])
-    else:
-        texts = [line for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
-    if not any(t.strip() for t in texts):
-        msg.fail(f"Sample file {path} holds no text: give a few hundred in-domain texts.", exits=1)
-    return texts
+    return read_texts(path)
 
 
 @bertprod_cli.command("compress")
@@ -98,7 +81,8 @@ def benchmark_cli(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the full results as JSON"),
 ):
     """Words/s, batch-1 latency, peak RSS, size and load time per pipeline, plus the bare ONNX session."""
-    from .benchmark import format_table, read_texts, run_benchmark, write_json
+    from .benchmark import format_table, run_benchmark, write_json
+    from .texts import read_texts
 
     try:
         texts = read_texts(data, limit)
@@ -108,6 +92,40 @@ def benchmark_cli(
     print(format_table(report))
     if output is not None:
         write_json(report, output)
+        msg.good(f"Wrote {output}")
+
+
+@bertprod_cli.command("invariance")
+def invariance_cli(
+    pipeline: str = typer.Argument(..., help="Pipeline folder or installed package name"),
+    data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
+    batch_sizes: str = typer.Option("1,16,64,256", "--batch-sizes", help="Comma-separated nlp.pipe batch sizes to compare with nlp(text)"),
+    n_process: int = typer.Option(2, "--n-process", help="Also compare nlp.pipe(n_process=N) (1: skip)"),
+    cats_tolerance: float = typer.Option(1e-4, "--cats-tolerance", help="Largest textcat score difference that still counts as the same"),
+    limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the results as JSON"),
+):
+    """Same text, same answer? Share of docs whose predictions alone equal those in batches,
+    at other batch sizes, in shuffled order and in other processes."""
+    import spacy
+
+    from .compress.parity import batch_invariance
+    from .texts import read_texts
+
+    try:
+        texts = read_texts(data, limit)
+        sizes = [int(x) for x in batch_sizes.split(",") if x.strip()]
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"--batch-sizes needs positive integers, got '{batch_sizes}'.")
+        nlp = spacy.load(pipeline)
+        result = batch_invariance(nlp, texts, sizes, n_process=n_process, cats_tolerance=cats_tolerance)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        msg.fail(str(err), exits=1)
+    result["pipeline"] = pipeline
+    print(json.dumps(result, indent=2))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2), encoding="utf8")
         msg.good(f"Wrote {output}")
 
 

@@ -107,21 +107,35 @@ def _same(a, b, cats_tolerance: float) -> bool:
     return all(abs(a[1][k] - b[1][k]) <= cats_tolerance for k in a[1])
 
 
-def batch_invariance(nlp: Language, texts: Sequence[str], batch_size: int = 64, cats_tolerance: float = 1e-4, seed: int = 0) -> Dict[str, float]:
-    """Share of docs whose predictions (entities; cats within `cats_tolerance`) are the same
-    alone (`nlp(text)`), in a batch (`nlp.pipe`), and in a shuffled batch."""
+def batch_invariance(
+    nlp: Language,
+    texts: Sequence[str],
+    batch_sizes: Sequence[int] = (64,),
+    n_process: int = 1,
+    cats_tolerance: float = 1e-4,
+    seed: int = 0,
+) -> Dict[str, float]:
+    """Share of docs whose predictions (entities; cats within `cats_tolerance`) equal the ones
+    they get alone (`nlp(text)`): in `nlp.pipe` at each batch size, in a shuffled order, and
+    (n_process > 1) in worker processes."""
     texts = list(texts)
-    batched = [_prediction(d) for d in nlp.pipe(texts, batch_size=batch_size)]
     alone = [_prediction(nlp(t)) for t in texts]
+
+    def share(predictions) -> float:
+        same = [_same(a, b, cats_tolerance) for a, b in zip(predictions, alone)]
+        return float(numpy.mean(same)) if same else 1.0
+
+    result: Dict[str, float] = {"n_docs": len(texts), "cats_tolerance": cats_tolerance}
+    for size in batch_sizes:
+        result[f"identical_batch_{size}"] = share([_prediction(d) for d in nlp.pipe(texts, batch_size=size)])
+    size = max(batch_sizes)
     order = numpy.random.default_rng(seed).permutation(len(texts))
     shuffled: List = [None] * len(texts)
-    for i, doc in zip(order, nlp.pipe([texts[i] for i in order], batch_size=batch_size)):
+    for i, doc in zip(order, nlp.pipe([texts[i] for i in order], batch_size=size)):
         shuffled[i] = _prediction(doc)
-    share = lambda xs, ys: float(numpy.mean([_same(x, y, cats_tolerance) for x, y in zip(xs, ys)])) if xs else 1.0
-    return {
-        "n_docs": len(texts),
-        "batch_size": batch_size,
-        "cats_tolerance": cats_tolerance,
-        "identical_alone_vs_batch": share(alone, batched),
-        "identical_shuffled_vs_batch": share(shuffled, batched),
-    }
+    result[f"identical_shuffled_batch_{size}"] = share(shuffled)
+    if n_process > 1:
+        docs = nlp.pipe(texts, batch_size=size, n_process=n_process)
+        result[f"identical_n_process_{n_process}"] = share([_prediction(d) for d in docs])
+    result["identical_all"] = min(v for k, v in result.items() if k.startswith("identical_"))
+    return result

@@ -224,7 +224,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
             docs = [nlp.make_doc(t) for t in texts]
             parity = encoder_parity(source.module, reference, candidate, source.tokenizer, docs)
             parity["predictions"] = prediction_agreement(nlp, reloaded, texts)
-            parity["batch_invariance"] = batch_invariance(reloaded, texts)
+            parity["batch_invariance"] = batch_invariance(reloaded, texts, batch_sizes=(1, 64))
 
         report = {
             "input": str(input_path),
