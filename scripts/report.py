@@ -66,6 +66,13 @@ def task_section(run: str, task: str, spec: dict):
             diff = kd[spec["key"]] - control[spec["key"]]
             word = "beats" if diff > 0 else ("ties" if diff == 0 else "does NOT beat")
             verdicts.append(f"- Distillation ({fmt_label}): the distilled student {word} the same-size student trained without the teacher ({kd[spec['key']]:.4f} vs {control[spec['key']]:.4f}, {diff:+.4f}).")
+    invariance = load(metrics / "invariance-student-kd-onnx-int8.json")
+    if invariance:
+        conditions = ", ".join(k[len("identical_"):].replace("_", " ") for k in invariance if k.startswith("identical_") and k != "identical_all")
+        verdicts.append(
+            f"- Same text, same answer (int8 distilled student, {invariance['n_docs']} test texts): "
+            f"{invariance['identical_all']:.2%} of docs get the same predictions alone (`nlp(text)`) as in every other setting ({conditions})."
+        )
     wheel = load(metrics / "wheel.json")
     if wheel:
         verdicts.append(f"- Installed wheel (fresh torch-free virtualenv, {wheel.get('virtualenv_site_packages_bytes', 0) / 1e6:.0f} MB site-packages), `spacy evaluate` by package name: {spec['name']} {wheel[spec['key']]:.4f}.")

@@ -152,3 +152,20 @@ def test_compress_sample_errors_name_the_file(trained_bert, tmp_path, content, m
     assert result.returncode == 1
     said = "".join(result.stdout.split())  # wasabi wraps long lines
     assert "".join(message.split()) in said and str(sample) in said
+
+
+def test_padding_never_reaches_a_real_position_in_torch(trained_bert):
+    """The trainable backend too: pad positions (any ids) change no real position's vector."""
+    from spacy_bertprod.backends import EncoderBatch
+
+    nlp = spacy.load(trained_bert)
+    trf = nlp.get_pipe("transformer")
+    encoder, tokenizer = trf.model.layers[0], trf.model.attrs["tokenizer"]
+    (pieces,) = tokenizer.encode_spans([nlp.make_doc("Grace visited Tokyo and met Dave")[:]])
+    ids = pieces[0].ids
+    n_pad = tokenizer.max_length - len(ids)
+    alone = encoder.predict(EncoderBatch(ids[None, :], numpy.ones((1, len(ids)), dtype="int64")))
+    mask = numpy.concatenate([numpy.ones(len(ids)), numpy.zeros(n_pad)]).astype("int64")[None, :]
+    for pad_ids in (numpy.full(n_pad, tokenizer.pad_id), numpy.arange(n_pad) % 50 + 5):
+        padded = encoder.predict(EncoderBatch(numpy.concatenate([ids, pad_ids])[None, :], mask))
+        numpy.testing.assert_allclose(padded[0, : len(ids)], alone[0], atol=1e-5)

@@ -43,12 +43,15 @@ def test_smoke_metrics_hold_real_scores(smoke_run, task, key):
     assert 0.0 <= wheel[key] <= 1.0
     student_int8 = json.loads((metrics / "student-kd-onnx-int8.json").read_text())
     assert wheel[key] == pytest.approx(student_int8[key], abs=1e-6), "the installed wheel scores like its pipeline folder"
+    invariance = json.loads((metrics / "invariance-student-kd-onnx-int8.json").read_text())
+    assert invariance["identical_all"] == 1.0, invariance  # same text, same answer, whatever the batch
 
 
 @pytest.mark.slow
 def test_smoke_report_and_wheels(smoke_run):
     report = (smoke_run / "reports" / "smoke" / "report.md").read_text()
     assert "## ner" in report and "## textcat" in report and "missing" not in report
+    assert "Same text, same answer" in report
     assert (smoke_run / "reports" / "smoke" / "accuracy_vs_speed.png").stat().st_size > 1000
     wheels = list((smoke_run / "packages" / "smoke").rglob("*.whl"))
     assert {w.name.split("-")[0] for w in wheels} == {"en_bertprod_ner", "en_bertprod_textcat"}
