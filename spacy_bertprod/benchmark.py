@@ -27,33 +27,42 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def _bare_session(nlp, texts: List[str], batch_size: int, repeats: int) -> Optional[Dict]:
-    """Time session.run alone on the batches the ONNX component would build."""
+def component_batches(nlp, texts: List[str], batch_size: int):
+    """The ONNX session and the exact padded batches the pipeline's ONNX component would run
+    on `texts` (None if the pipeline has no ONNX transformer)."""
     from .backends import ONNX_ENCODER
     from .component import BertprodTransformer
     from .transformer_model import _encode_docs, pad_batch, plan_buckets
 
     trf = next((p for _, p in nlp.pipeline if isinstance(p, BertprodTransformer)), None)
     if trf is None or trf.model.layers[0].name != ONNX_ENCODER:
-        return None
-    session = trf.model.layers[0].attrs["onnx"]
+        return None, []
     tokenizer = trf.model.attrs["tokenizer"]
-    docs = [nlp.make_doc(t) for t in texts]
     batches = []
-    for chunk in trf._gather(docs, batch_size):  # the same chunks the component's pipe() runs
+    for chunk in trf._gather([nlp.make_doc(t) for t in texts], batch_size):  # as the component's pipe()
         sequences, _, _ = _encode_docs(trf.model, chunk)
         for bucket in plan_buckets([len(s.ids) for s in sequences], trf.model.attrs["max_batch_items"]):
             batches.append(pad_batch([sequences[i] for i in bucket], tokenizer.pad_id))
+    return trf.model.layers[0].attrs["onnx"], batches
+
+
+def time_batches(session, batches) -> float:
+    start = time.perf_counter()
+    for batch in batches:
+        session.run(batch)
+    return time.perf_counter() - start
+
+
+def _bare_session(nlp, texts: List[str], batch_size: int, repeats: int) -> Optional[Dict]:
+    """Time session.run alone on the batches the ONNX component would build."""
+    session, batches = component_batches(nlp, texts, batch_size)
+    if session is None:
+        return None
     n_wordpieces = int(sum(b.attention_mask.sum() for b in batches))
-    n_words = sum(len(d) for d in docs)
+    n_words = sum(len(d) for d in nlp.tokenizer.pipe(texts))
     for batch in batches[:2]:
         session.run(batch)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for batch in batches:
-            session.run(batch)
-        times.append(time.perf_counter() - start)
+    times = [time_batches(session, batches) for _ in range(repeats)]
     median = statistics.median(times)
     return {"wordpieces_per_s": n_wordpieces / median, "words_per_s": n_words / median, "seconds": times}
 

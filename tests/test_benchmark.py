@@ -37,3 +37,22 @@ def test_benchmark_refuses_missing_data(trained_bert, tmp_path):
         capture_output=True, text=True,
     )
     assert result.returncode == 1 and "does not exist" in " ".join(result.stdout.split())
+
+
+def test_compare_sessions_script(compressed_bert, trained_bert, tmp_path):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_sessions.py"
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(30)))
+    out = tmp_path / "ab.json"
+    pipelines = [str(compressed_bert["fp32"]), str(compressed_bert["int8"])]
+    result = subprocess.run([sys.executable, str(script), *pipelines, "--data", str(data), "--rounds", "3", "--output", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())["pipelines"]
+    assert report[pipelines[0]]["vs_first"] == 1.0
+    for run in report.values():
+        assert len(run["seconds"]) == 3 and run["wordpieces_per_s_best"] >= run["wordpieces_per_s_median"] > 0
+    refused = subprocess.run([sys.executable, str(script), str(trained_bert), "--data", str(data)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "no ONNX transformer" in refused.stderr
