@@ -4,7 +4,7 @@
 #   bash scripts/measure_int8_modes.sh PIPELINE DEV.spacy TEST.spacy METRICS_DIR WORK_DIR
 #
 # Compresses PIPELINE to fp32, int8 with dynamic activation scales and int8 with calibrated
-# scales (percentile 99.99 = the default, and min/max), calibrating on DEV; then `spacy evaluate`
+# scales (percentile 99.99 = the default, 99.999, and min/max), calibrating on DEV; then `spacy evaluate`
 # and `bertprod invariance` on TEST for each, the original pipeline included, and an interleaved
 # A/B of the bare sessions. Writes eval-*.json, invariance-*.json, ab.json under METRICS_DIR;
 # scripts/int8_modes_report.py turns them into a table. (reports/batch_invariance/ was made so.)
@@ -12,10 +12,11 @@ set -euo pipefail
 [ $# -eq 5 ] || { echo "usage: $0 PIPELINE DEV.spacy TEST.spacy METRICS_DIR WORK_DIR" >&2; exit 2; }
 SRC=$1; DEV=$2; TEST=$3; M=$4; W=$5
 mkdir -p "$M" "$W"
-variants=(fp32 int8-dynamic int8-calibrated-p9999 int8-calibrated-minmax)
+variants=(fp32 int8-dynamic int8-calibrated-p9999 int8-calibrated-p99999 int8-calibrated-minmax)
 args_fp32="--quantize fp32"
 args_int8_dynamic="--activation-scales dynamic"
 args_int8_calibrated_p9999="--calibration-percentile 99.99"
+args_int8_calibrated_p99999="--calibration-percentile 99.999"
 args_int8_calibrated_minmax="--calibration-percentile 100"
 for v in "${variants[@]}"; do
   var="args_${v//-/_}"
