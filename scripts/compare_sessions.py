@@ -31,7 +31,8 @@ def main() -> None:
     texts = read_texts(args.data)
     runs = {}
     for path in args.pipelines:
-        session, batches = component_batches(spacy.load(path), texts, args.batch_size)
+        nlp = spacy.load(path)
+        session, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts], args.batch_size)
         if session is None:
             sys.exit(f"{path} has no ONNX transformer: compare compressed pipelines.")
         time_batches(session, batches)  # warm-up

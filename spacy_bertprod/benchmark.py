@@ -27,9 +27,9 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def component_batches(nlp, texts: List[str], batch_size: int):
+def component_batches(nlp, docs, batch_size: int):
     """The ONNX session and the exact padded batches the pipeline's ONNX component would run
-    on `texts` (None if the pipeline has no ONNX transformer)."""
+    on `docs` (None if the pipeline has no ONNX transformer)."""
     from .backends import ONNX_ENCODER
     from .component import BertprodTransformer
     from .transformer_model import _encode_docs, pad_batch, plan_buckets
@@ -39,7 +39,7 @@ def component_batches(nlp, texts: List[str], batch_size: int):
         return None, []
     tokenizer = trf.model.attrs["tokenizer"]
     batches = []
-    for chunk in trf._gather([nlp.make_doc(t) for t in texts], batch_size):  # as the component's pipe()
+    for chunk in trf._gather(docs, batch_size):  # as the component's pipe()
         sequences, _, _ = _encode_docs(trf.model, chunk)
         for bucket in plan_buckets([len(s.ids) for s in sequences], trf.model.attrs["max_batch_items"]):
             batches.append(pad_batch([sequences[i] for i in bucket], tokenizer.pad_id))
@@ -55,11 +55,12 @@ def time_batches(session, batches) -> float:
 
 def _bare_session(nlp, texts: List[str], batch_size: int, repeats: int) -> Optional[Dict]:
     """Time session.run alone on the batches the ONNX component would build."""
-    session, batches = component_batches(nlp, texts, batch_size)
+    docs = [nlp.make_doc(t) for t in texts]
+    session, batches = component_batches(nlp, docs, batch_size)
     if session is None:
         return None
     n_wordpieces = int(sum(b.attention_mask.sum() for b in batches))
-    n_words = sum(len(d) for d in nlp.tokenizer.pipe(texts))
+    n_words = sum(len(d) for d in docs)
     for batch in batches[:2]:
         session.run(batch)  # warm-up
     times = [time_batches(session, batches) for _ in range(repeats)]

@@ -17,14 +17,6 @@ bertprod_cli = typer.Typer(
 app.add_typer(bertprod_cli)
 
 
-def _read_sample(path: Optional[Path]) -> Optional[List[str]]:
-    if path is None:
-        return None
-    from .texts import read_texts
-
-    return read_texts(path)
-
-
 @bertprod_cli.command("compress")
 def compress_cli(
     input_path: Path = typer.Argument(..., help="Saved pipeline with a transformer (spacy-transformers or bertprod torch)", exists=True, file_okay=False),
@@ -44,6 +36,7 @@ def compress_cli(
     """Rewrite a transformer pipeline onto ONNX Runtime (export, fusion, int8), heads unchanged."""
     from .compress import CompressSettings, compress_pipeline
     from .compress.quantize import QuantizeSettings
+    from .texts import read_texts
 
     try:
         settings = CompressSettings(
@@ -59,7 +52,7 @@ def compress_cli(
             ),
             intra_op_num_threads=threads,
             force=force,
-            sample_texts=_read_sample(sample),
+            sample_texts=read_texts(sample) if sample is not None else None,
         )
         report = compress_pipeline(input_path, output_path, settings)
     except (ValueError, FileExistsError, FileNotFoundError) as err:

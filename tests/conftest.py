@@ -2,6 +2,7 @@
 import random
 from pathlib import Path
 
+import numpy
 import pytest
 import spacy
 from spacy.training import Example
@@ -193,3 +194,22 @@ TEXTS = [
     "x",
     "Frank moved to Madrid " * 30,
 ]
+
+
+def snapshot(docs):
+    """Per doc: entities, cats and hidden states, for comparing runs."""
+    return [([(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats, d._.trf_data.hidden) for d in docs]
+
+
+def assert_same(got, expected, atol=1e-4):
+    """Same entities, and scores/hidden states equal up to float noise from other batch shapes.
+
+    (Padding lengths differ between batchings; fp32 results then differ in the last bits.)
+    """
+    assert len(got) == len(expected)
+    for (ents_a, cats_a, hidden_a), (ents_b, cats_b, hidden_b) in zip(got, expected):
+        assert ents_a == ents_b
+        assert cats_a.keys() == cats_b.keys()
+        for label in cats_a:
+            assert cats_a[label] == pytest.approx(cats_b[label], abs=atol)
+        numpy.testing.assert_allclose(hidden_a, hidden_b, atol=atol)

@@ -7,7 +7,7 @@ import numpy
 import pytest
 import spacy
 
-from conftest import PEOPLE, PLACES, WORDS
+from conftest import PEOPLE, PLACES, WORDS, assert_same, snapshot
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.quantize import QuantizeSettings
 
@@ -23,48 +23,35 @@ SHORT = ["x", "Bob", "hi !"]
 ODD = ["👩‍👩‍👧‍👦🔥🔥🔥 ﷽ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "https://example.com/" + "a" * 400, "ALL CAPS SHOUTING!!!!!!!", "\u200b\u200d zero width", "9" * 200]
 
 
-def _predictions(docs):
-    return [([(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats, d._.trf_data.hidden) for d in docs]
-
-
-def _assert_identical(got, expected):
-    for (ents_a, cats_a, hidden_a), (ents_b, cats_b, hidden_b) in zip(got, expected):
-        assert ents_a == ents_b
-        assert cats_a.keys() == cats_b.keys()
-        for label in cats_a:
-            assert cats_a[label] == pytest.approx(cats_b[label], abs=1e-5)
-        numpy.testing.assert_allclose(hidden_a, hidden_b, atol=1e-5)
-
-
 @pytest.fixture(scope="module", params=["int8", "fp32"])
 def pipeline(request, compressed_bert):
     return spacy.load(compressed_bert[request.param])
 
 
 def test_same_text_alone_and_among_any_batch_mates(pipeline):
-    alone = _predictions(pipeline(t) for t in SUBJECTS)
+    alone = snapshot(pipeline(t) for t in SUBJECTS)
     for mates in (LONG, SHORT, ODD, LONG + SHORT + ODD):
         mixed = SUBJECTS + mates
         rng.shuffle(mixed)
         docs = {d.text: d for d in pipeline.pipe(mixed, batch_size=len(mixed))}
-        _assert_identical(_predictions(docs[t] for t in SUBJECTS), alone)
+        assert_same(snapshot(docs[t] for t in SUBJECTS), alone, atol=1e-5)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16, 64])
 def test_same_text_any_batch_size_and_order(pipeline, batch_size):
-    alone = _predictions(pipeline(t) for t in SUBJECTS)
+    alone = snapshot(pipeline(t) for t in SUBJECTS)
     texts = SUBJECTS + LONG + ODD
     order = list(range(len(texts)))
     random.Random(batch_size).shuffle(order)
     docs = list(pipeline.pipe([texts[i] for i in order], batch_size=batch_size))
     by_index = {i: doc for i, doc in zip(order, docs)}
-    _assert_identical(_predictions(by_index[i] for i in range(len(SUBJECTS))), alone)
+    assert_same(snapshot(by_index[i] for i in range(len(SUBJECTS))), alone, atol=1e-5)
 
 
 def test_same_text_in_another_process(pipeline):
     texts = SUBJECTS + LONG + SHORT
-    single = _predictions(pipeline.pipe(texts, batch_size=4))
-    _assert_identical(_predictions(pipeline.pipe(texts, batch_size=4, n_process=2)), single)
+    single = snapshot(pipeline.pipe(texts, batch_size=4))
+    assert_same(snapshot(pipeline.pipe(texts, batch_size=4, n_process=2)), single, atol=1e-5)
 
 
 def test_report_measures_batch_invariance(compressed_bert):

@@ -9,30 +9,12 @@ import pytest
 import spacy
 import srsly
 
-from conftest import TEXTS, make_examples
+from conftest import TEXTS, assert_same, make_examples, snapshot
 
 # spaCy's textcat scores an empty doc 0.0 when its whole batch is empty and ~0.5 otherwise,
 # so batching comparisons use non-empty texts (empty ones are covered in test_empty_and_odd_inputs).
 NON_EMPTY = [t for t in TEXTS if t.strip()]
 MORE_TEXTS = [f"{p} flew to {c} on day {i}" for i, (p, c) in enumerate(zip(["Alice", "Bob", "Carol"] * 10, ["Paris", "Tokyo", "Berlin"] * 10))]
-
-
-def _snapshot(docs):
-    return [([(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats, d._.trf_data.hidden) for d in docs]
-
-
-def assert_same(got, expected, atol=1e-4):
-    """Same entities, and scores/hidden states equal up to float noise from other batch shapes.
-
-    (Padding lengths differ between batchings; fp32 results then differ in the last bits.)
-    """
-    assert len(got) == len(expected)
-    for (ents_a, cats_a, hidden_a), (ents_b, cats_b, hidden_b) in zip(got, expected):
-        assert ents_a == ents_b
-        assert cats_a.keys() == cats_b.keys()
-        for label in cats_a:
-            assert cats_a[label] == pytest.approx(cats_b[label], abs=atol)
-        numpy.testing.assert_allclose(hidden_a, hidden_b, atol=atol)
 
 
 @pytest.fixture(scope="module")
@@ -70,29 +52,29 @@ def test_component_pickles_and_deep_copies(onnx_nlp):
 
 def test_n_process_2_matches_n_process_1(fp32_nlp, onnx_nlp):
     texts = NON_EMPTY + MORE_TEXTS
-    single = _snapshot(fp32_nlp.pipe(texts, n_process=1))
-    assert_same(_snapshot(fp32_nlp.pipe(texts, n_process=2, batch_size=4)), single)
+    single = snapshot(fp32_nlp.pipe(texts, n_process=1))
+    assert_same(snapshot(fp32_nlp.pipe(texts, n_process=2, batch_size=4)), single)
     # int8 runs in worker processes too, with the same results (calibrated activation scales).
     docs = list(onnx_nlp.pipe(texts, n_process=2, batch_size=4))
     assert [d.text for d in docs] == texts and all(d._.trf_data is not None for d in docs)
-    assert_same(_snapshot(docs), _snapshot(onnx_nlp.pipe(texts)), atol=1e-5)
+    assert_same(snapshot(docs), snapshot(onnx_nlp.pipe(texts)), atol=1e-5)
 
 
 def test_threads_match_sequential(fp32_nlp):
     texts = (NON_EMPTY + MORE_TEXTS) * 2
-    sequential = _snapshot(fp32_nlp(t) for t in texts)
+    sequential = snapshot(fp32_nlp(t) for t in texts)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        threaded = list(pool.map(lambda t: _snapshot([fp32_nlp(t)])[0], texts))
+        threaded = list(pool.map(lambda t: snapshot([fp32_nlp(t)])[0], texts))
     assert_same(threaded, sequential)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        chunks = list(pool.map(lambda i: _snapshot(fp32_nlp.pipe(texts[i::8])), range(8)))
+        chunks = list(pool.map(lambda i: snapshot(fp32_nlp.pipe(texts[i::8])), range(8)))
     for i, chunk in enumerate(chunks):
         assert_same(chunk, sequential[i::8])
 
 
 def test_same_batch_gives_identical_output_across_runs(onnx_nlp):
     texts = NON_EMPTY + MORE_TEXTS
-    first, second = _snapshot(onnx_nlp.pipe(texts)), _snapshot(onnx_nlp.pipe(texts))
+    first, second = snapshot(onnx_nlp.pipe(texts)), snapshot(onnx_nlp.pipe(texts))
     assert_same(first, second, atol=0)
 
 

@@ -100,6 +100,11 @@ class OnnxSession:
             ) from err
 
     def run(self, batch: EncoderBatch) -> numpy.ndarray:
+        (hidden,) = self.run_outputs(batch, ["last_hidden_state"])
+        return hidden
+
+    def run_outputs(self, batch: EncoderBatch, output_names: List[str]) -> List[numpy.ndarray]:
+        """Run on a padded batch and return the named graph outputs (calibration reads inner tensors)."""
         session = self.session
         feeds: Dict[str, numpy.ndarray] = {}
         for node in session.get_inputs():
@@ -115,8 +120,7 @@ class OnnxSession:
                     "spacy_bertprod does not know how to feed (expected input_ids, "
                     "attention_mask, token_type_ids)."
                 )
-        (hidden,) = session.run(["last_hidden_state"], feeds)
-        return hidden
+        return session.run(list(output_names), feeds)
 
 
 def OnnxEncoder(

@@ -159,6 +159,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
         nlp.remove_pipe(name)  # training-only: a served pipeline needs no teacher
         _log(f"    dropped training-only component '{name}'")
     source = find_transformer(nlp, str(input_path))
+    sample_docs = [nlp.make_doc(t) for t in sample_texts]
     config = source.module.config
     _log(f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, width {config.hidden_size})")
 
@@ -179,7 +180,6 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
         if settings.quantize == "int8":
             scales = settings.quantization.activation_scales
             with _Step(f"Quantising to int8 ({scales} activation scales)", timings):
-                sample_docs = [nlp.make_doc(t) for t in sample_texts]
                 batches = encoder_batches(source.tokenizer, [doc[:] for doc in sample_docs])
                 calibration = quantize_onnx(fp32, final, settings.quantization, batches)
             if calibration:
@@ -217,14 +217,12 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
             from ..backends.onnx import OnnxSession
 
             reloaded = spacy.load(out_tmp)
-            texts = sample_texts
             reference = OnnxSession(["CPUExecutionProvider"], 0, 1)
             reference.set_model(fp32.read_bytes(), source=str(fp32))
             candidate = backend_io(reloaded.get_pipe(source.name).model.layers[0]).onnx
-            docs = [nlp.make_doc(t) for t in texts]
-            parity = encoder_parity(source.module, reference, candidate, source.tokenizer, docs)
-            parity["predictions"] = prediction_agreement(nlp, reloaded, texts)
-            parity["batch_invariance"] = batch_invariance(reloaded, texts, batch_sizes=(1, 64))
+            parity = encoder_parity(source.module, reference, candidate, source.tokenizer, sample_docs)
+            parity["predictions"] = prediction_agreement(nlp, reloaded, sample_texts)
+            parity["batch_invariance"] = batch_invariance(reloaded, sample_texts, batch_sizes=(1, 64))
 
         report = {
             "input": str(input_path),
