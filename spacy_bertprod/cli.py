@@ -140,18 +140,48 @@ def make_student_cli(
     print(json.dumps(info, indent=2))
 
 
+@bertprod_cli.command("augment")
+def augment_cli(
+    train_path: Path = typer.Argument(..., help="Gold training docs (.spacy)"),
+    output_path: Path = typer.Argument(..., help="Where to write the transfer set (.spacy, unannotated)"),
+    encoder: Path = typer.Option(..., "--encoder", help="Where the replacement words come from: the teacher (a trained torch pipeline) or its model directory"),
+    n_variants: int = typer.Option(10, "--n-variants", "-n", help="Word-replacement variants per training doc (0: raw text only)"),
+    replace_prob: float = typer.Option(0.4, "--replace-prob", help="Probability that an eligible word is replaced"),
+    n_neighbours: int = typer.Option(15, "--neighbours", help="Replacement candidates per word: its nearest wordpieces in the encoder's embedding"),
+    raw_text: Optional[Path] = typer.Option(None, "--raw-text", help="Unlabelled in-domain texts to add (.txt lines, .jsonl with 'text', or .spacy)"),
+    raw_limit: int = typer.Option(0, "--raw-limit", help="Use only the first N raw texts (0: all)"),
+    lang: str = typer.Option("en", "--lang", help="spaCy language whose tokenizer splits the raw texts"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Make a distillation transfer set: TinyBERT-style word replacement plus raw text (label it with teacher-label)."""
+    from .distill.augment import make_transfer_set
+
+    try:
+        info = make_transfer_set(
+            train_path, encoder, output_path, n_variants=n_variants, replace_prob=replace_prob,
+            n_neighbours=n_neighbours, raw_text=raw_text, raw_limit=raw_limit, lang=lang, seed=seed,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail(str(err), exits=1)
+    msg.good(f"Wrote {output_path}: {info['transfer_docs']:,} docs")
+    print(json.dumps(info, indent=2))
+
+
 @bertprod_cli.command("teacher-label")
 def teacher_label_cli(
-    teacher: Path = typer.Argument(..., help="Trained teacher pipeline", exists=True, file_okay=False),
-    input_path: Path = typer.Argument(..., help="Training docs (.spacy)", exists=True, dir_okay=False),
-    output_path: Path = typer.Argument(..., help="Where to write the teacher-labelled docs (.spacy)"),
-    soft_weight: float = typer.Option(0.5, "--soft-weight", help="Weight of the teacher's textcat scores against gold"),
+    teacher: Path = typer.Argument(..., help="Trained teacher pipeline (a compressed ONNX one is fastest)", exists=True, file_okay=False),
+    input_paths: List[Path] = typer.Argument(..., help="Docs to label (.spacy): gold training docs and/or a transfer set"),
+    output_path: Path = typer.Option(..., "--output", "-o", help="Where to write the teacher-labelled docs (.spacy)"),
+    soft_weight: float = typer.Option(0.5, "--soft-weight", help="Weight of the teacher's textcat scores against gold, where a doc has gold"),
+    temperature: float = typer.Option(1.0, "--temperature", "-T", help="Softmax temperature of the teacher's textcat probabilities (>1: softer)"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b"),
 ):
-    """Add the teacher's knowledge to training data: soft textcat targets, silver entities."""
+    """Label docs with the teacher once and store it: soft textcat targets, silver entities where there is no gold."""
     from .distill.targets import teacher_label
 
     try:
-        info = teacher_label(teacher, input_path, output_path, soft_weight=soft_weight)
+        info = teacher_label(teacher, input_paths, output_path, soft_weight=soft_weight, temperature=temperature, batch_size=batch_size)
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
-    msg.good(f"Wrote {output_path}: {info}")
+    msg.good(f"Wrote {output_path}")
+    print(json.dumps(info, indent=2))

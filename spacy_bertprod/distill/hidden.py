@@ -33,10 +33,15 @@ def make_hidden_distiller(nlp: Language, name: str, model: Model, teacher: str, 
     return HiddenStateDistiller(nlp.vocab, model, name=name, teacher=teacher, weight=weight)
 
 
+def copy_docs(vocab: Vocab, docs: List[Doc]) -> List[Doc]:
+    """Unannotated copies with exactly the same tokens, in another pipeline's vocab."""
+    return [Doc(vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+
+
 def teacher_token_vectors(teacher_nlp: Language, docs: List[Doc]) -> List[numpy.ndarray]:
     """Mean of the teacher's wordpiece vectors per token, on exactly the student's tokens."""
-    trf = _find_transformer(teacher_nlp)
-    copies = [Doc(teacher_nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs]
+    trf = find_transformer(teacher_nlp)
+    copies = copy_docs(teacher_nlp.vocab, docs)
     outputs = trf.predict(copies)
     if hasattr(outputs, "doc_data"):  # spacy-transformers FullTransformerBatch
         outputs = outputs.doc_data
@@ -55,7 +60,7 @@ def teacher_token_vectors(teacher_nlp: Language, docs: List[Doc]) -> List[numpy.
     return vectors
 
 
-def _find_transformer(nlp: Language):
+def find_transformer(nlp: Language):
     from ..component import BertprodTransformer
 
     for _, proc in nlp.pipeline:

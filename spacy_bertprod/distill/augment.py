@@ -1,0 +1,166 @@
+"""A transfer set for distillation: TinyBERT-style word replacement plus the user's raw text.
+
+A student learns the teacher's function best from far more text than the gold training set
+(TinyBERT, Jiao et al. 2020, §3.2: most of its gain on small tasks comes from augmentation). Each
+training sentence gets `n_variants` copies in which every eligible word is replaced, with
+probability `replace_prob`, by one of its `n_neighbours` nearest neighbours in the teacher's own
+input wordpiece embeddings (cosine), a source that works offline and matches the teacher's
+vocabulary. Replacement is one spaCy token for one, so spacing and token boundaries stay as they
+were. Eligible words are the ones that are a single whole-word wordpiece of the vocabulary and made
+of letters; numbers, punctuation, URLs, @mentions and rare (multi-piece) words are kept.
+
+The output holds only new text (variants and raw text) without annotation: `teacher-label` labels
+it once, and training reads it next to the gold training set.
+"""
+import random
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import numpy
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+
+from ..progress import progress
+
+
+class EmbeddingNeighbours:
+    """Nearest whole-word wordpieces to a word in an encoder's input embedding matrix."""
+
+    def __init__(self, embeddings: numpy.ndarray, vocab: Dict[str, int], n_neighbours: int = 15):
+        if n_neighbours < 1:
+            raise ValueError(f"n_neighbours must be at least 1, not {n_neighbours}.")
+        self.vocab = vocab
+        # Lower-cased lookups only where the vocabulary is uncased (no entry with a capital).
+        self.uncased = not any(w != w.lower() for w in vocab if w.isalpha())
+        words = sorted((w for w in vocab if _is_word(w)), key=vocab.__getitem__)
+        if not words:
+            raise ValueError("The teacher's vocabulary has no whole-word entries to replace words with.")
+        self.candidates = words
+        matrix = numpy.asarray(embeddings, dtype="float32")[[vocab[w] for w in words]]
+        self.matrix = matrix / numpy.maximum(numpy.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        self.index = {w: i for i, w in enumerate(words)}
+        self.n_neighbours = min(n_neighbours, len(words) - 1) or 1
+        self._cache: Dict[str, List[str]] = {}
+
+    @classmethod
+    def from_encoder(cls, path: Path, n_neighbours: int = 15) -> "EmbeddingNeighbours":
+        """From a model directory or a trained pipeline with a torch transformer (not an ONNX one)."""
+        from .student import load_teacher
+
+        module, tokenizer = load_teacher(Path(path))
+        embeddings = module.get_input_embeddings().weight.detach().cpu().numpy()
+        return cls(embeddings, tokenizer.tokenizer.get_vocab(), n_neighbours)
+
+    def key(self, word: str) -> Optional[str]:
+        """The vocabulary entry a word is, or None if it is not one whole-word wordpiece."""
+        key = word.lower() if self.uncased else word
+        return key if key in self.index else None
+
+    def prepare(self, keys: Iterable[str], chunk: int = 512) -> None:
+        """Compute neighbours for many words at once (one matrix product per chunk)."""
+        todo = sorted({k for k in keys if k not in self._cache})
+        for start in range(0, len(todo), chunk):
+            batch = todo[start : start + chunk]
+            sims = self.matrix[[self.index[k] for k in batch]] @ self.matrix.T
+            for row, key in zip(sims, batch):
+                row[self.index[key]] = -numpy.inf
+                top = numpy.argpartition(-row, self.n_neighbours)[: self.n_neighbours]
+                top = top[numpy.argsort(-row[top], kind="stable")]
+                self._cache[key] = [self.candidates[i] for i in top]
+
+    def neighbours(self, key: str) -> List[str]:
+        if key not in self._cache:
+            self.prepare([key])
+        return self._cache[key]
+
+
+def _is_word(entry: str) -> bool:
+    return len(entry) > 1 and entry.isalpha() and not entry.startswith("##")
+
+
+def _match_case(replacement: str, original: str) -> str:
+    if original.isupper() and len(original) > 1:
+        return replacement.upper()
+    if original[:1].isupper():
+        return replacement[:1].upper() + replacement[1:]
+    return replacement
+
+
+def word_replacement_variants(
+    doc: Doc, neighbours: EmbeddingNeighbours, n_variants: int, replace_prob: float, rng: random.Random
+) -> List[Doc]:
+    """Up to n_variants distinct copies of doc with words replaced; none equal to the doc itself."""
+    words = [t.text for t in doc]
+    spaces = [bool(t.whitespace_) for t in doc]
+    keys = [neighbours.key(w) if w.isalpha() else None for w in words]
+    eligible = [i for i, k in enumerate(keys) if k is not None]
+    if not eligible:
+        return []
+    seen = {tuple(words)}
+    variants = []
+    for _ in range(n_variants * 3):  # a few retries for short sentences that repeat themselves
+        if len(variants) == n_variants:
+            break
+        new = list(words)
+        for i in eligible:
+            if rng.random() < replace_prob:
+                new[i] = _match_case(rng.choice(neighbours.neighbours(keys[i])), words[i])
+        if tuple(new) not in seen:
+            seen.add(tuple(new))
+            variants.append(Doc(doc.vocab, words=new, spaces=spaces))
+    return variants
+
+
+def make_transfer_set(
+    train_path: Path,
+    encoder: Path,
+    output_path: Path,
+    *,
+    n_variants: int = 10,
+    replace_prob: float = 0.4,
+    n_neighbours: int = 15,
+    raw_text: Optional[Path] = None,
+    raw_limit: int = 0,
+    lang: str = "en",
+    seed: int = 0,
+) -> Dict:
+    """Write the transfer set (.spacy, unannotated) and return counts for the report."""
+    import spacy
+
+    if n_variants < 0:
+        raise ValueError(f"n_variants must be 0 or more, not {n_variants}.")
+    if not 0.0 < replace_prob <= 1.0:
+        raise ValueError(f"replace_prob must be in (0, 1], not {replace_prob}.")
+    train_path = Path(train_path)
+    if not train_path.exists():
+        raise FileNotFoundError(f"Training docs {train_path} do not exist.")
+    vocab = Vocab()
+    docs = list(DocBin().from_disk(train_path).get_docs(vocab))
+    out = DocBin(store_user_data=False)
+    counts = {"train_docs": len(docs), "variants": 0, "docs_without_replaceable_words": 0, "raw_texts": 0}
+    if n_variants:
+        neighbours = EmbeddingNeighbours.from_encoder(encoder, n_neighbours)
+        neighbours.prepare(k for d in docs for k in (neighbours.key(t.text) for t in d if t.text.isalpha()) if k)
+        rng = random.Random(seed)
+        for doc in progress(docs, desc="augment", unit="doc"):
+            variants = word_replacement_variants(doc, neighbours, n_variants, replace_prob, rng)
+            counts["variants"] += len(variants)
+            counts["docs_without_replaceable_words"] += not variants
+            for variant in variants:
+                out.add(variant)
+    if raw_text is not None:
+        from ..texts import read_texts
+
+        tokenizer = spacy.blank(lang).tokenizer
+        for text in progress(read_texts(Path(raw_text), raw_limit), desc="raw text", unit="text"):
+            out.add(tokenizer(text))
+            counts["raw_texts"] += 1
+    if not len(out):
+        raise ValueError(
+            f"The transfer set would be empty: no word in {train_path} could be replaced and no raw text was given."
+        )
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_disk(output_path)
+    counts.update(transfer_docs=len(out), n_variants=n_variants, replace_prob=replace_prob, n_neighbours=n_neighbours, seed=seed)
+    return counts

@@ -1,0 +1,194 @@
+"""Distillation: the transfer set, teacher labels, and the NER action-distribution distiller."""
+import random
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from typer.testing import CliRunner
+
+from spacy_bertprod.distill.augment import EmbeddingNeighbours, make_transfer_set, word_replacement_variants
+from spacy_bertprod.distill.targets import soften, teacher_label
+
+from conftest import make_examples
+
+
+def _neighbours():
+    vocab = {"[PAD]": 0, "[UNK]": 1, "good": 2, "great": 3, "bad": 4, "awful": 5, "##s": 6, "x": 7, "card": 8}
+    emb = numpy.zeros((9, 3), dtype="float32")
+    emb[2], emb[3] = [1, 0.1, 0], [1, 0.2, 0]
+    emb[4], emb[5] = [-1, 0, 0.1], [-1, 0, 0.2]
+    emb[8] = [0, 0, 1]
+    return EmbeddingNeighbours(emb, vocab, n_neighbours=1)
+
+
+def test_neighbours_come_from_the_embedding_and_are_whole_words():
+    nb = _neighbours()
+    assert nb.uncased
+    assert nb.neighbours("good") == ["great"]
+    assert nb.neighbours("awful") == ["bad"]
+    assert nb.key("Good") == "good"
+    assert nb.key("x") is None and nb.key("s") is None and nb.key("goods") is None
+
+
+def test_variants_replace_one_token_for_one_and_keep_everything_else():
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("Good card, AWFUL day at 5pm @bob")
+    variants = word_replacement_variants(doc, _neighbours(), n_variants=5, replace_prob=1.0, rng=random.Random(0))
+    assert len(variants) == 1  # with p=1 and one neighbour each, only one distinct variant exists
+    (variant,) = variants
+    assert [t.text for t in variant] == ["Great", "awful", ",", "BAD", "day", "at", "5", "pm", "@bob"]
+    assert [t.whitespace_ for t in variant] == [t.whitespace_ for t in doc]
+    assert word_replacement_variants(nlp.make_doc("5 , ?"), _neighbours(), 3, 1.0, random.Random(0)) == []
+
+
+def test_transfer_set_from_a_real_encoder_is_seeded_and_adds_raw_text(encoders, tmp_path):
+    nlp = spacy.blank("en")
+    train = tmp_path / "train.spacy"
+    DocBin(docs=[eg.reference for eg in make_examples(nlp, n=30)]).to_disk(train)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Alice flew to Tokyo\n\nBob works in Paris today\n", encoding="utf8")
+    first = make_transfer_set(train, encoders["bert"], tmp_path / "a.spacy", n_variants=4, raw_text=raw, seed=3)
+    second = make_transfer_set(train, encoders["bert"], tmp_path / "b.spacy", n_variants=4, raw_text=raw, seed=3)
+    assert first == {**second}
+    assert first["raw_texts"] == 2 and first["variants"] > 30
+    a = [d.text for d in DocBin().from_disk(tmp_path / "a.spacy").get_docs(nlp.vocab)]
+    b = [d.text for d in DocBin().from_disk(tmp_path / "b.spacy").get_docs(nlp.vocab)]
+    assert a == b and len(a) == first["transfer_docs"]
+    originals = {eg.reference.text for eg in make_examples(nlp, n=30)}
+    assert not originals & set(a[:-2])
+    assert a[-2:] == ["Alice flew to Tokyo", "Bob works in Paris today"]
+
+
+def test_transfer_set_errors_are_clear(encoders, tmp_path):
+    nlp = spacy.blank("en")
+    with pytest.raises(FileNotFoundError, match="missing.spacy"):
+        make_transfer_set(tmp_path / "missing.spacy", encoders["bert"], tmp_path / "o.spacy")
+    train = tmp_path / "train.spacy"
+    DocBin(docs=[nlp.make_doc("5 , ?")]).to_disk(train)
+    with pytest.raises(ValueError, match="replace_prob"):
+        make_transfer_set(train, encoders["bert"], tmp_path / "o.spacy", replace_prob=0)
+    with pytest.raises(ValueError, match="would be empty"):
+        make_transfer_set(train, encoders["bert"], tmp_path / "o.spacy")
+
+
+def test_temperature_softens_but_keeps_the_ranking():
+    cats = {"a": 0.7, "b": 0.2, "c": 0.1}
+    assert soften(cats, 1.0, exclusive=True) == pytest.approx(cats)
+    soft = soften(cats, 2.0, exclusive=True)
+    assert sum(soft.values()) == pytest.approx(1.0)
+    assert soft["a"] > soft["b"] > soft["c"] and soft["a"] < 0.7 and soft["c"] > 0.1
+    multi = soften({"a": 0.9, "b": 0.2}, 2.0, exclusive=False)
+    assert 0.5 < multi["a"] < 0.9 and 0.2 < multi["b"] < 0.5
+
+
+def test_teacher_label_keeps_gold_and_labels_the_rest(trained_bert, tmp_path):
+    nlp = spacy.blank("en")
+    gold = [eg.reference for eg in make_examples(nlp, n=6)]
+    DocBin(docs=gold).to_disk(tmp_path / "gold.spacy")
+    unlabelled = [nlp.make_doc(t) for t in ("Carol flew to Lisbon", "Dave works in Madrid today")]
+    DocBin(docs=unlabelled).to_disk(tmp_path / "transfer.spacy")
+    out = tmp_path / "labelled.spacy"
+    info = teacher_label(trained_bert, [tmp_path / "gold.spacy", tmp_path / "transfer.spacy"], out, soft_weight=0.5, temperature=2.0)
+    assert info["docs"] == 8 and info["gold_ner"] == 6 and info["silver_ner"] == 2
+    assert info["soft_cats_mixed_with_gold"] == 6 and info["soft_cats_teacher_only"] == 2
+    docs = list(DocBin().from_disk(out).get_docs(nlp.vocab))
+    teacher = spacy.load(trained_bert)
+    for before, after in zip(gold, docs[:6]):
+        assert [(e.start_char, e.end_char, e.label_) for e in after.ents] == [(e.start_char, e.end_char, e.label_) for e in before.ents]
+        assert sum(after.cats.values()) == pytest.approx(1.0)
+        top_gold = max(before.cats, key=before.cats.get)
+        assert after.cats[top_gold] >= 0.5  # half of the weight is the gold label's
+    for doc in docs[6:]:
+        predicted = teacher(doc.text)
+        assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [(e.start_char, e.end_char, e.label_) for e in predicted.ents]
+        assert doc.cats == pytest.approx(soften(predicted.cats, 2.0, exclusive=True), abs=1e-5)
+
+
+def _distilling_student(teacher_path):
+    """The teacher itself, with its ner trained by the action distiller (student == teacher)."""
+    return spacy.load(teacher_path, config={"components": {"ner": {"factory": "bertprod_distill_ner", "teacher": str(teacher_path)}}})
+
+
+def test_a_student_equal_to_its_teacher_gets_no_gradient(trained_bert):
+    student = _distilling_student(trained_bert)
+    ner = student.get_pipe("ner")
+    assert type(ner).__name__ == "DistillingEntityRecognizer"
+    examples = [Example(student.make_doc(t), student.make_doc(t)) for t in ("Alice flew to Paris", "Grace met Bob in Tokyo today")]
+    for node in ner.model.walk():
+        for name in node.param_names:
+            if node.has_grad(name):
+                node.set_grad(name, node.ops.alloc(node.get_grad(name).shape))
+    losses = student.update(examples, sgd=None, drop=0.0, losses={})
+    assert 0 <= losses["ner"] < 0.05  # KL(teacher || student), summed over ~20 states, float noise
+    grads = [node.get_grad(name) for node in ner.model.walk() for name in node.param_names if node.has_grad(name)]
+    assert grads and max(float(numpy.abs(g).max()) for g in grads) < 1e-4
+
+
+def test_distillation_moves_a_student_towards_its_teacher(trained_bert, encoders, tmp_path):
+    from spacy_bertprod.distill.student import make_student
+
+    make_student(trained_bert, tmp_path / "student-encoder", 1)
+    student = spacy.load(trained_bert, config={"components": {
+        "ner": {"factory": "bertprod_distill_ner", "teacher": str(trained_bert)},
+        "transformer": {"model": {"name": str(tmp_path / "student-encoder")}},
+    }})
+    student.remove_pipe("textcat")
+    teacher = spacy.load(trained_bert)
+    texts = [eg.reference.text for eg in make_examples(student, n=24, seed=5)]
+    examples = [Example(student.make_doc(t), student.make_doc(t)) for t in texts]
+    from thinc.api import fix_random_seed
+
+    fix_random_seed(0)
+    optimizer = student.initialize(lambda: [Example(teacher(t), teacher(t)) for t in texts])
+    history = []
+    for step in range(30):
+        losses = {}
+        student.update(examples[(step * 8) % 24:][:8], sgd=optimizer, losses=losses, drop=0.0)
+        history.append(losses["ner"])
+    assert numpy.mean(history[-6:]) < 0.7 * numpy.mean(history[:6])
+
+
+def test_student_with_labels_its_teacher_lacks_is_refused(trained_bert):
+    student = spacy.load(trained_bert, config={"components": {"ner": {"factory": "bertprod_distill_ner", "teacher": str(trained_bert)}}})
+    ner = student.get_pipe("ner")
+    ner.add_label("PRODUCT")
+    ner._action_map = None
+    with pytest.raises(ValueError, match="actions its teacher does not know"):
+        ner.action_map()
+
+
+def test_compress_writes_training_variants_back_as_plain_components(trained_bert, tmp_path):
+    from spacy_bertprod.compress import CompressSettings, compress_pipeline
+
+    student = _distilling_student(trained_bert)
+    student.to_disk(tmp_path / "student")
+    compress_pipeline(tmp_path / "student", tmp_path / "onnx", CompressSettings(quantize="fp32"))
+    config = spacy.util.load_config(tmp_path / "onnx" / "config.cfg")
+    assert config["components"]["ner"]["factory"] == "ner"
+    assert "teacher" not in config["components"]["ner"]
+    onnx = spacy.load(tmp_path / "onnx")
+    teacher = spacy.load(trained_bert)
+    for text in ("Alice flew to Paris", "Bob works in Berlin with Carol"):
+        assert [e.text for e in onnx(text).ents] == [e.text for e in teacher(text).ents]
+
+
+def test_cli_augment_and_teacher_label(trained_bert, encoders, tmp_path):
+    from spacy_bertprod.cli import bertprod_cli as app
+
+    nlp = spacy.blank("en")
+    DocBin(docs=[eg.reference for eg in make_examples(nlp, n=10)]).to_disk(tmp_path / "train.spacy")
+    runner = CliRunner()
+    result = runner.invoke(app, ["augment", str(tmp_path / "train.spacy"), str(tmp_path / "transfer.spacy"),
+                                 "--encoder", str(trained_bert), "-n", "2"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["teacher-label", str(trained_bert), str(tmp_path / "train.spacy"),
+                                 str(tmp_path / "transfer.spacy"), "--output", str(tmp_path / "labelled.spacy"), "-T", "2"])
+    assert result.exit_code == 0, result.output
+    assert '"silver_ner"' in result.output
+    result = runner.invoke(app, ["teacher-label", str(trained_bert), str(tmp_path / "nope.spacy"), "--output", str(tmp_path / "x.spacy")])
+    assert result.exit_code == 1 and "nope.spacy" in result.output
+    result = runner.invoke(app, ["augment", str(tmp_path / "train.spacy"), str(tmp_path / "t.spacy"),
+                                 "--encoder", str(trained_bert), "--replace-prob", "1.5"])
+    assert result.exit_code == 1 and "replace_prob" in result.output
