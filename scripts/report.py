@@ -1,90 +1,170 @@
 """Write reports/<run>/report.md and accuracy_vs_speed.png from the files under metrics/<run>/.
 
-Every number comes from a file a command wrote: `spacy evaluate` JSON (accuracy), the benchmark
-JSON (words/s, latency, size on disk), compress_report.json, wheel.json and metrics/timings.jsonl.
-Nothing is typed by hand; a missing file is reported as missing.
+Every number comes from a file a command wrote: `spacy evaluate` JSON (accuracy, dev and test),
+the benchmark JSON (words/s, latency, size on disk), the data summary (`bertprod data`),
+`spacy debug data` output, the transfer-set counts, wheel.json and metrics/timings.jsonl. Nothing
+is typed by hand; a missing file is reported as missing. Tasks that did not run are left out.
 """
 import argparse
 import json
+import re
+import statistics
 from pathlib import Path
+from typing import Dict, List, Optional
 
-MODELS = [("teacher", "teacher (MiniLM-L6)"), ("student", "student, no teacher (control)"), ("student-kd", "student, distilled")]
 FORMATS = [("torch", "torch fp32"), ("onnx-fp32", "ONNX fp32"), ("onnx-int8", "ONNX int8")]
-TASKS = {
-    "ner": {"key": "ents_f", "name": "entity F1", "target": 0.97, "data": "WNUT-17 test"},
-    "textcat": {"key": "cats_micro_f", "name": "accuracy", "target": 0.98, "data": "Banking77 test"},
-}
+# Kept share of the teacher's test score that the int8 distilled student should reach.
+TARGET_SHARE = {"ner": 0.95, "textcat": 0.98}
 
 
 def load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def task_section(run: str, task: str, spec: dict):
-    metrics = Path("metrics") / run / task
-    bench = load(metrics / "benchmark.json")
-    speed = {}
-    if bench:
-        for result in bench["results"]:
-            speed[Path(result["pipeline"]).as_posix()] = result
-    rows, points = [], []
-    teacher = load(metrics / "teacher-torch.json")
-    teacher_score = teacher[spec["key"]] if teacher else None
-    teacher_speed = None
-    for model, model_label in MODELS:
-        for fmt, fmt_label in FORMATS:
-            name = f"{model}-{fmt}"
-            scores = load(metrics / f"{name}.json")
-            folder = f"training/{run}/{task}/{model}/model-best" if fmt == "torch" else f"training/{run}/{task}/{model}-{fmt}"
-            bench_row = speed.get(folder)
-            if scores is None:
-                rows.append(f"| {model_label} | {fmt_label} | missing {metrics / (name + '.json')} | | | | | |")
-                continue
-            score = scores[spec["key"]]
-            wps = bench_row["words_per_s"]["median"] if bench_row else None
-            if name == "teacher-torch":
-                teacher_speed = wps
-            size = bench_row["size_on_disk_bytes"] / 1e6 if bench_row else None
-            p50 = bench_row["latency_ms_batch1"]["p50"] if bench_row else None
-            rows.append(
-                f"| {model_label} | {fmt_label} | {score:.4f} | {score / teacher_score:.1%} | "
-                + (f"{wps:,.0f} | {wps / teacher_speed:.1f}x | {p50:.1f} | {size:.1f} |" if wps and teacher_speed else "n/a | | | |")
-            )
-            points.append((model, fmt, score, wps, size))
-    lines = [f"## {task}: {spec['name']} on {spec['data']}", "",
-             f"| model | format | {spec['name']} | of teacher | words/s | vs teacher torch | p50 ms (batch 1) | size MB |",
-             "|---|---|---|---|---|---|---|---|"] + rows + [""]
-    verdicts = []
-    kd_int8 = load(metrics / "student-kd-onnx-int8.json")
-    if kd_int8 and teacher_score:
-        share = kd_int8[spec["key"]] / teacher_score
-        verdict = "met" if share >= spec["target"] else f"MISSED by {spec['target'] - share:.1%} of the teacher's score"
-        verdicts.append(f"- Target: int8 distilled student keeps >= {spec['target']:.0%} of the teacher's {spec['name']}: {share:.1%} -> {verdict}.")
-    for fmt, fmt_label in FORMATS:
-        kd, control = load(metrics / f"student-kd-{fmt}.json"), load(metrics / f"student-{fmt}.json")
-        if kd and control:
-            diff = kd[spec["key"]] - control[spec["key"]]
-            word = "beats" if diff > 0 else ("ties" if diff == 0 else "does NOT beat")
-            verdicts.append(f"- Distillation ({fmt_label}): the distilled student {word} the same-size student trained without the teacher ({kd[spec['key']]:.4f} vs {control[spec['key']]:.4f}, {diff:+.4f}).")
-    invariance = load(metrics / "invariance-student-kd-onnx-int8.json")
-    if invariance:
-        conditions = ", ".join(k[len("identical_"):].replace("_", " ") for k in invariance if k.startswith("identical_") and k != "identical_all")
-        verdicts.append(
-            f"- Same text, same answer (int8 distilled student, {invariance['n_docs']} test texts): "
-            f"{invariance['identical_all']:.2%} of docs get the same predictions alone (`nlp(text)`) as in every other setting ({conditions})."
+def task_spec(run: str, task: str) -> Dict:
+    data = load(Path("corpus") / run / task / "data.json") or {}
+    kind = data.get("task", task)
+    if kind == "ner":
+        return {"key": "ents_f", "name": "entity F1", "kind": kind, "data": data}
+    if kind == "textcat_multilabel":
+        return {"key": "cats_macro_f", "name": "macro F (multi-label)", "kind": kind, "data": data}
+    return {"key": "cats_micro_f", "name": "accuracy", "kind": kind, "data": data}
+
+
+def seeds_of(metrics: Path, model: str) -> List[int]:
+    found = {int(m.group(1)) for p in (metrics / "test").glob(f"{model}-s*-onnx-int8.json") if (m := re.search(r"-s(\d+)-", p.name))}
+    return sorted(found)
+
+
+def mean_std(values: List[float]) -> str:
+    if not values:
+        return "missing"
+    if len(values) == 1:
+        return f"{values[0]:.4f} (1 seed)"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def data_section(run: str, task: str, spec: Dict) -> List[str]:
+    data = spec["data"]
+    lines = [f"### Data", ""]
+    if not data:
+        return lines + [f"- missing corpus/{run}/{task}/data.json", ""]
+    for name, info in data["files"].items():
+        extra = "; ".join(f"{n:,} x {why}" for why, n in {**info["skipped"], **info["repaired"]}.items())
+        lines.append(f"- {name}: `{info['path']}` ({info['format']}, {info['docs']:,} docs){' — ' + extra if extra else ''}")
+    if "dev_carved" in data:
+        carve = data["dev_carved"]
+        lines.append(f"- no dev file: a fixed {carve['share']:.0%} of train, stratified by {carve['stratified_by']} (seed {carve['seed']}), is the dev split")
+    splits = ", ".join(f"{name} {', '.join(f'{v:,} {k}' for k, v in s.items())}" for name, s in data["splits"].items())
+    lines.append(f"- after conversion: {splits}; {len(data['labels'])} labels")
+    debug = Path("metrics") / run / task / "debug-data.txt"
+    if debug.exists():
+        findings = [line.strip() for line in debug.read_text(encoding="utf8").splitlines() if line.strip().startswith(("⚠", "✘"))]
+        summary = next((line.strip() for line in reversed(debug.read_text(encoding="utf8").splitlines()) if "checks passed" in line or "error" in line.lower()), "")
+        lines.append(f"- `spacy debug data`: {summary or 'ran'}" + ("" if findings else ", no warnings"))
+        lines += [f"  - {f}" for f in findings]
+    transfer, labelled = load(Path("metrics") / run / task / "transfer.json"), load(Path("metrics") / run / task / "teacher-label.json")
+    if transfer:
+        lines.append(
+            f"- transfer set: {transfer['variants']:,} word-replacement variants of {transfer['train_docs']:,} training docs "
+            f"({transfer['n_variants']} per doc, p={transfer['replace_prob']}, {transfer['n_neighbours']} embedding neighbours) "
+            f"+ {transfer['raw_texts']:,} raw texts = {transfer['transfer_docs']:,} docs"
         )
+    if labelled:
+        lines.append(f"- labelled once by the fp32 ONNX teacher (temperature {labelled['temperature']}): {labelled['docs']:,} docs")
+    return lines + [""]
+
+
+def task_section(run: str, task: str, spec: Dict):
+    metrics = Path("metrics") / run / task
+    key, name = spec["key"], spec["name"]
+    bench = load(metrics / "benchmark.json")
+    speed = {Path(r["pipeline"]).as_posix(): r for r in bench["results"]} if bench else {}
+    teacher = load(metrics / "test" / "teacher-torch.json")
+    teacher_score = teacher[key] if teacher else None
+    teacher_speed = speed.get(f"training/{run}/{task}/teacher/model-best", {}).get("words_per_s", {}).get("median")
+    stages = [("teacher", "teacher (MiniLM-L6)", FORMATS), ("control-s0", "student, gold only (control), seed 0", FORMATS),
+              ("distilled-s0", "student, distilled, seed 0", FORMATS), ("frontier-s0", "4-layer student, distilled, seed 0", FORMATS[2:])]
+    rows, points = [], []
+    for model, label, formats in stages:
+        for fmt, fmt_label in formats:
+            file = f"{model}-{fmt}"
+            scores = load(metrics / "test" / f"{file}.json")
+            folder = f"training/{run}/{task}/{model}/model-best" if fmt == "torch" else f"training/{run}/{task}/{model}-{fmt}"
+            row = speed.get(folder)
+            if scores is None:
+                rows.append(f"| {label} | {fmt_label} | missing {metrics / 'test' / (file + '.json')} | | | | | |")
+                continue
+            score = scores[key]
+            wps = row["words_per_s"]["median"] if row else None
+            size = row["size_on_disk_bytes"] / 1e6 if row else None
+            p50 = row["latency_ms_batch1"]["p50"] if row else None
+            share = f"{score / teacher_score:.1%}" if teacher_score else "n/a"
+            rows.append(f"| {label} | {fmt_label} | {score:.4f} | {share} | "
+                        + (f"{wps:,.0f} | {wps / teacher_speed:.1f}x | {p50:.1f} | {size:.1f} |" if wps and teacher_speed else "n/a | | | |"))
+            points.append((model.split("-s")[0], fmt, score, wps, size))
+    lines = [f"## {task}: {name}", ""] + data_section(run, task, spec)
+    lines += ["### Every stage on the test split", "",
+              f"| model | format | {name} | of teacher | words/s | vs teacher torch | p50 ms (batch 1) | size MB |",
+              "|---|---|---|---|---|---|---|---|"] + rows + [""]
+    lines += seeds_section(metrics, spec, teacher_score)
+    lines += verdicts(metrics, task, spec, teacher_score, bench)
+    return lines, points
+
+
+def seeds_section(metrics: Path, spec: Dict, teacher_score: Optional[float]) -> List[str]:
+    key = spec["key"]
+    lines = ["### Control vs distilled over seeds (mean ± sample std)", "",
+             "| student | format | seeds | dev | test | test, of teacher |", "|---|---|---|---|---|---|"]
+    for model, label in (("control", "gold only (control)"), ("distilled", "distilled")):
+        seeds = seeds_of(metrics, model)
+        for fmt, fmt_label in (FORMATS[0], FORMATS[2]):
+            values = {}
+            for split in ("dev", "test"):
+                values[split] = [s[key] for seed in seeds if (s := load(metrics / split / f"{model}-s{seed}-{fmt}.json"))]
+            share = f"{statistics.mean(values['test']) / teacher_score:.1%}" if values["test"] and teacher_score else "n/a"
+            lines.append(f"| {label} | {fmt_label} | {','.join(map(str, seeds)) or 'none'} | {mean_std(values['dev'])} | {mean_std(values['test'])} | {share} |")
+    return lines + [""]
+
+
+def verdicts(metrics: Path, task: str, spec: Dict, teacher_score: Optional[float], bench) -> List[str]:
+    key, name = spec["key"], spec["name"]
+    out = []
+    test = {m: [s[key] for seed in seeds_of(metrics, m) if (s := load(metrics / "test" / f"{m}-s{seed}-onnx-int8.json"))] for m in ("control", "distilled")}
+    if test["distilled"] and teacher_score:
+        share = statistics.mean(test["distilled"]) / teacher_score
+        target = TARGET_SHARE[task]
+        verdict = "met" if share >= target else f"MISSED by {target - share:.1%} of the teacher's score"
+        out.append(f"- Target: the int8 distilled student keeps >= {target:.0%} of the teacher's test {name} "
+                   f"(mean of {len(test['distilled'])} seed(s)): {share:.1%} -> {verdict}.")
+    if test["distilled"] and test["control"]:
+        diff = statistics.mean(test["distilled"]) - statistics.mean(test["control"])
+        n = min(len(test["distilled"]), len(test["control"]))
+        if n >= 2:
+            noise = max(statistics.stdev(test["distilled"]), statistics.stdev(test["control"]))
+            word = "beats" if diff > noise else ("is within seed noise of" if diff > -noise else "is WORSE than")
+            out.append(f"- Distillation (int8, test, {n} seeds): the distilled student {word} the gold-only control "
+                       f"({diff:+.4f}; the larger seed std is {noise:.4f}).")
+        else:
+            out.append(f"- Distillation (int8, test, 1 seed): {diff:+.4f} vs the gold-only control — one seed proves nothing; run the `seeds` workflow.")
+    for path in sorted(metrics.glob("invariance-*.json")):
+        inv = load(path)
+        conditions = ", ".join(k[len("identical_"):].replace("_", " ") for k in inv if k.startswith("identical_") and k != "identical_all")
+        out.append(f"- Same text, same answer ({path.stem[len('invariance-'):]}, {inv['n_docs']} test texts): {inv['identical_all']:.2%} of docs "
+                   f"get the same predictions alone (`nlp(text)`) as in every other setting ({conditions}).")
     wheel = load(metrics / "wheel.json")
     if wheel:
-        verdicts.append(f"- Installed wheel (fresh torch-free virtualenv, {wheel.get('virtualenv_site_packages_bytes', 0) / 1e6:.0f} MB site-packages), `spacy evaluate` by package name: {spec['name']} {wheel[spec['key']]:.4f}.")
+        out.append(f"- Installed wheel `{wheel.get('wheel', '?')}` ({wheel.get('wheel_bytes', 0) / 1e6:.1f} MB; fresh torch-free virtualenv, "
+                   f"{wheel.get('virtualenv_site_packages_bytes', 0) / 1e6:.0f} MB site-packages), `spacy evaluate` by package name: {name} {wheel[key]:.4f}.")
     if bench:
         for result in bench["results"]:
             bare = result.get("bare_session")
-            if bare and result["pipeline"].endswith("student-kd-onnx-int8"):
-                verdicts.append(f"- spaCy-side overhead (int8 distilled student): pipeline reaches {bare['pipeline_share_of_bare']:.0%} of the bare InferenceSession's words/s on the same batches.")
-    return lines + verdicts + [""], points
+            if bare and "distilled-s0-onnx-int8" in result["pipeline"]:
+                out.append(f"- spaCy-side overhead (int8 distilled student): the pipeline reaches {bare['pipeline_share_of_bare']:.0%} of the bare InferenceSession's words/s on the same batches.")
+    return out + [""]
 
 
-def plot(all_points, out: Path) -> None:
+def plot(all_points, names: Dict[str, str], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,7 +172,7 @@ def plot(all_points, out: Path) -> None:
 
     fig, axes = plt.subplots(1, len(all_points), figsize=(6 * len(all_points), 4.5))
     axes = axes if len(all_points) > 1 else [axes]
-    colors = {"teacher": "tab:blue", "student": "tab:gray", "student-kd": "tab:orange"}
+    colors = {"teacher": "tab:blue", "control": "tab:gray", "distilled": "tab:orange", "frontier": "tab:green"}
     markers = {"torch": "o", "onnx-fp32": "s", "onnx-int8": "^"}
     for ax, (task, points) in zip(axes, all_points.items()):
         for model, fmt, score, wps, size in points:
@@ -101,8 +181,8 @@ def plot(all_points, out: Path) -> None:
             ax.scatter(wps, score, c=colors[model], marker=markers[fmt], s=40 + (size or 0))
             ax.annotate(f"{size:.0f} MB" if size else "", (wps, score), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
-        ax.set_xlabel("words/s (log, 2 CPU cores)")
-        ax.set_ylabel(TASKS[task]["name"])
+        ax.set_xlabel("words/s (log, this machine)")
+        ax.set_ylabel(names[task])
         ax.set_title(task)
     handles = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=m) for m, c in colors.items()]
     handles += [plt.Line2D([], [], color="black", marker=mk, linestyle="", label=f) for f, mk in markers.items()]
@@ -114,30 +194,38 @@ def plot(all_points, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", default="full")
+    parser.add_argument("--title", default="")
     args = parser.parse_args()
     out_dir = Path("reports") / args.run
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# spacy_bertprod report ({args.run} run)", "",
+    lines = [f"# spacy_bertprod report: {args.title or args.run} ({args.run} run)", "",
              "Generated by `scripts/report.py` from `metrics/`; accuracy from `spacy evaluate`, speed and size from "
-             "`python -m spacy bertprod benchmark` (median of repeated passes, batch size 64, this machine's 2 cores).", "",
+             "`python -m spacy bertprod benchmark` (median of repeated passes, batch size 64, this machine's CPU cores).", "",
              "![accuracy vs speed](accuracy_vs_speed.png)", ""]
-    all_points = {}
-    for task, spec in TASKS.items():
+    all_points, names = {}, {}
+    for task in ("ner", "textcat"):
+        if not (Path("metrics") / args.run / task).exists():
+            continue
+        spec = task_spec(args.run, task)
         section, points = task_section(args.run, task, spec)
         lines += section
-        all_points[task] = points
+        all_points[task], names[task] = points, spec["name"]
     timings = Path("metrics") / args.run / "timings.jsonl"
     if timings.exists():
         latest = {}
         for line in timings.read_text().splitlines():
             entry = json.loads(line)
             latest[entry["step"]] = entry["seconds"]
-        steps = {k: v for k, v in latest.items()}
         lines += ["## Wall time per step (latest run of each)", "", "| step | seconds |", "|---|---|"]
-        lines += [f"| {step} | {seconds:.1f} |" for step, seconds in steps.items()]
-        lines += [f"| total of the timed steps | {sum(steps.values()):.1f} |", ""]
+        lines += [f"| {step} | {seconds:.1f} |" for step, seconds in latest.items()]
+        for task in ("ner", "textcat"):
+            total = sum(v for k, v in latest.items() if k.startswith(f"{task}-"))
+            if total:
+                lines.append(f"| total of the timed `{task}` steps | {total:.1f} |")
+        lines.append("")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf8")
-    plot(all_points, out_dir / "accuracy_vs_speed.png")
+    if all_points:
+        plot(all_points, names, out_dir / "accuracy_vs_speed.png")
     print("\n".join(lines))
 
 

@@ -17,6 +17,18 @@ bertprod_cli = typer.Typer(
 app.add_typer(bertprod_cli)
 
 
+def _optional_path(path: Optional[Path]) -> Optional[Path]:
+    """Project vars left empty arrive as '' (a Path of '.'): treat them as not given."""
+    return path if path is not None and str(path) not in ("", ".", "null", "None") else None
+
+
+def _print_and_write(info: dict, report: Optional[Path]) -> None:
+    print(json.dumps(info, indent=2))
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(info, indent=2), encoding="utf8")
+
+
 @bertprod_cli.command("compress")
 def compress_cli(
     input_path: Path = typer.Argument(..., help="Saved pipeline with a transformer (spacy-transformers or bertprod torch)", exists=True, file_okay=False),
@@ -152,6 +164,7 @@ def augment_cli(
     raw_limit: int = typer.Option(0, "--raw-limit", help="Use only the first N raw texts (0: all)"),
     lang: str = typer.Option("en", "--lang", help="spaCy language whose tokenizer splits the raw texts"),
     seed: int = typer.Option(0, "--seed"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the counts as JSON here"),
 ):
     """Make a distillation transfer set: TinyBERT-style word replacement plus raw text (label it with teacher-label)."""
     from .distill.augment import make_transfer_set
@@ -159,12 +172,12 @@ def augment_cli(
     try:
         info = make_transfer_set(
             train_path, encoder, output_path, n_variants=n_variants, replace_prob=replace_prob,
-            n_neighbours=n_neighbours, raw_text=raw_text, raw_limit=raw_limit, lang=lang, seed=seed,
+            n_neighbours=n_neighbours, raw_text=_optional_path(raw_text), raw_limit=raw_limit, lang=lang, seed=seed,
         )
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     msg.good(f"Wrote {output_path}: {info['transfer_docs']:,} docs")
-    print(json.dumps(info, indent=2))
+    _print_and_write(info, report)
 
 
 @bertprod_cli.command("teacher-label")
@@ -175,6 +188,7 @@ def teacher_label_cli(
     soft_weight: float = typer.Option(0.5, "--soft-weight", help="Weight of the teacher's textcat scores against gold, where a doc has gold"),
     temperature: float = typer.Option(1.0, "--temperature", "-T", help="Softmax temperature of the teacher's textcat probabilities (>1: softer)"),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the counts as JSON here"),
 ):
     """Label docs with the teacher once and store it: soft textcat targets, silver entities where there is no gold."""
     from .distill.targets import teacher_label
@@ -184,4 +198,50 @@ def teacher_label_cli(
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     msg.good(f"Wrote {output_path}")
-    print(json.dumps(info, indent=2))
+    _print_and_write(info, report)
+
+
+@bertprod_cli.command("data")
+def data_cli(
+    task: str = typer.Argument(..., help="ner, textcat or textcat_multilabel"),
+    output: Path = typer.Argument(..., help="Folder for train.spacy, dev.spacy, test.spacy, labels.json and data.json"),
+    train: Path = typer.Option(..., "--train", help="Training data: .spacy, CoNLL/IOB, .jsonl (NER spans or text+label(s)), .csv/.tsv"),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev data (same formats); none: a fixed stratified share of train is carved off"),
+    test: Path = typer.Option(..., "--test", help="Test data (same formats)"),
+    train_limit: int = typer.Option(0, "--train-limit", help="Keep about N training docs (0: all)"),
+    eval_limit: int = typer.Option(0, "--eval-limit", help="Keep about N dev and N test docs (0: all)"),
+    dev_share: float = typer.Option(0.1, "--dev-share", help="Share of train carved off as dev when no dev file is given"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the dev carve and of the stratified slices"),
+    lang: str = typer.Option("en", "--lang", help="spaCy language whose tokenizer splits raw texts"),
+    multilabel: str = typer.Option("false", "--multilabel", help="textcat only: true for multi-label data (any number of labels per text)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Base training config: written to OUTPUT/config.cfg for the task (multi-label, language)"),
+):
+    """Check and convert labelled data to .spacy splits, before any training starts."""
+    from .corpora import prepare_ner, prepare_textcat
+    from .corpora.config import config_for_task
+
+    if task not in ("ner", "textcat", "textcat_multilabel"):
+        msg.fail(f"Unknown task '{task}': use ner, textcat or textcat_multilabel.", exits=1)
+    if multilabel.lower() not in ("true", "false", "1", "0"):
+        msg.fail(f"--multilabel takes true or false, not '{multilabel}'.", exits=1)
+    if task == "textcat" and multilabel.lower() in ("true", "1"):
+        task = "textcat_multilabel"
+    dev = _optional_path(dev)
+    try:
+        if task == "ner":
+            info = prepare_ner(train, dev, test, output, train_limit=train_limit, eval_limit=eval_limit, dev_share=dev_share, seed=seed, lang=lang)
+        else:
+            info = prepare_textcat(train, dev, test, output, multilabel=task == "textcat_multilabel", train_limit=train_limit,
+                                   eval_limit=eval_limit, dev_share=dev_share, seed=seed, lang=lang)
+        if config is not None:
+            config_for_task(config, task, lang).to_disk(output / "config.cfg", interpolate=False)
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail(str(err), exits=1)
+    for name, split in info["splits"].items():
+        msg.info(f"{name}: " + ", ".join(f"{v:,} {k}" for k, v in split.items()))
+    if "dev_carved" in info:
+        msg.warn(f"No dev file given: carved a stratified {info['dev_carved']['share']:.0%} of {train} off as dev (seed {seed}).")
+    for name, f in info["files"].items():
+        for why, n in {**f["skipped"], **f["repaired"]}.items():
+            msg.warn(f"{f['path']}: {n:,} x {why}")
+    msg.good(f"{len(info['labels'])} labels -> {output}: {', '.join(info['labels'][:20])}{' ...' if len(info['labels']) > 20 else ''}")
