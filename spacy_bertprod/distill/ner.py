@@ -123,18 +123,20 @@ class DistillingEntityRecognizer(EntityRecognizer):
         names = [self.moves.get_class_name(i) for i in range(self.moves.n_moves)]
         loss = 0.0
         while states:
-            teacher_scores = self.model.ops.to_numpy(tutor.predict(states))
+            teacher_scores = teacher_ner.model.ops.to_numpy(tutor.predict(states))
             scores, backprop = student.begin_update(states)
             valid = numpy.asarray([[self.moves.is_valid(s, n) for n in names] for s in states], dtype=bool)
             valid &= action_map[None, :] >= 0
             target = _masked_softmax(teacher_scores[:, numpy.maximum(action_map, 0)], valid)
-            guess = _masked_softmax(self.model.ops.to_numpy(scores), valid)
+            scores_cpu = self.model.ops.to_numpy(scores)  # CPU already unless the head has an upper layer on GPU
+            guess = _masked_softmax(scores_cpu, valid)
             # Reported loss: KL(teacher || student), which is 0 when the student matches; the
             # gradient is that of the cross-entropy, (guess - target) on the student's logits.
             log_ratio = numpy.log(numpy.maximum(target, 1e-12)) - numpy.log(numpy.maximum(guess, 1e-12))
             loss += float((target * log_ratio).sum())
-            backprop(self.model.ops.asarray2f((guess - target).astype("float32")))
-            states = self.transition_states(states, scores)
+            d_scores = (guess - target).astype("float32")
+            backprop(d_scores if isinstance(scores, numpy.ndarray) else self.model.ops.asarray2f(d_scores))
+            states = self.transition_states(states, scores_cpu)
         backprop_tok2vec(docs)
         if sgd is not None:
             self.finish_update(sgd)
