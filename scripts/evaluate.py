@@ -27,12 +27,12 @@ def main() -> int:
         if not Path(folder).exists():
             parser.error(f"pipeline folder {folder} does not exist")
         pairs.append((folder, name))
-    for split in [s for s in args.splits.split(",") if s]:
-        for folder, name in pairs:
-            output = args.metrics / split / f"{name}.json"
-            output.parent.mkdir(parents=True, exist_ok=True)
-            print(f"== {name} on {split}", flush=True)
-            evaluate(folder, args.corpus / f"{split}.spacy", output=output)
+    jobs = [(split, folder, name) for split in args.splits.split(",") if split for folder, name in pairs]
+    for number, (split, folder, name) in enumerate(jobs, 1):
+        output = args.metrics / split / f"{name}.json"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        print(f"== [{number}/{len(jobs)}] {name} on {split}", flush=True)
+        evaluate(folder, args.corpus / f"{split}.spacy", output=output)
     return 0
 
 

@@ -129,7 +129,8 @@ def run_benchmark(
     """Measure each pipeline in its own spawned process; the first one is the baseline for ratios."""
     context = multiprocessing.get_context("spawn")
     results = []
-    for path in pipelines:
+    for number, path in enumerate(pipelines, 1):
+        print(f"[{number}/{len(pipelines)}] {path}: {len(texts):,} texts x {repeats} passes + {min(latency_docs, len(texts))} one by one", flush=True)
         if not Path(path, "config.cfg").exists():
             raise ValueError(f"{path} is not a saved spaCy pipeline (no config.cfg).")
         queue = context.Queue()
@@ -140,6 +141,7 @@ def run_benchmark(
         if status != "ok":
             raise RuntimeError(f"Benchmarking {path} failed: {payload}")
         results.append(payload)
+        print(f"[{number}/{len(pipelines)}] {payload['words_per_s']['median']:,.0f} words/s", flush=True)
     baseline = results[0]["words_per_s"]["median"]
     for result in results:
         result["speedup_vs_first"] = result["words_per_s"]["median"] / baseline
