@@ -1,7 +1,7 @@
-"""The project on data it has never seen: a tiny multi-label JSONL dataset (neither WNUT-17 nor
-Banking77), written here, through the whole `textcat` workflow to an installed wheel and a report,
-with no file edited — only vars. (CoNLL NER and CSV intents go through the same `bertprod data`
-command, tested format by format in test_corpora.py.)"""
+"""The project on data it has never seen (neither WNUT-17 nor Banking77), written here: a CoNLL
+NER dataset and a multi-label JSONL dataset, through the whole `all` workflow to installed wheels
+and a report, with no file edited — only vars. (CSV intents go through the same `bertprod data`
+command: Banking77 in the smoke run, and test_corpora.py format by format.)"""
 import json
 import random
 import shutil
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = "test-own-multilabel"
+RUN = "test-own-data"
 TOPICS = {
     "billing": ["invoice", "charged twice", "refund", "payment failed", "bill"],
     "delivery": ["parcel", "courier", "late delivery", "tracking number", "package"],
@@ -30,20 +30,49 @@ def tickets(n: int, seed: int):
     return rows
 
 
+PEOPLE = ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Linus"]
+SHIPS = ["Endeavour", "Beagle", "Nautilus"]
+
+
+def sailing_conll(n: int, seed: int) -> str:
+    """Token-per-line IOB2 with -DOCSTART-, tab separated; every 7th sentence has I- after O (IOB1 style)."""
+    rng = random.Random(seed)
+    lines = ["-DOCSTART-\tO", ""]
+    for i in range(n):
+        person, ship = rng.choice(PEOPLE).split(), rng.choice(SHIPS)
+        tokens = [(w, ("B-" if j == 0 else "I-") + "PER") for j, w in enumerate(person)]
+        tokens += [("sailed", "O"), ("on", "O"), ("the", "O"), (ship, ("I-" if i % 7 == 0 else "B-") + "SHIP"), ("today", "O")]
+        lines += [f"{w}\t{t}" for w, t in tokens] + [""]
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def own_run(tmp_path_factory):
     data = tmp_path_factory.mktemp("own")
     for name, n, seed in (("train", 90, 0), ("test", 30, 1)):
         (data / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in tickets(n, seed)), encoding="utf8")
-    cmd = [sys.executable, "-m", "spacy", "project", "run", "textcat", str(REPO), "--vars.run", RUN,
+        (data / f"{name}.conll").write_text(sailing_conll(n, seed), encoding="utf8")
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(REPO), "--vars.run", RUN,
+           "--vars.ner_train", str(data / "train.conll"), "--vars.ner_dev", "", "--vars.ner_test", str(data / "test.conll"),
            "--vars.textcat_train", str(data / "train.jsonl"), "--vars.textcat_dev", "", "--vars.textcat_test", str(data / "test.jsonl"),
-           "--vars.textcat_multilabel", "true", "--vars.textcat_package", "support_topics", "--vars.title", "Support tickets",
-           "--vars.textcat_steps", "8", "--vars.textcat_student_steps", "6", "--vars.eval_frequency", "4", "--vars.augment_n", "2",
+           "--vars.textcat_multilabel", "true", "--vars.ner_package", "sailors", "--vars.textcat_package", "support_topics",
+           "--vars.title", "Sailors and support tickets", "--vars.ner_steps", "8", "--vars.textcat_steps", "8",
+           "--vars.ner_student_steps", "6", "--vars.textcat_student_steps", "6", "--vars.eval_frequency", "4", "--vars.augment_n", "2",
            "--vars.bench_repeats", "1", "--vars.latency_docs", "10"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     yield result
     for top in ("corpus", "training", "metrics", "packages", "reports"):
         shutil.rmtree(REPO / top / RUN, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_conll_ner_goes_through_to_a_wheel(own_run):
+    assert own_run.returncode == 0, own_run.stdout[-6000:] + own_run.stderr[-3000:]
+    data = json.loads((REPO / "corpus" / RUN / "ner" / "data.json").read_text())
+    assert data["labels"] == ["PER", "SHIP"] and "dev_carved" in data
+    assert sum(data["files"]["train"]["repaired"].values()) == 13  # sentences 0, 7, ..., 84: I- after O, repaired and counted
+    wheel = json.loads((REPO / "metrics" / RUN / "ner" / "wheel.json").read_text())
+    assert 0.0 <= wheel["ents_f"] <= 1.0 and wheel["wheel"].startswith("en_sailors-")
 
 
 @pytest.mark.slow
@@ -56,4 +85,5 @@ def test_multilabel_jsonl_goes_through_to_a_wheel_and_a_report(own_run):
     wheel = json.loads((REPO / "metrics" / RUN / "textcat" / "wheel.json").read_text())
     assert 0.0 <= wheel["cats_macro_f"] <= 1.0 and wheel["wheel"].startswith("en_support_topics-")
     report = (REPO / "reports" / RUN / "report.md").read_text()
-    assert "Support tickets" in report and "macro F (multi-label)" in report and "## ner" not in report
+    assert "Sailors and support tickets" in report and "macro F (multi-label)" in report and "## ner: entity F1" in report
+    assert "I- tag without a B- before it" in report
