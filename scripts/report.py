@@ -71,7 +71,7 @@ def data_section(run: str, task: str, spec: Dict) -> List[str]:
             f"+ {transfer['raw_texts']:,} raw texts = {transfer['transfer_docs']:,} docs"
         )
     if labelled:
-        lines.append(f"- labelled once by the fp32 ONNX teacher (temperature {labelled['temperature']}): {labelled['docs']:,} docs")
+        lines.append(f"- labelled once by the teacher `{labelled.get('teacher', '?')}` (temperature {labelled['temperature']}): {labelled['docs']:,} docs")
     return lines + [""]
 
 

@@ -93,5 +93,5 @@ def teacher_label(
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_disk(output_path)
-    counts.update(soft_weight=soft_weight, temperature=temperature)
+    counts.update(teacher=str(teacher_path), soft_weight=soft_weight, temperature=temperature)
     return counts
