@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spacy_bertprod.distill import PLAIN_FACTORIES
+from spacy_bertprod.distill import to_plain_components
 from spacy.util import get_lang_class
 from thinc.api import Config
 
@@ -29,11 +29,7 @@ def main() -> int:
     # spacy train fills unset defaults itself; debug data validates the file as it is.
     config["paths"].update(train=str(args.corpus / "train.spacy"), dev=str(args.corpus / "dev.spacy"), encoder=args.encoder)
     config = Config(get_lang_class(config["nlp"]["lang"]).default_config).merge(config).interpolate()
-    for block in config["components"].values():
-        if block.get("factory") in PLAIN_FACTORIES:
-            block["factory"], training_only = PLAIN_FACTORIES[block["factory"]]
-            for key in training_only:
-                block.pop(key, None)
+    to_plain_components(config["components"])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.cfg"
         config.to_disk(path)

@@ -19,7 +19,7 @@ from thinc.api import Config
 from ..about import __version__
 from ..backends import backend_io
 from ..span_getters import STOCK_SPAN_GETTERS
-from ..distill import PLAIN_FACTORIES
+from ..distill import to_plain_components
 from ..transformer_model import encoder_batches
 from .quantize import QuantizeSettings
 
@@ -92,11 +92,7 @@ def rewrite_config(config: Config, trf_name: str, onnx_model: Dict, batching: Di
                 visit(value)
 
     visit(config["components"])
-    for block in config["components"].values():
-        if block.get("factory") in PLAIN_FACTORIES:
-            block["factory"], training_only = PLAIN_FACTORIES[block["factory"]]
-            for key in training_only:
-                block.pop(key, None)
+    to_plain_components(config["components"])
     leftovers = sorted(set(_registered_names(config["components"])) - {OUR_LISTENER})
     leftovers = [n for n in leftovers if n.startswith("spacy-transformers.")]
     if leftovers:

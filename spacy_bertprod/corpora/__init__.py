@@ -44,8 +44,8 @@ def prepare_ner(
     for name in ("dev", "test"):
         unseen = sorted({e.label_ for d in splits[name] for e in d.ents} - set(labels))
         if unseen:
-            where = dev if name == "dev" and dev else (test if name == "test" else train)
-            raise DataError(Path(where), _first_line_with(Path(where), unseen[0]), f"has entity labels the training data never has: {unseen}.",
+            where = Path({"dev": dev or train, "test": test}[name])  # a carved dev comes from train
+            raise DataError(where, _first_line_with(where, unseen[0]), f"has entity labels the training data never has: {unseen}.",
                             "Add training examples for them, or remove/rename them in this file.")
     # Slices for smoke runs: the first N sentences, as before.
     if train_limit:
@@ -85,7 +85,7 @@ def prepare_textcat(
     for name in ("dev", "test"):
         unseen = sorted({label for _, ls in rows[name] for label in ls} - set(labels))
         if unseen:
-            where = Path(dev if name == "dev" and dev else (test if name == "test" else train))
+            where = Path({"dev": dev or train, "test": test}[name])  # a carved dev comes from train
             raise DataError(where, _first_line_with(where, unseen[0]), f"has labels the training data never has: {unseen}.",
                             "Add training examples for them, or remove/rename them in this file.")
     if train_limit:

@@ -20,6 +20,7 @@ from spacy.pipeline.textcat_multilabel import MultiLabel_TextCategorizer
 from spacy.tokens import Doc, DocBin
 
 from ..progress import progress
+from .hidden import copy_docs
 
 
 def soften(cats: Dict[str, float], temperature: float, exclusive: bool) -> Dict[str, float]:
@@ -70,7 +71,7 @@ def teacher_label(
         if not Path(path).exists():
             raise FileNotFoundError(f"Docs to label {path} do not exist.")
         docs.extend(DocBin().from_disk(path).get_docs(teacher.vocab))
-    inputs = (Doc(teacher.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs)
+    inputs = copy_docs(teacher.vocab, docs)
     counts = {"docs": len(docs), "soft_cats_mixed_with_gold": 0, "soft_cats_teacher_only": 0, "silver_ner": 0, "gold_ner": 0}
     out = DocBin(store_user_data=False)
     predictions = teacher.pipe(inputs, batch_size=batch_size)
