@@ -2,6 +2,7 @@
 
     python scripts/run_seeds.py --seeds 1,2 --tasks ner,textcat -- --vars.run full ...
 
+Each seed trains both students, makes their int8 ONNX and evaluates torch and int8 (`TASK-seed-evaluate`).
 Seed 0 comes from the `ner`/`textcat` workflows; the teacher, its transfer set and the student
 initialisation are shared (their seed is vars.teacher_seed). Each command is a normal
 `spacy project run`, so a seed whose outputs exist is skipped, and a stopped study resumes.
@@ -10,7 +11,7 @@ import argparse
 import subprocess
 import sys
 
-COMMANDS = ["control", "distill", "students-compress", "evaluate"]
+COMMANDS = ["control", "distill", "seed-evaluate"]
 
 
 def main() -> int:

@@ -1,0 +1,118 @@
+"""`bertprod loadtest`: many concurrent clients against a running service, and the same texts
+through in-process `nlp.pipe` for comparison (speed, and whether the answers are the same).
+
+A measurement, not a test: it reports latency percentiles, requests/s, words/s and errors by
+status, and with --pipeline the in-process words/s and the share of docs whose entities (and
+top category) equal the in-process ones.
+"""
+import asyncio
+import statistics
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+
+def percentile(values: Sequence[float], q: float) -> Optional[float]:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
+def words(texts: Sequence[str]) -> int:
+    return sum(len(t.split()) for t in texts)
+
+
+async def _run_clients(url: str, chunks: List[List[str]], concurrency: int, timeout_s: float) -> Dict[str, Any]:
+    import httpx
+
+    latencies: List[float] = []
+    statuses: Dict[str, int] = {}
+    answers: Dict[int, List[dict]] = {}
+    next_chunk = iter(range(len(chunks)))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def client(session: "httpx.AsyncClient") -> None:
+        for index in next_chunk:
+            started = time.perf_counter()
+            try:
+                response = await session.post(url, json={"texts": chunks[index]})
+                status = str(response.status_code)
+                if response.status_code == 200:
+                    answers[index] = response.json()["docs"]
+            except httpx.HTTPError as err:
+                status = type(err).__name__
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    async with httpx.AsyncClient(limits=limits, timeout=timeout_s) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"latencies": latencies, "statuses": statuses, "answers": answers, "seconds": elapsed}
+
+
+def in_process(pipeline: str, texts: List[str], batch_size: int) -> Dict[str, Any]:
+    """The same texts through `nlp.pipe` in this process (after a warm-up), and its answers."""
+    import spacy
+
+    from .schema import doc_to_json
+
+    nlp = spacy.load(pipeline)
+    list(nlp.pipe(texts[:batch_size], batch_size=batch_size))
+    started = time.perf_counter()
+    docs = list(nlp.pipe(texts, batch_size=batch_size))
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "words_per_s": words(texts) / seconds, "answers": [doc_to_json(d) for d in docs]}
+
+
+def agreement(served: List[dict], local: List[dict]) -> Dict[str, Any]:
+    """Share of docs with identical entities, and with the same top category, plus the largest score gap."""
+    def ents(doc):
+        return [(e["start"], e["end"], e["label"]) for e in doc["ents"]]
+
+    same_ents = sum(ents(a) == ents(b) for a, b in zip(served, local))
+    with_cats = [(a["cats"], b["cats"]) for a, b in zip(served, local) if b["cats"]]
+    same_top = sum(max(a, key=a.get) == max(b, key=b.get) for a, b in with_cats)
+    gap = max((abs(a[k] - b[k]) for a, b in with_cats for k in b), default=0.0)
+    return {
+        "docs": len(local),
+        "same_ents": same_ents / max(len(local), 1),
+        "same_top_cat": same_top / len(with_cats) if with_cats else None,
+        "max_cat_score_gap": gap,
+    }
+
+
+def loadtest(url: str, texts: List[str], *, concurrency: int = 32, texts_per_request: int = 1, repeats: int = 1,
+             pipeline: Optional[str] = None, batch_size: int = 64, timeout_s: float = 60.0) -> Dict[str, Any]:
+    if concurrency < 1 or texts_per_request < 1 or repeats < 1:
+        raise ValueError("--concurrency, --texts-per-request and --repeats must be at least 1.")
+    url = url.rstrip("/")
+    if not url.endswith("/v1/process"):
+        url += "/v1/process"
+    chunks = [texts[i:i + texts_per_request] for i in range(0, len(texts), texts_per_request)] * repeats
+    run = asyncio.run(_run_clients(url, chunks, concurrency, timeout_s))
+    ok_texts = [t for i, answer in run["answers"].items() for t in chunks[i]]
+    latencies = run["latencies"]
+    result: Dict[str, Any] = {
+        "url": url,
+        "concurrency": concurrency,
+        "texts_per_request": texts_per_request,
+        "requests": len(chunks),
+        "statuses": run["statuses"],
+        "errors": sum(n for s, n in run["statuses"].items() if s != "200"),
+        "server_errors_5xx": sum(n for s, n in run["statuses"].items() if s.startswith("5")),
+        "seconds": run["seconds"],
+        "requests_per_s": len(chunks) / run["seconds"],
+        "words_per_s": words(ok_texts) / run["seconds"],
+        "latency_ms": {name: (percentile(latencies, q) or 0.0) * 1000 for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        "latency_ms_mean": statistics.mean(latencies) * 1000 if latencies else None,
+    }
+    if pipeline:
+        local = in_process(pipeline, texts, batch_size)
+        result["in_process_words_per_s"] = local["words_per_s"]
+        result["service_vs_in_process"] = result["words_per_s"] / local["words_per_s"]
+        first_pass = {i: a for i, a in run["answers"].items() if i < len(chunks) // repeats}
+        served = [doc for i in sorted(first_pass) for doc in first_pass[i]]
+        expected = [doc for i in sorted(first_pass) for doc in local["answers"][i * texts_per_request:(i + 1) * texts_per_request]]
+        result["agreement"] = agreement(served, expected)
+    return result

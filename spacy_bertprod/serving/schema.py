@@ -1,0 +1,131 @@
+"""The wire format: request validation with clear 4xx errors, and a Doc as JSON.
+
+Validation is plain Python (not FastAPI's body parsing) so that every way a client can get a
+request wrong has its own status and a message that names the field and the fix.
+"""
+import json
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy
+from spacy.tokens import Doc
+
+from .settings import ServeSettings
+
+try:  # pydantic comes with FastAPI (the `serve` extra); the models only feed the OpenAPI docs
+    from pydantic import BaseModel, Field
+except ImportError:  # pragma: no cover
+    BaseModel = None
+
+
+class ServiceError(Exception):
+    """An answer other than 200: status, message, optional headers (Retry-After)."""
+
+    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"error": {"status": self.status, "message": self.message}}
+
+
+def parse_request(body: bytes, settings: ServeSettings) -> Dict[str, Any]:
+    """Bytes → {"texts": [...], "vectors": bool}, or a ServiceError naming what is wrong."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ServiceError(400, f"The request body is not valid UTF-8 (byte {err.start}: {body[err.start:err.start + 1]!r}). Send UTF-8 encoded JSON.")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ServiceError(400, f"The request body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}. Send {{\"texts\": [\"...\"]}}.")
+    if not isinstance(payload, dict):
+        raise ServiceError(422, f"The request body must be a JSON object like {{\"texts\": [\"...\"]}}, not {type(payload).__name__}.")
+    unknown = sorted(set(payload) - {"texts", "vectors"})
+    if unknown:
+        raise ServiceError(422, f"Unknown field(s) {unknown}: the request accepts 'texts' (a list of strings) and 'vectors' (true/false).")
+    if "texts" not in payload:
+        raise ServiceError(422, "The request has no 'texts' field: send {\"texts\": [\"...\"]}.")
+    texts = payload["texts"]
+    if not isinstance(texts, list):
+        raise ServiceError(422, f"'texts' must be a list of strings, not {type(texts).__name__}.")
+    if len(texts) > settings.max_texts:
+        raise ServiceError(413, f"{len(texts)} texts in one request; the limit is {settings.max_texts}. Split the request (or raise --max-texts).")
+    for i, item in enumerate(texts):
+        if not isinstance(item, str):
+            raise ServiceError(422, f"texts[{i}] is {type(item).__name__}, not a string.")
+        if len(item) > settings.max_chars:
+            raise ServiceError(413, f"texts[{i}] has {len(item)} characters; the limit is {settings.max_chars}. Split the text (or raise --max-chars); nothing is truncated.")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ServiceError(422, f"texts[{i}] holds an unpaired surrogate ({item[err.start]!r} at character {err.start}), which is not text. Send valid Unicode.")
+    vectors = payload.get("vectors", False)
+    if not isinstance(vectors, bool):
+        raise ServiceError(422, f"'vectors' must be true or false, not {vectors!r}.")
+    return {"texts": texts, "vectors": vectors}
+
+
+def token_vectors(doc: Doc) -> numpy.ndarray:
+    """One vector per token: the mean of its wordpieces' hidden states (what listeners see)."""
+    data = doc._.trf_data if doc.has_extension("trf_data") else None
+    if data is None or not hasattr(data, "align") or not hasattr(data, "hidden"):
+        raise ValueError("This pipeline has no spacy_bertprod transformer output to give token vectors from.")
+    hidden = numpy.asarray(data.hidden, dtype="float32")
+    lengths = numpy.asarray(data.align.lengths)
+    index = numpy.asarray(data.align.dataXd).reshape(-1)
+    owner = numpy.repeat(numpy.arange(len(doc)), lengths)
+    sums = numpy.zeros((len(doc), hidden.shape[-1]), dtype="float32")
+    numpy.add.at(sums, owner, hidden[index])
+    return sums / numpy.maximum(lengths, 1)[:, None]
+
+
+def doc_to_json(doc: Doc, *, vectors: bool = False) -> Dict[str, Any]:
+    """Entities as character offsets, categories as floats; tokens and their vectors on request."""
+    out: Dict[str, Any] = {
+        "ents": [{"start": e.start_char, "end": e.end_char, "label": e.label_, "text": e.text} for e in doc.ents],
+        "cats": {label: float(score) for label, score in doc.cats.items()},
+    }
+    if vectors:
+        out["tokens"] = [{"start": t.idx, "end": t.idx + len(t.text), "text": t.text} for t in doc]
+        out["vectors"] = token_vectors(doc).tolist()
+    return out
+
+
+def docs_to_json(docs: Sequence[Doc], vectors: Sequence[bool]) -> List[Dict[str, Any]]:
+    return [doc_to_json(doc, vectors=flag) for doc, flag in zip(docs, vectors)]
+
+
+if BaseModel is not None:
+
+    class ProcessRequest(BaseModel):
+        texts: List[str] = Field(..., description="Texts to annotate, answered in this order")
+        vectors: bool = Field(False, description="Also return tokens (character offsets) and one vector per token")
+
+    class Entity(BaseModel):
+        start: int = Field(..., description="Character offset of the first character")
+        end: int = Field(..., description="Character offset after the last character")
+        label: str
+        text: str
+
+    class Token(BaseModel):
+        start: int
+        end: int
+        text: str
+
+    class DocOut(BaseModel):
+        ents: List[Entity]
+        cats: Dict[str, float]
+        tokens: Optional[List[Token]] = None
+        vectors: Optional[List[List[float]]] = None
+
+    class ProcessResponse(BaseModel):
+        docs: List[DocOut]
+
+    class ErrorDetail(BaseModel):
+        status: int
+        message: str
+
+    class ErrorResponse(BaseModel):
+        error: ErrorDetail

@@ -1,0 +1,52 @@
+"""The service's limits and batching knobs, in one place (CLI flags and tests fill it)."""
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+
+ENV_VAR = "BERTPROD_SERVE_SETTINGS"
+
+
+@dataclass
+class ServeSettings:
+    """What one service process accepts and how it batches.
+
+    max_batch_words: a micro-batch closes when its texts hold this many whitespace-separated
+        words (a text longer than that is a batch of its own; nothing is cut).
+    max_wait_ms: ...or when its first request has waited this long.
+    max_queue_texts: texts waiting for a batch; a request beyond it gets 503 + Retry-After.
+    """
+
+    pipeline: str = ""
+    threads: int = 0
+    max_batch_words: int = 4096
+    max_wait_ms: float = 5.0
+    max_queue_texts: int = 8192
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_texts: int = 1000
+    max_chars: int = 100_000
+    body_timeout_s: float = 10.0
+    retry_after_s: int = 1
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        positive = ["max_batch_words", "max_queue_texts", "max_body_bytes", "max_texts", "max_chars"]
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"Serve setting {name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("max_wait_ms", "body_timeout_s"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"Serve setting {name} must not be negative, got {getattr(self, name)}.")
+        if self.threads < 0:
+            raise ValueError(f"Serve setting threads must be 0 (automatic) or more, got {self.threads}.")
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        """Worker processes started by uvicorn get their settings through the environment."""
+        raw = os.environ.get(ENV_VAR)
+        if not raw:
+            raise RuntimeError(f"{ENV_VAR} is not set: start the service with `python -m spacy bertprod serve`.")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
