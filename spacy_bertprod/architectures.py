@@ -43,14 +43,16 @@ def create_onnx_transformer(
     providers: List[str] = ["CPUExecutionProvider"],
     intra_op_num_threads: int = 0,
     inter_op_num_threads: int = 1,
+    allow_spinning: bool = True,
 ) -> Model:
     """An inference-only encoder on ONNX Runtime; its model.onnx is written by `compress`.
 
-    intra_op_num_threads=0 lets ONNX Runtime use one thread per physical core.
+    intra_op_num_threads=0 lets ONNX Runtime use one thread per physical core; allow_spinning
+    is ONNX Runtime's session.intra_op.allow_spinning.
     """
     from .backends.onnx import OnnxEncoder
 
-    return TransformerModel(OnnxEncoder(providers, intra_op_num_threads, inter_op_num_threads), get_spans)
+    return TransformerModel(OnnxEncoder(providers, intra_op_num_threads, inter_op_num_threads, allow_spinning), get_spans)
 
 
 @registry.architectures("spacy_bertprod.TransformerListener.v1")

@@ -254,6 +254,7 @@ def serve_cli(
     port: int = typer.Option(8000, "--port"),
     workers: int = typer.Option(1, "--workers", help="Worker processes, each with its own copy of the pipeline"),
     threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads per worker (0: the pipeline's setting; cores/workers with --workers > 1)"),
+    spin: bool = typer.Option(False, "--spin/--no-spin", help="Let ONNX Runtime's idle threads spin (off by default: they would take the CPU the event loop needs)"),
     max_batch_words: int = typer.Option(4096, "--max-batch-words", help="Micro-batch word budget"),
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="Longest a request waits for batch-mates"),
     max_queue_texts: int = typer.Option(8192, "--max-queue-texts", help="Texts that may wait; beyond it: 503 + Retry-After"),
@@ -269,7 +270,7 @@ def serve_cli(
     from .serving.settings import ServeSettings
 
     try:
-        settings = ServeSettings(pipeline=pipeline, threads=threads, max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
+        settings = ServeSettings(pipeline=pipeline, threads=threads, allow_spinning=spin, max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
                                  max_queue_texts=max_queue_texts, max_body_bytes=max_body_bytes, max_texts=max_texts,
                                  max_chars=max_chars, body_timeout_s=body_timeout_s)
         run_server(settings, host=host, port=port, workers=workers, limit_concurrency=limit_concurrency, log_level=log_level)

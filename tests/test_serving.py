@@ -249,3 +249,17 @@ def test_serve_cli_with_two_workers_serves_and_stops_cleanly(compressed_bert):
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
+
+
+def test_loadtest_reports_latency_throughput_and_agreement_with_in_process(compressed_bert, tmp_path):
+    from spacy_bertprod.serving.loadtest import loadtest
+
+    texts = [f"{name} flew to {place}" for name in ("Alice", "Bob", "Grace") for place in ("Paris", "Tokyo")] * 5
+    with Server(create_app(ServeSettings(pipeline="int8"), nlp=spacy.load(compressed_bert["int8"]))) as server:
+        result = loadtest(server.url, texts, concurrency=8, texts_per_request=2, repeats=2, pipeline=str(compressed_bert["int8"]))
+    assert result["statuses"] == {"200": 30} and result["errors"] == 0
+    assert result["words_per_s"] > 0 and result["in_process_words_per_s"] > 0
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+    assert result["agreement"] == {"docs": 30, "same_ents": 1.0, "same_top_cat": 1.0, "max_cat_score_gap": 0.0}
+    with pytest.raises(ValueError, match="plain HTTP"):
+        loadtest("https://example.invalid", texts)

@@ -21,10 +21,11 @@ ONNX_FILE = "model.onnx"
 class OnnxSession:
     """ONNX model bytes plus a session built on first use (thread-safe)."""
 
-    def __init__(self, providers: List[str], intra_op_num_threads: int, inter_op_num_threads: int):
+    def __init__(self, providers: List[str], intra_op_num_threads: int, inter_op_num_threads: int, allow_spinning: bool = True):
         self.providers = list(providers)
         self.intra_op_num_threads = intra_op_num_threads
         self.inter_op_num_threads = inter_op_num_threads
+        self.allow_spinning = allow_spinning
         self.model_bytes: Optional[bytes] = None
         self.source = "<memory>"
         self._session = None
@@ -41,7 +42,7 @@ class OnnxSession:
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo):
-        copied = OnnxSession(self.providers, self.intra_op_num_threads, self.inter_op_num_threads)
+        copied = OnnxSession(self.providers, self.intra_op_num_threads, self.inter_op_num_threads, self.allow_spinning)
         copied.model_bytes = self.model_bytes  # immutable: sharing is safe
         copied.source = self.source
         return copied
@@ -81,6 +82,9 @@ class OnnxSession:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.intra_op_num_threads
         options.inter_op_num_threads = self.inter_op_num_threads
+        # Spinning pool threads wait for the next run at full speed: good back to back, but they
+        # burn a core while Python does spaCy's part or other processes need it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = onnxruntime.get_available_providers()
         missing = [p for p in self.providers if p not in available]
@@ -124,13 +128,13 @@ class OnnxSession:
 
 
 def OnnxEncoder(
-    providers: List[str], intra_op_num_threads: int = 0, inter_op_num_threads: int = 1
+    providers: List[str], intra_op_num_threads: int = 0, inter_op_num_threads: int = 1, allow_spinning: bool = True
 ) -> Model[EncoderBatch, numpy.ndarray]:
     """A thinc layer running an ONNX encoder: padded wordpieces -> (batch, length, width)."""
     return Model(
         ONNX_ENCODER,
         _forward,
-        attrs={"onnx": OnnxSession(providers, intra_op_num_threads, inter_op_num_threads)},
+        attrs={"onnx": OnnxSession(providers, intra_op_num_threads, inter_op_num_threads, allow_spinning)},
     )
 
 

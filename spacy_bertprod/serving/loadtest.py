@@ -6,9 +6,11 @@ status, and with --pipeline the in-process words/s and the share of docs whose e
 top category) equal the in-process ones.
 """
 import asyncio
+import json
 import statistics
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
@@ -22,46 +24,98 @@ def words(texts: Sequence[str]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-async def _run_clients(url: str, chunks: List[List[str]], concurrency: int, timeout_s: float) -> Dict[str, Any]:
-    import httpx
+class _Connection:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams.
 
+    The load generator shares the machine with the service, so it must cost as little CPU as
+    possible: general-purpose clients (httpx) spend more CPU per request than the service does
+    and would measure themselves.
+    """
+
+    def __init__(self, host: str, port: int, path: str):
+        self.host, self.port, self.path = host, port, path
+        self.reader = self.writer = None
+
+    async def post(self, body: bytes) -> Tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the service closed the connection")
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        payload = await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        return status, payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+async def _run_clients(url: str, chunks: List[List[str]], concurrency: int, timeout_s: float) -> Dict[str, Any]:
+    parsed = urlsplit(url)
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise ValueError(f"loadtest speaks plain HTTP: give a URL like http://127.0.0.1:8000, not {url!r}.")
     latencies: List[float] = []
     statuses: Dict[str, int] = {}
     answers: Dict[int, List[dict]] = {}
     next_chunk = iter(range(len(chunks)))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    bodies = [json.dumps({"texts": chunk}).encode("utf8") for chunk in chunks]
 
-    async def client(session: "httpx.AsyncClient") -> None:
+    async def client() -> None:
+        connection = _Connection(parsed.hostname, parsed.port or 80, parsed.path)
         for index in next_chunk:
             started = time.perf_counter()
             try:
-                response = await session.post(url, json={"texts": chunks[index]})
-                status = str(response.status_code)
-                if response.status_code == 200:
-                    answers[index] = response.json()["docs"]
-            except httpx.HTTPError as err:
+                code, payload = await asyncio.wait_for(connection.post(bodies[index]), timeout_s)
+                status = str(code)
+                if code == 200:
+                    answers[index] = json.loads(payload)["docs"]
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as err:
                 status = type(err).__name__
+                await connection.close()
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
+        await connection.close()
 
-    async with httpx.AsyncClient(limits=limits, timeout=timeout_s) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     return {"latencies": latencies, "statuses": statuses, "answers": answers, "seconds": elapsed}
 
 
-def in_process(pipeline: str, texts: List[str], batch_size: int) -> Dict[str, Any]:
-    """The same texts through `nlp.pipe` in this process (after a warm-up), and its answers."""
+def in_process(pipeline: str, texts: List[str], batch_size: int, passes: int = 3) -> Dict[str, Any]:
+    """The same texts through `nlp.pipe` in this process (after a warm-up): median words/s of
+    `passes` passes, and the answers."""
     import spacy
 
     from .schema import doc_to_json
 
     nlp = spacy.load(pipeline)
     list(nlp.pipe(texts[:batch_size], batch_size=batch_size))
-    started = time.perf_counter()
-    docs = list(nlp.pipe(texts, batch_size=batch_size))
-    seconds = time.perf_counter() - started
+    timings = []
+    for _ in range(passes):
+        started = time.perf_counter()
+        docs = list(nlp.pipe(texts, batch_size=batch_size))
+        timings.append(time.perf_counter() - started)
+    seconds = statistics.median(timings)
     return {"seconds": seconds, "words_per_s": words(texts) / seconds, "answers": [doc_to_json(d) for d in docs]}
 
 

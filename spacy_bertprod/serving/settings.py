@@ -2,6 +2,7 @@
 import json
 import os
 from dataclasses import asdict, dataclass, fields
+from typing import Optional
 
 ENV_VAR = "BERTPROD_SERVE_SETTINGS"
 
@@ -18,6 +19,7 @@ class ServeSettings:
 
     pipeline: str = ""
     threads: int = 0
+    allow_spinning: Optional[bool] = False
     max_batch_words: int = 4096
     max_wait_ms: float = 5.0
     max_queue_texts: int = 8192

@@ -1,0 +1,118 @@
+"""`bertprod apply`: a corpus annotated into resumable shards, every document exactly once, the
+same output from the local engine and from a Ray actor pool, even when an actor is killed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from conftest import PEOPLE, PLACES
+from spacy_bertprod.serving.apply import ApplyError, apply, read_output
+
+
+def write_corpus(path: Path, n: int = 45) -> list:
+    records = [{"id": i, "text": f"{PEOPLE[i % len(PEOPLE)]} flew to {PLACES[i % len(PLACES)]} on day {i}", "source": "test"} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
+    return records
+
+
+def test_local_apply_writes_every_record_once_with_its_fields_and_annotations(compressed_bert, tmp_path):
+    records = write_corpus(tmp_path / "in.jsonl")
+    result = apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "out", shard_size=10)
+    assert result["records"] == 45 and result["shards"] == 5 and result["annotated_now"] == 45
+    out = list(read_output(tmp_path / "out"))
+    assert [r["id"] for r in out] == list(range(45))
+    assert all(r["source"] == "test" and r["text"] == records[r["id"]]["text"] for r in out)
+    nlp = spacy.load(compressed_bert["int8"])
+    for row, doc in zip(out, nlp.pipe(r["text"] for r in records)):
+        assert [(e["start"], e["end"], e["label"]) for e in row["ents"]] == [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+        assert row["cats"] == pytest.approx(doc.cats)
+
+
+def test_a_rerun_skips_finished_shards_and_redoes_only_the_missing_one(compressed_bert, tmp_path):
+    write_corpus(tmp_path / "in.jsonl")
+    apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "out", shard_size=10)
+    before = (tmp_path / "out" / "part-00002.jsonl").read_bytes()
+    (tmp_path / "out" / "part-00002.done.json").unlink()  # as if the worker died before finishing it
+    (tmp_path / "out" / "part-00002.jsonl").write_text("half a shard\n")
+    again = apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "out", shard_size=10)
+    assert again["skipped_shards"] == 4 and again["annotated_now"] == 10
+    assert (tmp_path / "out" / "part-00002.jsonl").read_bytes() == before
+    assert [r["id"] for r in read_output(tmp_path / "out")] == list(range(45))
+    with pytest.raises(ApplyError, match="another job's shards .*shard_size"):
+        apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "out", shard_size=7)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ApplyError, match="not written by `bertprod apply`"):
+        apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "other")
+
+
+@pytest.mark.parametrize(
+    "lines,fragment",
+    [
+        (['{"text": "fine"}', '{"text": "fine"}', '{"text": "unclosed'], "in.jsonl:3: not valid JSON"),
+        (['{"text": "fine"}', '{"body": "no text"}'], "in.jsonl:2: the text field 'text' is missing"),
+        (['{"text": 5}'], "in.jsonl:1: the text field 'text' is a int"),
+        (['["a list"]'], "in.jsonl:1: a record must be a JSON object"),
+        (['{"text": "x", "ents": []}'], "already has field(s) ['ents']"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work_naming_the_line(compressed_bert, tmp_path, lines, fragment):
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf8")
+    with pytest.raises(ApplyError) as err:
+        apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "out")
+    assert fragment in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_parquet_input_and_spacy_output(compressed_bert, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    records = write_corpus(tmp_path / "unused.jsonl", n=23)
+    pq.write_table(pa.Table.from_pylist(records), tmp_path / "in.parquet", row_group_size=5)
+    apply(str(compressed_bert["int8"]), tmp_path / "in.parquet", tmp_path / "out", fmt="spacy", shard_size=10)
+    nlp = spacy.load(compressed_bert["int8"])
+    docs = [d for part in sorted((tmp_path / "out").glob("part-*.spacy")) for d in DocBin().from_disk(part).get_docs(nlp.vocab)]
+    assert [d.text for d in docs] == [r["text"] for r in records]
+    assert [d.user_data["fields"]["id"] for d in docs] == list(range(23))
+    assert [[e.text for e in d.ents] for d in docs] == [[e.text for e in d.ents] for d in nlp.pipe(r["text"] for r in records)]
+    pq.write_table(pa.Table.from_pylist([{"body": "x"}]), tmp_path / "bad.parquet")
+    with pytest.raises(ApplyError, match="no column 'text'"):
+        apply(str(compressed_bert["int8"]), tmp_path / "bad.parquet", tmp_path / "out2")
+
+
+@pytest.mark.slow
+def test_ray_engine_matches_local_and_survives_a_killed_actor(compressed_bert, tmp_path):
+    pytest.importorskip("ray")
+    records = write_corpus(tmp_path / "in.jsonl", n=400)
+    apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "local", shard_size=10)
+    out = tmp_path / "ray"
+    command = [sys.executable, "-m", "spacy", "bertprod", "apply", str(compressed_bert["int8"]), str(tmp_path / "in.jsonl"), str(out),
+               "--engine", "ray", "--workers", "2", "--shard-size", "10"]
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    killed = None
+    deadline = time.time() + 240
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        done = list(out.glob("part-*.done.json")) if out.exists() else []
+        if done:
+            killed = json.loads(done[0].read_text())["pid"]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log
+    assert killed is not None, "no shard finished before the job ended"
+    rows = list(read_output(out))
+    assert [r["id"] for r in rows] == list(range(len(records)))  # every document exactly once, in order
+    for part in sorted((tmp_path / "local").glob("part-*.jsonl")):
+        assert (out / part.name).read_bytes() == part.read_bytes()
+    pids = {json.loads(p.read_text())["pid"] for p in out.glob("part-*.done.json")}
+    remaining = len(list(out.glob("part-*.done.json")))
+    assert remaining == 40
+    assert pids - {killed}, "shards were written after the kill by other actors"
