@@ -43,6 +43,8 @@ def compress_cli(
     calibration_percentile: float = typer.Option(99.99, "--calibration-percentile", help="Calibrated activation ranges keep this central percentage of the sample's values (100: min/max)"),
     sample: Optional[Path] = typer.Option(None, "--sample", help="In-domain texts for int8 calibration and the parity check (.txt lines, .jsonl with 'text', or .spacy); a few hundred docs, e.g. the dev set"),
     threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads in the output pipeline (0: one per core)"),
+    trim_vocab: Optional[Path] = typer.Option(None, "--trim-vocab", help="Keep only the wordpieces these in-domain texts use (+ every single character and the specials): .spacy, .jsonl or lines; e.g. the training data"),
+    vocab_min_count: int = typer.Option(1, "--vocab-min-count", help="With --trim-vocab: keep wordpieces seen at least this often"),
     force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
 ):
     """Rewrite a transformer pipeline onto ONNX Runtime (export, fusion, int8), heads unchanged."""
@@ -65,13 +67,15 @@ def compress_cli(
             intra_op_num_threads=threads,
             force=force,
             sample_texts=read_texts(sample) if sample is not None else None,
+            vocab_texts=read_texts(trim_vocab) if _optional_path(trim_vocab) is not None else None,
+            vocab_min_count=vocab_min_count,
         )
         report = compress_pipeline(input_path, output_path, settings)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     sizes = report["sizes_bytes"]
     msg.good(f"Wrote {output_path}")
-    print(json.dumps({"sizes_bytes": sizes, "fusion_statistics": report["fusion_statistics"], "parity": report["parity"]}, indent=2))
+    print(json.dumps({"sizes_bytes": sizes, "fusion_statistics": report["fusion_statistics"], "vocabulary": report["vocabulary"], "parity": report["parity"]}, indent=2))
 
 
 @bertprod_cli.command("benchmark")

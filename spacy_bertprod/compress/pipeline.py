@@ -43,6 +43,9 @@ class CompressSettings:
     pipe_batch_tokens: int = 8192
     force: bool = False
     sample_texts: Optional[List[str]] = None
+    # Vocabulary trimming (compress/vocab.py): keep the wordpieces these texts use (None: keep all).
+    vocab_texts: Optional[List[str]] = None
+    vocab_min_count: int = 1
 
 
 def _log(message: str) -> None:
@@ -161,13 +164,22 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
     sample_docs = [nlp.make_doc(t) for t in sample_texts]
     config = source.module.config
     _log(f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, width {config.hidden_size})")
+    module, tokenizer, vocabulary = source.module, source.tokenizer, None
+    if settings.vocab_texts is not None:
+        from .vocab import trim_vocabulary
+
+        with _Step("Trimming the vocabulary to the corpus's wordpieces", timings):
+            module, tokenizer, vocabulary = trim_vocabulary(source.module, source.tokenizer, settings.vocab_texts, sample_texts, settings.vocab_min_count)
+        _log(f"    kept {vocabulary['kept']:,} of {vocabulary['original_size']:,} wordpieces "
+             f"({vocabulary['kept_from_corpus']:,} seen in {vocabulary['corpus_texts']:,} texts, {vocabulary['kept_single_characters']:,} single characters); "
+             f"[UNK] share on the sample {vocabulary['check_before']['unk_share']:.4%} -> {vocabulary['check_after']['unk_share']:.4%}")
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".compress-", dir=output_path.parent))
     try:
         raw, fused, final = work / "export.onnx", work / "fused.onnx", work / "final.onnx"
         with _Step("Exporting to ONNX (torch.onnx)", timings):
-            export_onnx(source.module, raw, opset=settings.opset)
+            export_onnx(module, raw, opset=settings.opset)
         fusion: Dict[str, int] = {}
         fp32 = raw
         if settings.optimize:
@@ -179,7 +191,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
         if settings.quantize == "int8":
             scales = settings.quantization.activation_scales
             with _Step(f"Quantising to int8 ({scales} activation scales)", timings):
-                batches = encoder_batches(source.tokenizer, [doc[:] for doc in sample_docs])
+                batches = encoder_batches(tokenizer, [doc[:] for doc in sample_docs])
                 calibration = quantize_onnx(fp32, final, settings.quantization, batches)
             if calibration:
                 calibration.update({"n_docs": len(sample_docs), "source": sample_source})
@@ -202,7 +214,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
                 if name != source.name and hasattr(proc, "to_bytes"):
                     new_nlp.get_pipe(name).from_bytes(proc.to_bytes())
             trf = new_nlp.get_pipe(source.name)
-            trf._set_tokenizer(source.tokenizer)
+            trf._set_tokenizer(tokenizer)
             backend_io(trf.model.layers[0]).onnx.set_model(final.read_bytes(), source=str(final))
             trf.cfg["width"] = int(config.hidden_size)
             trf._sync_width()
@@ -219,7 +231,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
             reference = OnnxSession(["CPUExecutionProvider"], 0, 1)
             reference.set_model(fp32.read_bytes(), source=str(fp32))
             candidate = backend_io(reloaded.get_pipe(source.name).model.layers[0]).onnx
-            parity = encoder_parity(source.module, reference, candidate, source.tokenizer, sample_docs)
+            parity = encoder_parity(module, reference, candidate, tokenizer, sample_docs)
             parity["predictions"] = prediction_agreement(nlp, reloaded, sample_texts)
             parity["batch_invariance"] = batch_invariance(reloaded, sample_texts, batch_sizes=(1, 64))
 
@@ -242,6 +254,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
                 "calibration": calibration or None,
             },
             "fusion_statistics": fusion,
+            "vocabulary": vocabulary,
             "sizes_bytes": {
                 "input_pipeline": folder_size(input_path),
                 "onnx_exported": raw.stat().st_size,
