@@ -160,7 +160,7 @@ def verdicts(metrics: Path, task: str, spec: Dict, teacher_score: Optional[float
         for result in bench["results"]:
             bare = result.get("bare_session")
             if bare and "distilled-s0-onnx-int8" in result["pipeline"]:
-                out.append(f"- spaCy-side overhead (int8 distilled student): the pipeline reaches {bare['pipeline_share_of_bare']:.0%} of the bare InferenceSession's words/s on the same batches.")
+                out.append(f"- spaCy-side overhead (int8 distilled student): the pipeline reaches {bare['pipeline_share_of_bare']:.0%} of the bare InferenceSession's words/s on the same batches ({bare['wordpieces_per_s']:,.0f} real wordpieces/s; {bare.get('pad_fraction', 0):.1%} of the batch positions are padding).")
     return out + [""]
 
 

@@ -27,6 +27,7 @@ def test_benchmark_cli(trained_bert, compressed_bert, tmp_path):
         assert run["peak_rss_mb"] > 50 and run["size_on_disk_bytes"] > 0 and run["load_s"] > 0
     assert "bare_session" not in torch_run
     assert onnx_run["bare_session"]["wordpieces_per_s"] > onnx_run["bare_session"]["words_per_s"] > 0
+    assert 0.0 <= onnx_run["bare_session"]["pad_fraction"] < 1.0 and onnx_run["bare_session"]["n_batches"] >= 1
     assert torch_run["speedup_vs_first"] == 1.0
     assert "| pipeline |" in result.stdout
 
