@@ -52,7 +52,10 @@ def own_run(tmp_path_factory):
     for name, n, seed in (("train", 90, 0), ("test", 30, 1)):
         (data / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in tickets(n, seed)), encoding="utf8")
         (data / f"{name}.conll").write_text(sailing_conll(n, seed), encoding="utf8")
-    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(REPO), "--vars.run", RUN,
+    # Your own encoder goes in through vars too: a small random BERT (MiniLM's tokenizer) keeps this quick.
+    encoder = data / "encoder"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "tiny_encoder.py"), str(encoder)], check=True, capture_output=True)
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(REPO), "--vars.run", RUN, "--vars.teacher_model", str(encoder),
            "--vars.ner_train", str(data / "train.conll"), "--vars.ner_dev", "", "--vars.ner_test", str(data / "test.conll"),
            "--vars.textcat_train", str(data / "train.jsonl"), "--vars.textcat_dev", "", "--vars.textcat_test", str(data / "test.jsonl"),
            "--vars.textcat_multilabel", "true", "--vars.ner_package", "sailors", "--vars.textcat_package", "support_topics",
