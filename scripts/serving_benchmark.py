@@ -99,7 +99,8 @@ def apply_runs(pipeline: str, data: str, limit: int, shard_size: int) -> list:
             result = json.loads(proc.stdout[proc.stdout.index("{\n"):])
             shards = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
             reference = reference or shards
-            runs.append({"engine": engine, "workers": workers, "docs": result["records"], "docs_per_s": result["docs_per_s"],
+            runs.append({"engine": engine, "workers": workers, "docs": result["records"], "docs_per_s": result["docs_per_s_after_first_shard"],
+                         "docs_per_s_incl_startup": result["docs_per_s"], "threads_per_worker": result["threads_per_worker"],
                          "wall_s_with_startup": wall, "same_shards_as_local_1": shards == reference})
             shutil.rmtree(out)
     return runs
@@ -117,12 +118,14 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['workers']} | {r['texts_per_request']} | {r['words_per_s']:,.0f} | {r['in_process_words_per_s']:,.0f} | "
                      f"{r['service_vs_in_process']:.0%} | {lat['p50']:.0f} / {lat['p95']:.0f} / {lat['p99']:.0f} | {r['batch_docs_mean'] or 0:.1f} | "
                      f"{r['statuses']} | {a['same_ents']:.2%} | {top} |")
-    lines += ["", "| apply engine | workers | docs/s (after the pipeline loaded) | wall s incl. start-up | shards identical to local×1 |", "|---|---|---|---|---|"]
+    lines += ["", f"`bertprod apply` on {report['apply'][0].get('docs', '?')} texts from `{report['apply_data']}` (JSONL, shards of {report['shard_size']}):", "",
+              "| apply engine | workers × threads | docs/s once loaded (after the first shard) | docs/s incl. start-up | wall s incl. start-up | shards identical to local×1 |", "|---|---|---|---|---|---|"]
     for r in report["apply"]:
         if "error" in r:
-            lines.append(f"| {r['engine']} | {r['workers']} | failed | | |")
+            lines.append(f"| {r['engine']} | {r['workers']} | failed | | | |")
         else:
-            lines.append(f"| {r['engine']} | {r['workers']} | {r['docs_per_s']:,.0f} | {r['wall_s_with_startup']:.1f} | {r['same_shards_as_local_1']} |")
+            lines.append(f"| {r['engine']} | {r['workers']} × {r['threads_per_worker']} | {r['docs_per_s'] or 0:,.0f} | {r['docs_per_s_incl_startup']:,.0f} | "
+                         f"{r['wall_s_with_startup']:.1f} | {r['same_shards_as_local_1']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -136,18 +139,20 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--texts-per-request", default="1,8")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--apply-data", help="Texts for the apply runs (default: --data)")
     parser.add_argument("--apply-limit", type=int, default=20000)
     parser.add_argument("--shard-size", type=int, default=1000)
     args = parser.parse_args()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
     report = {"pipeline": args.pipeline, "data": args.data, "texts": args.limit, "concurrency": args.concurrency,
-              "machine": f"{cpu}, {os.cpu_count()} cores", "service": [], "apply": []}
+              "machine": f"{cpu}, {os.cpu_count()} cores", "service": [], "apply": [], "shard_size": args.shard_size}
     for workers in [int(w) for w in args.workers.split(",")]:
         for per_request in [int(n) for n in args.texts_per_request.split(",")]:
             print(f"service: {workers} worker(s), {per_request} text(s) per request", flush=True)
             report["service"].append(serve_and_load(args.pipeline, args.data, args.limit, workers, per_request, args.concurrency, args.repeats))
     print("apply: local and ray, 1 and 2 workers", flush=True)
-    report["apply"] = apply_runs(args.pipeline, args.data, args.apply_limit, args.shard_size)
+    report["apply"] = apply_runs(args.pipeline, args.apply_data or args.data, args.apply_limit, args.shard_size)
+    report["apply_data"] = args.apply_data or args.data
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "serving.json").write_text(json.dumps(report, indent=2), encoding="utf8")
     (args.output / "README.md").write_text(markdown(report), encoding="utf8")

@@ -312,6 +312,7 @@ def apply_cli(
     output: Path = typer.Argument(..., help="Folder of shards (part-NNNNN.jsonl or .spacy); rerun to resume"),
     engine: str = typer.Option("local", "--engine", help="local (nlp.pipe, n_process=--workers) or ray (Ray Data actor pool)"),
     workers: int = typer.Option(1, "--workers", help="Processes (local) or Ray actors (ray)"),
+    threads: int = typer.Option(0, "--threads", help="ONNX Runtime threads per worker (0: cores / workers locally, 1 per Ray actor; Ray reserves that many CPUs per actor)"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one, or RAY_ADDRESS)"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (entities and cats per record) or spacy (DocBins)"),
     text_field: str = typer.Option("text", "--text-field"),
@@ -324,7 +325,7 @@ def apply_cli(
 
     try:
         result = apply(pipeline, input_path, output, engine=engine, fmt=fmt, text_field=text_field, shard_size=shard_size,
-                       batch_size=batch_size, workers=workers, address=address, overwrite=overwrite)
+                       batch_size=batch_size, workers=workers, address=address, overwrite=overwrite, threads=threads)
     except (ApplyError, FileNotFoundError, ImportError, OSError) as err:
         msg.fail(str(err), exits=1)
     print(json.dumps(result, indent=2))

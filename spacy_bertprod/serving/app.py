@@ -24,32 +24,12 @@ except ImportError:  # pragma: no cover
 
 from . import schema
 from .batching import MicroBatcher, QueueFull, ShuttingDown
+from .loading import load_pipeline
 from .metrics import ServiceMetrics
 from .schema import ServiceError, docs_to_json, parse_request
 from .settings import ServeSettings
 
 WARMUP_TEXTS = ["Warm-up text for the pipeline.", "A second, somewhat longer warm-up text, so two batch shapes are seen."]
-
-
-def load_pipeline(name: str, threads: int = 0, allow_spinning: Optional[bool] = None):
-    """`spacy.load` a package name or folder; `threads` > 0 sets ONNX Runtime's intra-op threads,
-    `allow_spinning` (not None) its thread spinning."""
-    import spacy
-
-    from ..backends.onnx import OnnxSession
-
-    nlp = spacy.load(name)
-    if threads or allow_spinning is not None:
-        for _, proc in nlp.pipeline:
-            model = getattr(proc, "model", None)
-            for node in model.walk() if model is not None else []:
-                session = node.attrs.get("onnx")
-                if isinstance(session, OnnxSession):
-                    session.intra_op_num_threads = threads or session.intra_op_num_threads
-                    if allow_spinning is not None:
-                        session.allow_spinning = allow_spinning
-                    session.set_model(session.model_bytes, session.source)
-    return nlp
 
 
 def has_token_vectors(nlp) -> bool:

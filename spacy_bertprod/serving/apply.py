@@ -7,9 +7,10 @@ then `part-00007.done.json` with its count, worker and time). A restarted job sk
 that are done, so every document is in the output exactly once even when a worker dies mid-run:
 a shard that was being written is redone from scratch, never appended to.
 
-Engines: `local` (`nlp.pipe(n_process=N)` shard by shard) and `ray` (Ray Data `map_batches`
-over the pending shards with an actor pool: each actor loads the pipeline once; Ray restarts a
-dead actor and retries its shard). Both write byte-identical shards for the same pipeline.
+Engines: `local` (one `nlp.pipe(n_process=N)` stream over the pending shards, the cores shared
+out between the N processes) and `ray` (Ray Data `map_batches` over the pending shards with an
+actor pool: each actor loads the pipeline once, with `threads` cores; Ray restarts a dead actor
+and retries its shard). Both write byte-identical shards for the same pipeline.
 With Ray on several machines, INPUT and OUTPUT must be on storage every node sees.
 """
 import json
@@ -18,7 +19,9 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .loading import load_pipeline, threads_per_worker
 
 MANIFEST = "_apply.json"
 RESULT_FIELDS = ("ents", "cats")
@@ -138,14 +141,10 @@ def shard_paths(output: Path, shard: Shard, fmt: str) -> Tuple[Path, Path]:
     return stem.with_suffix(".jsonl" if fmt == "jsonl" else ".spacy"), stem.with_suffix(".done.json")
 
 
-def annotate_shard(nlp, input_path: Path, output: Path, shard: Shard, text_field: str, fmt: str,
-                   batch_size: int = 64, n_process: int = 1) -> Dict[str, Any]:
-    """Annotate one shard and write it atomically (tmp file, then rename), then its done-marker."""
+def write_shard(output: Path, shard: Shard, fmt: str, text_field: str, records: List[Dict[str, Any]], docs: Sequence, started: float) -> Dict[str, Any]:
+    """Write one annotated shard atomically (tmp file, then rename), then its done-marker."""
     from .schema import doc_to_json
 
-    started = time.perf_counter()
-    records = read_shard(input_path, shard, text_field)
-    docs = nlp.pipe((r[text_field] for r in records), batch_size=batch_size, n_process=n_process)
     part, done = shard_paths(output, shard, fmt)
     tmp = part.with_name(f"{part.name}.tmp-{os.getpid()}")
     if fmt == "jsonl":
@@ -165,6 +164,44 @@ def annotate_shard(nlp, input_path: Path, output: Path, shard: Shard, text_field
             "host": socket.gethostname(), "seconds": round(time.perf_counter() - started, 3)}
     done.write_text(json.dumps(info), encoding="utf8")
     return info
+
+
+def annotate_shard(nlp, input_path: Path, output: Path, shard: Shard, text_field: str, fmt: str, batch_size: int = 64) -> Dict[str, Any]:
+    """Read, annotate and write one shard in this process."""
+    started = time.perf_counter()
+    records = read_shard(input_path, shard, text_field)
+    docs = list(nlp.pipe((r[text_field] for r in records), batch_size=batch_size))
+    return write_shard(output, shard, fmt, text_field, records, docs, started)
+
+
+def _run_local(pending: List[Shard], pipeline: str, input_path: Path, output: Path, text_field: str, fmt: str,
+               batch_size: int, workers: int, threads: int) -> Iterator[Dict[str, Any]]:
+    """One `nlp.pipe(n_process=workers)` stream over every pending shard, written shard by shard.
+
+    The worker processes start once for the whole job (not per shard), each with `threads`
+    ONNX Runtime threads, so N workers share the cores instead of oversubscribing them.
+    """
+    if workers > 1:  # the Rust tokenizer's own threads must not be running when spaCy forks workers
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    nlp = load_pipeline(pipeline, threads=threads, allow_spinning=False if workers > 1 else None)
+    held: Dict[int, List[Dict[str, Any]]] = {}
+
+    def texts():
+        for shard in pending:
+            held[shard.index] = read_shard(input_path, shard, text_field)
+            for record in held[shard.index]:
+                yield record[text_field], shard.index
+
+    docs: List = []
+    shard_iter = iter(pending)
+    shard = next(shard_iter, None)
+    started = time.perf_counter()
+    for doc, _ in nlp.pipe(texts(), as_tuples=True, batch_size=batch_size, n_process=workers):
+        docs.append(doc)
+        while shard is not None and len(docs) >= shard.count:
+            yield write_shard(output, shard, fmt, text_field, held.pop(shard.index), docs[:shard.count], started)
+            docs, started = docs[shard.count:], time.perf_counter()
+            shard = next(shard_iter, None)
 
 
 def prepare_output(output: Path, job: Dict[str, Any], overwrite: bool) -> None:
@@ -200,10 +237,8 @@ def _report(done: Dict[str, Any], total: int, finished: int, started: float, doc
 class _ShardAnnotator:
     """The Ray actor: loads the pipeline once, then annotates whole shards."""
 
-    def __init__(self, pipeline: str, input_path: str, output: str, text_field: str, fmt: str, batch_size: int):
-        import spacy
-
-        self.nlp = spacy.load(pipeline)
+    def __init__(self, pipeline: str, input_path: str, output: str, text_field: str, fmt: str, batch_size: int, threads: int):
+        self.nlp = load_pipeline(pipeline, threads=threads, allow_spinning=False)
         self.args = (Path(input_path), Path(output))
         self.text_field, self.fmt, self.batch_size = text_field, fmt, batch_size
 
@@ -216,7 +251,7 @@ class _ShardAnnotator:
 
 
 def _run_ray(pending: List[Shard], pipeline: str, input_path: Path, output: Path, text_field: str, fmt: str,
-             batch_size: int, workers: int, address: Optional[str]) -> Iterator[Dict[str, Any]]:
+             batch_size: int, workers: int, threads: int, address: Optional[str]) -> Iterator[Dict[str, Any]]:
     try:
         import ray
     except ImportError as err:
@@ -228,10 +263,10 @@ def _run_ray(pending: List[Shard], pipeline: str, input_path: Path, output: Path
         shards = ray.data.from_items([asdict(s) for s in pending], override_num_blocks=len(pending))
         annotated = shards.map_batches(
             _ShardAnnotator,
-            fn_constructor_args=(str(pipeline), str(input_path.resolve()), str(output.resolve()), text_field, fmt, batch_size),
+            fn_constructor_args=(str(pipeline), str(input_path.resolve()), str(output.resolve()), text_field, fmt, batch_size, threads),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=1,
+            num_cpus=threads,
         )
         for row in annotated.iter_rows():
             yield json.loads(row["info"])
@@ -242,7 +277,7 @@ def _run_ray(pending: List[Shard], pipeline: str, input_path: Path, output: Path
 
 def apply(pipeline: str, input_path: Path, output: Path, *, engine: str = "local", fmt: str = "jsonl",
           text_field: str = "text", shard_size: int = 10_000, batch_size: int = 64, workers: int = 1,
-          address: Optional[str] = None, overwrite: bool = False) -> Dict[str, Any]:
+          address: Optional[str] = None, overwrite: bool = False, threads: int = 0) -> Dict[str, Any]:
     """Annotate INPUT into OUTPUT's shards; returns counts and docs/s of this run."""
     if engine not in ("local", "ray"):
         raise ApplyError(f"--engine must be 'local' or 'ray', not {engine!r}.")
@@ -250,31 +285,43 @@ def apply(pipeline: str, input_path: Path, output: Path, *, engine: str = "local
         raise ApplyError(f"--format must be 'jsonl' or 'spacy', not {fmt!r}.")
     if workers < 1:
         raise ApplyError(f"--workers must be at least 1, got {workers}.")
+    if threads < 0:
+        raise ApplyError(f"--threads must be 0 (automatic) or more, got {threads}.")
+    # local: this machine's cores shared by the workers; ray: one core per actor unless told otherwise
+    threads = threads or (threads_per_worker(workers) if engine == "local" else 1)
     input_path, output = Path(input_path), Path(output)
     shards, n_records = plan_shards(input_path, text_field, shard_size)
     prepare_output(output, _job_description(input_path, pipeline, text_field, shard_size, fmt, n_records), overwrite)
     pending = [s for s in shards if not all(p.exists() for p in shard_paths(output, s, fmt))]
     print(f"{input_path}: {n_records} records in {len(shards)} shard(s); {len(shards) - len(pending)} already done, {len(pending)} to annotate ({engine}, {workers} worker(s))", flush=True)
     started, docs, finished = time.perf_counter(), 0, len(shards) - len(pending)
-    if pending and engine == "local":
-        import spacy
-
-        nlp = spacy.load(pipeline)
-        for shard in pending:
-            info = annotate_shard(nlp, input_path, output, shard, text_field, fmt, batch_size, n_process=workers)
+    completions: List[Tuple[float, int]] = []  # (time, docs) of each shard written now
+    if pending:
+        if engine == "local":
+            runs = _run_local(pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, threads)
+        else:
+            runs = _run_ray(pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, threads, address)
+        for info in runs:
             docs, finished = docs + info["docs"], finished + 1
-            _report(info, len(shards), finished, started, docs)
-    elif pending:
-        for info in _run_ray(pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, address):
-            docs, finished = docs + info["docs"], finished + 1
+            completions.append((time.perf_counter(), info["docs"]))
             _report(info, len(shards), finished, started, docs)
     seconds = time.perf_counter() - started
     missing = [s.index for s in shards if not all(p.exists() for p in shard_paths(output, s, fmt))]
     if missing:
         raise ApplyError(f"Shards {missing[:10]} were not written; run the same command again to finish them.")
     return {"records": n_records, "shards": len(shards), "annotated_now": docs, "skipped_shards": len(shards) - len(pending),
-            "seconds": round(seconds, 3), "docs_per_s": docs / seconds if docs else None, "engine": engine, "workers": workers,
+            "seconds": round(seconds, 3), "docs_per_s": docs / seconds if docs else None,
+            "docs_per_s_after_first_shard": _steady_rate(completions), "engine": engine, "workers": workers, "threads_per_worker": threads,
             "output": str(output)}
+
+
+def _steady_rate(completions: List[Tuple[float, int]]) -> Optional[float]:
+    """Docs/s between the first and the last shard written: the rate once the workers have
+    loaded the pipeline (start-up is in `seconds`, not here)."""
+    if len(completions) < 3:
+        return None
+    span = completions[-1][0] - completions[0][0]
+    return sum(n for _, n in completions[1:]) / span if span > 0 else None
 
 
 def read_output(output: Path) -> Iterator[Dict[str, Any]]:

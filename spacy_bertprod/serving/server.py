@@ -1,6 +1,7 @@
 """Starting uvicorn: one process, or N worker processes that share the port."""
 import os
 
+from .loading import threads_per_worker
 from .settings import ENV_VAR, ServeSettings
 
 
@@ -15,7 +16,7 @@ def run_server(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 
         raise ValueError(f"--workers must be at least 1, got {workers}.")
     if workers > 1 and settings.threads == 0:
         # N processes on C cores: give each its share instead of C threads each fighting for them.
-        settings.threads = max(1, (os.cpu_count() or 1) // workers)
+        settings.threads = threads_per_worker(workers)
     common = dict(host=host, port=port, limit_concurrency=limit_concurrency, timeout_keep_alive=5,
                   timeout_graceful_shutdown=graceful_timeout_s, log_level=log_level)
     if workers == 1:
