@@ -146,7 +146,7 @@ def main() -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
     report = {"pipeline": args.pipeline, "data": args.data, "texts": args.limit, "concurrency": args.concurrency,
               "machine": f"{cpu}, {os.cpu_count()} cores", "service": [], "apply": [], "shard_size": args.shard_size}
-    for workers in [int(w) for w in args.workers.split(",")]:
+    for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
         for per_request in [int(n) for n in args.texts_per_request.split(",")]:
             print(f"service: {workers} worker(s), {per_request} text(s) per request", flush=True)
             report["service"].append(serve_and_load(args.pipeline, args.data, args.limit, workers, per_request, args.concurrency, args.repeats))

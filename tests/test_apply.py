@@ -116,3 +116,14 @@ def test_ray_engine_matches_local_and_survives_a_killed_actor(compressed_bert, t
     remaining = len(list(out.glob("part-*.done.json")))
     assert remaining == 40
     assert pids - {killed}, "shards were written after the kill by other actors"
+
+
+def test_local_workers_write_the_same_shards_as_one_process(compressed_bert, tmp_path):
+    write_corpus(tmp_path / "in.jsonl", n=60)
+    one = apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "one", shard_size=10)
+    two = apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "two", shard_size=10, workers=2)
+    assert one["annotated_now"] == two["annotated_now"] == 60 and two["threads_per_worker"] >= 1
+    for part in sorted((tmp_path / "one").glob("part-*.jsonl")):
+        assert (tmp_path / "two" / part.name).read_bytes() == part.read_bytes()
+    pids = {json.loads(p.read_text())["pid"] for p in (tmp_path / "two").glob("part-*.done.json")}
+    assert os.getpid() not in pids  # written by the worker processes
