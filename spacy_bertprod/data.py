@@ -63,6 +63,17 @@ class TransformerData:
         )
 
 
+def mean_token_vectors(hidden, lengths, index, n_tokens: int) -> numpy.ndarray:
+    """One vector per token: the mean of the wordpiece rows aligned to it (zeros if none), as the
+    listeners' reduce_mean pooling sees it. `lengths`/`index` are the alignment's Ragged parts."""
+    hidden = numpy.asarray(hidden, dtype="float32")
+    lengths = numpy.asarray(lengths)
+    owner = numpy.repeat(numpy.arange(n_tokens), lengths)
+    sums = numpy.zeros((n_tokens, hidden.shape[-1]), dtype="float32")
+    numpy.add.at(sums, owner, hidden[numpy.asarray(index).reshape(-1)])
+    return sums / numpy.maximum(lengths, 1)[:, None]
+
+
 # Docs cross process boundaries (nlp.pipe(n_process>1)) as msgpack bytes, user data included.
 @srsly.msgpack_encoders("bertprod_transformer_data")
 def _serialize(obj, chain=None):

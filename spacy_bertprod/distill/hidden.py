@@ -17,6 +17,8 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Model
 
+from ..data import mean_token_vectors
+
 DEFAULT_MODEL = {
     "@architectures": "spacy_bertprod.TransformerListener.v1",
     "grad_factor": 1.0,
@@ -50,13 +52,7 @@ def teacher_token_vectors(teacher_nlp: Language, docs: List[Doc]) -> List[numpy.
         hidden = getattr(data, "hidden", None)
         if hidden is None:  # spacy-transformers TransformerData
             hidden = data.model_output.last_hidden_state.reshape(-1, data.width)
-        hidden = numpy.asarray(hidden, dtype="float32")
-        lengths = numpy.asarray(data.align.lengths)
-        index = numpy.asarray(data.align.dataXd)
-        owner = numpy.repeat(numpy.arange(len(doc)), lengths)
-        sums = numpy.zeros((len(doc), hidden.shape[-1]), dtype="float32")
-        numpy.add.at(sums, owner, hidden[index])
-        vectors.append(sums / numpy.maximum(lengths, 1)[:, None])
+        vectors.append(mean_token_vectors(hidden, data.align.lengths, data.align.dataXd, len(doc)))
     return vectors
 
 

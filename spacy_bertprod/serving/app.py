@@ -18,9 +18,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 try:  # orjson (in the serve extra) encodes the answers several times faster than json
-    from fastapi.responses import ORJSONResponse as AnswerResponse
+    import orjson
+
+    def answer_response(answer: dict) -> Response:
+        return Response(orjson.dumps(answer), media_type="application/json")
 except ImportError:  # pragma: no cover
-    AnswerResponse = JSONResponse
+    answer_response = JSONResponse
 
 from . import schema
 from .batching import MicroBatcher, QueueFull, ShuttingDown
@@ -160,7 +163,7 @@ def create_app(settings: ServeSettings, nlp=None) -> FastAPI:
             body = await read_body(request, settings)
             answer = await service.annotate(body)
             status = 200
-            return AnswerResponse(answer)
+            return answer_response(answer)
         except ServiceError as err:
             status = err.status
             return error_response(err)

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy
 from spacy.tokens import Doc
 
+from ..data import mean_token_vectors
 from .settings import ServeSettings
 
 try:  # pydantic comes with FastAPI (the `serve` extra); the models only feed the OpenAPI docs
@@ -72,13 +73,7 @@ def token_vectors(doc: Doc) -> numpy.ndarray:
     data = doc._.trf_data if doc.has_extension("trf_data") else None
     if data is None or not hasattr(data, "align") or not hasattr(data, "hidden"):
         raise ValueError("This pipeline has no spacy_bertprod transformer output to give token vectors from.")
-    hidden = numpy.asarray(data.hidden, dtype="float32")
-    lengths = numpy.asarray(data.align.lengths)
-    index = numpy.asarray(data.align.dataXd).reshape(-1)
-    owner = numpy.repeat(numpy.arange(len(doc)), lengths)
-    sums = numpy.zeros((len(doc), hidden.shape[-1]), dtype="float32")
-    numpy.add.at(sums, owner, hidden[index])
-    return sums / numpy.maximum(lengths, 1)[:, None]
+    return mean_token_vectors(data.hidden, data.align.lengths, data.align.dataXd, len(doc))
 
 
 def doc_to_json(doc: Doc, *, vectors: bool = False) -> Dict[str, Any]:
