@@ -27,9 +27,10 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def component_batches(nlp, docs, batch_size: int):
+def component_batches(nlp, docs, batch_size: int, planner=None):
     """The ONNX session and the exact padded batches the pipeline's ONNX component would run
-    on `docs` (None if the pipeline has no ONNX transformer)."""
+    on `docs` (None if the pipeline has no ONNX transformer). `planner(lengths, max_items)`
+    replaces the component's length bucketing (scripts/speed_report.py compares planners)."""
     from .backends import ONNX_ENCODER
     from .component import BertprodTransformer
     from .transformer_model import _encode_docs, pad_batch, plan_buckets
@@ -38,10 +39,11 @@ def component_batches(nlp, docs, batch_size: int):
     if trf is None or trf.model.layers[0].name != ONNX_ENCODER:
         return None, []
     tokenizer = trf.model.attrs["tokenizer"]
+    planner = planner or plan_buckets
     batches = []
     for chunk in trf._gather(docs, batch_size):  # as the component's pipe()
         sequences, _, _ = _encode_docs(trf.model, chunk)
-        for bucket in plan_buckets([len(s.ids) for s in sequences], trf.model.attrs["max_batch_items"]):
+        for bucket in planner([len(s.ids) for s in sequences], trf.model.attrs["max_batch_items"]):
             batches.append(pad_batch([sequences[i] for i in bucket], tokenizer.pad_id))
     return trf.model.layers[0].attrs["onnx"], batches
 

@@ -1,16 +1,21 @@
 """Wordpieces for spaCy spans and their alignment to spaCy tokens.
 
+The alignment follows spacy-transformers (`get_alignment_via_offset_mapping`): a wordpiece belongs
+to every token of its window whose characters it overlaps, and a token also claims the character
+right after it (its trailing space).
+
 One fast (Rust) tokenizer, loaded from a `tokenizer.json`, serves every backend: it needs no torch
 and no transformers, and it is used without padding or truncation state, so one instance can be
 shared by threads (the "Already borrowed" crash of spacy-transformers #6879 comes from mutating
 that state per call).
 """
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc, Span
+from thinc.types import Ragged
 
 
 @dataclass
@@ -50,23 +55,22 @@ class WordpieceTokenizer:
     def __reduce__(self):
         return (_rebuild_tokenizer, (self.tokenizer_json, self.max_length, self.pad_id))
 
-    def encode_spans(self, spans: Sequence[Span]) -> List[List[Wordpieces]]:
+    def encode_spans(self, spans: Sequence[Span], texts: Optional[Sequence[str]] = None) -> List[List[Wordpieces]]:
         """Encode spans into sequences of at most `max_length` wordpieces, specials included.
 
         A span longer than that (a 10,000-character token, a long window of URLs) is split into
         several consecutive sequences rather than truncated, so every token keeps its wordpieces.
+        `texts`, when given, are the spans' texts (`span.text` builds a Token object per token:
+        callers that already hold the doc's text slice it instead).
         """
-        encodings = self.tokenizer.encode_batch([span.text for span in spans], add_special_tokens=True)
+        if texts is None:
+            texts = [span.text for span in spans]
+        if len(texts) != len(spans):
+            raise ValueError(f"encode_spans got {len(texts)} texts for {len(spans)} spans.")
         output: List[List[Wordpieces]] = []
-        for span, encoding in zip(spans, encodings):
-            output.append([])
-            pieces = [encoding]
-            if len(encoding.ids) > self.max_length:
-                plain = self.tokenizer.encode(span.text, add_special_tokens=False)
-                plain.truncate(self.max_length - self.n_special)
-                first = self.tokenizer.post_process(plain)
-                pieces = [first] + list(first.overflowing)
+        for span, pieces in zip(spans, self.encode_texts(texts)):
             base = span.start_char
+            output.append([])
             for piece in pieces:
                 offsets = numpy.asarray(piece.offsets, dtype="int64").reshape(-1, 2)
                 special = numpy.asarray(piece.special_tokens_mask, dtype=bool)
@@ -75,60 +79,132 @@ class WordpieceTokenizer:
                 output[-1].append(Wordpieces(numpy.asarray(piece.ids, dtype="int64"), starts, ends))
         return output
 
+    def encode_texts(self, texts: Sequence[str]) -> List[list]:
+        """Per text, its `tokenizers.Encoding`s: one, or several consecutive ones of at most
+        `max_length` wordpieces each when the text is longer (split, never truncated)."""
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        output = []
+        for text, encoding in zip(texts, encodings):
+            pieces = [encoding]
+            if len(encoding.ids) > self.max_length:
+                plain = self.tokenizer.encode(text, add_special_tokens=False)
+                plain.truncate(self.max_length - self.n_special)
+                first = self.tokenizer.post_process(plain)
+                pieces = [first] + list(first.overflowing)
+            output.append(pieces)
+        return output
+
 
 def _rebuild_tokenizer(tokenizer_json: str, max_length: int, pad_id: int) -> WordpieceTokenizer:
     return WordpieceTokenizer(tokenizer_json, max_length=max_length, pad_id=pad_id)
 
 
-def char_to_token(doc: Doc) -> numpy.ndarray:
-    """Map each character of `doc.text` (plus one past the end) to the token that covers it.
+@dataclass
+class EncodedBatch:
+    """The wordpiece sequences of a batch of docs and each doc's token -> wordpiece alignment."""
 
-    As in spacy-transformers, a token also claims the character right after it (its trailing
-    space), so a wordpiece that starts on that space is still aligned. -1 means no token.
+    sequences: List[Wordpieces]
+    doc_n_seqs: List[int]
+    aligns: List[Ragged]
+
+
+def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: Sequence[Sequence[Span]]) -> EncodedBatch:
+    """Encode the (non-empty) windows of a batch of docs and align the wordpieces to tokens.
+
+    The same result as `encode_spans` + `char_to_token` + `align_wordpieces` per window (a test
+    holds them equal), computed for the whole batch at once: one tokenizer call and a fixed number
+    of numpy operations over all wordpieces, where per-window numpy calls on arrays of a dozen
+    elements cost more than the tokenizer itself. Docs share one character axis (doc i's chars
+    start after doc i-1's text plus its one-past-the-end slot) and one token axis.
     """
-    mapping = numpy.full((len(doc.text) + 1,), -1, dtype="int64")
-    if len(doc) == 0:
-        return mapping
-    offsets = doc.to_array([IDX, LENGTH]).astype("int64")
-    starts, lengths = offsets[:, 0], offsets[:, 1]
-    token_ids = numpy.arange(len(doc), dtype="int64")
-    mapping[starts + lengths] = token_ids  # trailing character first, token bodies win below
-    char_owner = numpy.repeat(token_ids, lengths)
-    within = numpy.arange(int(lengths.sum())) - numpy.repeat(numpy.cumsum(lengths) - lengths, lengths)
-    mapping[numpy.repeat(starts, lengths) + within] = char_owner
-    return mapping
-
-
-def align_wordpieces(
-    c2t: numpy.ndarray, span: Span, pieces: Sequence[Wordpieces], offset: int
-) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """(token, wordpiece) pairs for one span's sequences; wordpieces numbered from `offset`.
-
-    A wordpiece is aligned to every token of the span whose characters it overlaps: the tokens
-    are consecutive, so it is enough to find the first and last covered character.
-    """
-    token_rows, wp_rows = [], []
-    # Only tokens of this span may be aligned.
-    lo, hi = span.start, span.end - 1
-    # Covered characters of this span only (not the whole doc: docs can be very long).
-    window = c2t[span.start_char : span.end_char + 1]
-    covered = numpy.flatnonzero(window >= 0) + span.start_char
-    for piece in pieces:
-        first_pos = numpy.searchsorted(covered, piece.starts, side="left")
-        last_pos = numpy.searchsorted(covered, piece.ends, side="left") - 1
-        valid = (first_pos <= last_pos) & (piece.ends > piece.starts)
-        first_pos = numpy.minimum(first_pos, len(covered) - 1)
-        last_pos = numpy.maximum(last_pos, 0)
-        first_tok = numpy.clip(c2t[covered[first_pos]], lo, hi) if len(covered) else first_pos
-        last_tok = numpy.clip(c2t[covered[last_pos]], lo, hi) if len(covered) else last_pos
-        counts = numpy.where(valid, last_tok - first_tok + 1, 0)
-        counts = numpy.maximum(counts, 0)
-        wp_index = numpy.arange(len(piece.ids), dtype="int64") + offset
-        wp_rows.append(numpy.repeat(wp_index, counts))
-        step = numpy.arange(int(counts.sum())) - numpy.repeat(numpy.cumsum(counts) - counts, counts)
-        token_rows.append(numpy.repeat(first_tok, counts) + step)
-        offset += len(piece.ids)
-    if not token_rows:
-        empty = numpy.zeros((0,), dtype="int64")
-        return empty, empty
-    return numpy.concatenate(token_rows), numpy.concatenate(wp_rows)
+    texts = [doc.text for doc in docs]
+    flat_texts = [text[span.start_char : span.end_char] for text, spans in zip(texts, doc_spans) for span in spans]
+    encodings = tokenizer.encode_texts(flat_texts)  # per span: 1+ encodings
+    # Per sequence: its doc, its span's first char / first and last token (doc-local).
+    seq_doc, seq_span_char, seq_lo, seq_hi, seq_len = [], [], [], [], []
+    ids_all: List[int] = []
+    offsets_all: List[Tuple[int, int]] = []
+    special_all: List[int] = []
+    doc_n_seqs: List[int] = []
+    flat_index = 0
+    for d, spans in enumerate(doc_spans):
+        n_seqs = 0
+        for span in spans:
+            for encoding in encodings[flat_index]:
+                seq_doc.append(d)
+                seq_span_char.append(span.start_char)
+                seq_lo.append(span.start)
+                seq_hi.append(span.end - 1)
+                seq_len.append(len(encoding.ids))
+                ids_all.extend(encoding.ids)
+                offsets_all.extend(encoding.offsets)
+                special_all.extend(encoding.special_tokens_mask)
+                n_seqs += 1
+            flat_index += 1
+        doc_n_seqs.append(n_seqs)
+    n_docs = len(docs)
+    doc_chars = numpy.asarray([len(t) + 1 for t in texts], dtype="int64")
+    char_base = numpy.concatenate([[0], numpy.cumsum(doc_chars)[:-1]]).astype("int64")
+    doc_tokens = numpy.asarray([len(doc) for doc in docs], dtype="int64")
+    token_base = numpy.concatenate([[0], numpy.cumsum(doc_tokens)[:-1]]).astype("int64")
+    seq_len_a = numpy.asarray(seq_len, dtype="int64")
+    seq_doc_a = numpy.asarray(seq_doc, dtype="int64")
+    wp_seq = numpy.repeat(numpy.arange(len(seq_len), dtype="int64"), seq_len_a)
+    ids = numpy.asarray(ids_all, dtype="int64")
+    offsets = numpy.asarray(offsets_all, dtype="int64").reshape(-1, 2)
+    special = numpy.asarray(special_all, dtype=bool)
+    # Doc-local character ranges of each wordpiece (specials: empty).
+    starts = offsets[:, 0] + numpy.asarray(seq_span_char, dtype="int64")[wp_seq] if len(ids) else offsets[:, 0]
+    ends = numpy.where(special, starts, offsets[:, 1] + (starts - offsets[:, 0]))
+    # Character -> global token over all docs (as char_to_token, per doc).
+    total_chars = int(doc_chars.sum())
+    c2t = numpy.full((total_chars,), -1, dtype="int64")
+    if int(doc_tokens.sum()):
+        tok_offsets = numpy.concatenate([doc.to_array([IDX, LENGTH]).astype("int64").reshape(-1, 2) for doc in docs])
+        tok_doc = numpy.repeat(numpy.arange(n_docs, dtype="int64"), doc_tokens)
+        tok_starts = tok_offsets[:, 0] + char_base[tok_doc]
+        tok_lengths = tok_offsets[:, 1]
+        token_ids = numpy.arange(len(tok_offsets), dtype="int64")
+        c2t[tok_starts + tok_lengths] = token_ids  # trailing character first, token bodies win below
+        within = numpy.arange(int(tok_lengths.sum())) - numpy.repeat(numpy.cumsum(tok_lengths) - tok_lengths, tok_lengths)
+        c2t[numpy.repeat(tok_starts, tok_lengths) + within] = numpy.repeat(token_ids, tok_lengths)
+    covered = numpy.flatnonzero(c2t >= 0)
+    # Per wordpiece: the first and last covered character in [start, end), clipped to its span.
+    wp_doc = seq_doc_a[wp_seq]
+    g_starts = starts + char_base[wp_doc]
+    g_ends = ends + char_base[wp_doc]
+    lo = numpy.asarray(seq_lo, dtype="int64")[wp_seq] + token_base[wp_doc]
+    hi = numpy.asarray(seq_hi, dtype="int64")[wp_seq] + token_base[wp_doc]
+    if len(covered) and len(ids):
+        first_pos = numpy.searchsorted(covered, g_starts, side="left")
+        last_pos = numpy.searchsorted(covered, g_ends, side="left") - 1
+        valid = (first_pos <= last_pos) & (ends > starts)
+        first_tok = numpy.clip(c2t[covered[numpy.minimum(first_pos, len(covered) - 1)]], lo, hi)
+        last_tok = numpy.clip(c2t[covered[numpy.maximum(last_pos, 0)]], lo, hi)
+        counts = numpy.maximum(numpy.where(valid, last_tok - first_tok + 1, 0), 0)
+    else:
+        first_tok = numpy.zeros(len(ids), dtype="int64")
+        counts = numpy.zeros(len(ids), dtype="int64")
+    # Wordpieces are numbered per doc, its sequences back to back.
+    wp_global = numpy.arange(len(ids), dtype="int64")
+    doc_wp_counts = numpy.bincount(wp_doc, minlength=n_docs) if len(ids) else numpy.zeros(n_docs, dtype="int64")
+    doc_wp_base = numpy.concatenate([[0], numpy.cumsum(doc_wp_counts)[:-1]]).astype("int64")
+    wp_local = wp_global - doc_wp_base[wp_doc] if len(ids) else wp_global
+    pair_wp = numpy.repeat(wp_local, counts)
+    step = numpy.arange(int(counts.sum())) - numpy.repeat(numpy.cumsum(counts) - counts, counts)
+    pair_tok = numpy.repeat(first_tok, counts) + step  # global token ids
+    order = numpy.lexsort((pair_wp, pair_tok))  # by token (so by doc), then wordpiece
+    pair_wp = pair_wp[order].astype("int32")
+    per_token = numpy.bincount(pair_tok, minlength=int(doc_tokens.sum())).astype("int32")
+    aligns: List[Ragged] = []
+    pair_start = 0
+    for d in range(n_docs):
+        lengths = per_token[token_base[d] : token_base[d] + doc_tokens[d]]
+        n_pairs = int(lengths.sum())
+        aligns.append(Ragged(pair_wp[pair_start : pair_start + n_pairs], lengths))
+        pair_start += n_pairs
+    seq_starts = numpy.concatenate([[0], numpy.cumsum(seq_len_a)]).astype("int64")
+    sequences = [
+        Wordpieces(ids[a:b], starts[a:b], ends[a:b]) for a, b in zip(seq_starts[:-1].tolist(), seq_starts[1:].tolist())
+    ]
+    return EncodedBatch(sequences, doc_n_seqs, aligns)

@@ -1,20 +1,19 @@
 """The transformer layer shared by both backends: docs -> per-doc wordpieces, alignment, hidden states.
 
-Windows of all docs in a batch are sorted by length and run in buckets of at most
-`max_batch_items` padded wordpieces: short texts are not padded to the longest one, which is
-where most of the speed of the compressed pipeline comes from.
+Windows of all docs in a batch are tokenized together, sorted by length and run in buckets of at
+most `max_batch_items` padded wordpieces, cut where the padding saved pays for another encoder
+call: short texts are not padded to the longest one.
 """
 from typing import Callable, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
 from thinc.api import Model
-from thinc.types import Ragged
 
 from .backends import EncoderBatch
 from .data import TransformerData
 from .span_getters import SpanGetter
-from .tokenization import WordpieceTokenizer, Wordpieces, align_wordpieces, char_to_token
+from .tokenization import WordpieceTokenizer, Wordpieces, encode_docs
 
 NAME = "bertprod_transformer_model"
 
@@ -49,54 +48,57 @@ def get_tokenizer(model: Model) -> WordpieceTokenizer:
 
 
 def _encode_docs(model: Model, docs: List[Doc]):
-    """Windows -> wordpiece sequences, plus each doc's token alignment."""
-    tokenizer = get_tokenizer(model)
+    """Windows -> wordpiece sequences, how many belong to each doc, and each doc's alignment."""
     nested_spans = model.attrs["get_spans"](docs)
     if len(nested_spans) != len(docs):
         raise ValueError(f"The span getter returned spans for {len(nested_spans)} of {len(docs)} docs.")
-    sequences: List[Wordpieces] = []
-    doc_n_seqs: List[int] = []
-    aligns: List[Ragged] = []
-    for doc, spans in zip(docs, nested_spans):
-        c2t = char_to_token(doc)
-        n_before = len(sequences)
-        token_rows, wp_rows, offset = [], [], 0
-        spans = [span for span in spans if len(span)]
-        for span, pieces in zip(spans, tokenizer.encode_spans(spans)):
-            tok, wp = align_wordpieces(c2t, span, pieces, offset)
-            token_rows.append(tok)
-            wp_rows.append(wp)
-            offset += sum(len(p.ids) for p in pieces)
-            sequences.extend(pieces)
-        doc_n_seqs.append(len(sequences) - n_before)
-        aligns.append(_to_ragged(len(doc), token_rows, wp_rows))
-    return sequences, doc_n_seqs, aligns
+    doc_spans = [[span for span in spans if len(span)] for spans in nested_spans]
+    batch = encode_docs(get_tokenizer(model), docs, doc_spans)
+    return batch.sequences, batch.doc_n_seqs, batch.aligns
 
 
-def _to_ragged(n_tokens: int, token_rows: List[numpy.ndarray], wp_rows: List[numpy.ndarray]) -> Ragged:
-    if token_rows:
-        tokens = numpy.concatenate(token_rows)
-        wps = numpy.concatenate(wp_rows)
-    else:
-        tokens = wps = numpy.zeros((0,), dtype="int64")
-    order = numpy.lexsort((wps, tokens))  # by token, then wordpiece (as spacy-transformers)
-    lengths = numpy.bincount(tokens, minlength=n_tokens).astype("int32")
-    return Ragged(wps[order].astype("int32"), lengths)
+# What one more encoder call costs, in padded wordpiece positions: cutting a bucket pays when it
+# saves more padding than this (measured: reports/speed/README.md).
+CALL_COST = 64
 
 
-def plan_buckets(lengths: List[int], max_batch_items: int) -> List[List[int]]:
-    """Group sequence indices by length so that each padded batch holds <= max_batch_items."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+def plan_buckets(lengths: List[int], max_batch_items: int, call_cost: int = CALL_COST) -> List[List[int]]:
+    """Group sequence indices into padded batches of at most max_batch_items positions.
+
+    Sequences are sorted by length and cut into runs so that padded positions plus `call_cost`
+    per call are minimal (dynamic programming over the distinct lengths): a run of 8-wordpiece
+    queries is not padded to 40 because a few 40-wordpiece ones share its batch, and a handful
+    of stragglers does not get a call of its own. A sequence's output never depends on its
+    bucket (batch invariance), only the speed does.
+    """
+    if not lengths:
+        return []
+    order = numpy.argsort(numpy.asarray(lengths, dtype="int64"), kind="stable")
+    sorted_lengths = numpy.asarray(lengths, dtype="int64")[order]
+    distinct, counts = numpy.unique(sorted_lengths, return_counts=True)
+    rows_before = numpy.concatenate([[0], numpy.cumsum(counts)])  # rows in groups [0, k)
+    n_groups = len(distinct)
+    best = numpy.zeros(n_groups + 1, dtype="float64")
+    cut = numpy.zeros(n_groups + 1, dtype="int64")
+    for j in range(1, n_groups + 1):
+        # A run of groups i..j-1 is padded to the longest, distinct[j-1], and split into calls
+        # of at most max_batch_items positions.
+        width = int(distinct[j - 1])
+        rows = rows_before[j] - rows_before[:j]
+        per_call = max(1, max_batch_items // width)
+        costs = best[:j] + rows * width + call_cost * -(-rows // per_call)
+        cut[j] = int(numpy.argmin(costs))
+        best[j] = costs[cut[j]]
+    runs = []
+    j = n_groups
+    while j > 0:
+        runs.append((int(rows_before[cut[j]]), int(rows_before[j]), int(distinct[j - 1])))
+        j = int(cut[j])
     buckets: List[List[int]] = []
-    current: List[int] = []
-    for i in order:
-        # Sorted ascending, so the newest sequence is the longest of its bucket.
-        if current and (len(current) + 1) * lengths[i] > max_batch_items:
-            buckets.append(current)
-            current = []
-        current.append(i)
-    if current:
-        buckets.append(current)
+    for start, end, width in reversed(runs):
+        per_call = max(1, max_batch_items // width)
+        for chunk in range(start, end, per_call):
+            buckets.append(order[chunk : min(end, chunk + per_call)].tolist())
     return buckets
 
 

@@ -57,3 +57,12 @@ def test_compare_sessions_script(compressed_bert, trained_bert, tmp_path):
         assert len(run["seconds"]) == 3 and run["wordpieces_per_s_best"] >= run["wordpieces_per_s_median"] > 0
     refused = subprocess.run([sys.executable, str(script), str(trained_bert), "--data", str(data)], capture_output=True, text=True)
     assert refused.returncode != 0 and "no ONNX transformer" in refused.stderr
+    # Bucketings side by side: the component's cost-based one pads less than the greedy one.
+    data.write_text("\n".join(("Carol met Dave in Tokyo " * (1 + i % 7)).strip() for i in range(60)))
+    entries = [f"greedy={pipelines[1]}:greedy", f"cost={pipelines[1]}:cost"]
+    result = subprocess.run([sys.executable, str(script), *entries, "--data", str(data), "--rounds", "2", "--output", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())["pipelines"]
+    assert report["greedy"]["planner"] == "greedy" and report["cost"]["planner"] == "cost"
+    assert report["cost"]["pad_fraction"] < report["greedy"]["pad_fraction"]

@@ -4,7 +4,7 @@ import pytest
 import spacy
 
 from spacy_bertprod.span_getters import configure_strided_spans
-from spacy_bertprod.tokenization import WordpieceTokenizer, align_wordpieces, char_to_token
+from spacy_bertprod.tokenization import WordpieceTokenizer, encode_docs
 
 TRICKY = [
     "Hello world!",
@@ -14,7 +14,22 @@ TRICKY = [
     "emoji 😀👍🏽 and CJK 東京 and RTL مرحبا and combining é and zwj 👨‍👩‍👧",
     "control \x00 chars \x07 here",
     "supercalifragilisticexpialidocious antidisestablishmentarianism",
+    "ab  cd",
+    "\u200b\u200b zero width  ",
 ]
+
+
+def _tokens_by_wordpiece(pieces, align, pad_len):
+    """Per token, its wordpieces numbered as in a batch padded to pad_len (as spacy-transformers
+    numbers them; encode_docs numbers a doc's sequences back to back)."""
+    position = []
+    for row, piece in enumerate(pieces):
+        position.extend(row * pad_len + i for i in range(len(piece.ids)))
+    flat, by_token = align.dataXd.tolist(), []
+    for n in align.lengths.tolist():
+        by_token.append(sorted(position[i] for i in flat[:n]))
+        flat = flat[n:]
+    return by_token
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +51,9 @@ def test_alignment_matches_spacy_transformers(hf_and_ours, text):
     spans = configure_strided_spans(window=4, stride=3)([doc])[0]
     encoded = hf([s.text for s in spans], add_special_tokens=True, return_offsets_mapping=True, padding="longest", return_tensors="np")
     expected = get_alignment_via_offset_mapping(spans, encoded["offset_mapping"])
-    c2t = char_to_token(doc)
-    toks, wps, offset = [], [], 0
-    pad_len = encoded["input_ids"].shape[1]
-    for span, pieces in zip(spans, ours.encode_spans(spans)):
-        assert len(pieces) == 1
-        t, w = align_wordpieces(c2t, span, pieces, offset)
-        toks.append(t)
-        wps.append(w)
-        offset += pad_len  # spacy-transformers numbers wordpieces in the padded batch
-    toks, wps = numpy.concatenate(toks), numpy.concatenate(wps)
-    ours_by_token = [sorted(wps[toks == i].tolist()) for i in range(len(doc))]
+    batch = encode_docs(ours, [doc], [spans])
+    assert batch.doc_n_seqs == [len(spans)]  # no window was split
+    ours_by_token = _tokens_by_wordpiece(batch.sequences, batch.aligns[0], encoded["input_ids"].shape[1])
     lengths = expected.lengths.tolist()
     flat = expected.dataXd.tolist()
     theirs_by_token = []
@@ -66,25 +73,38 @@ def test_overlong_span_is_split_not_truncated(hf_and_ours):
     plain = ours.tokenizer.encode(doc.text, add_special_tokens=False)
     n_content = sum(len(p.ids) - ours.n_special for p in pieces)
     assert n_content == len(plain.ids)
-    c2t = char_to_token(doc)
-    tokens, _ = align_wordpieces(c2t, doc[:], pieces, 0)
-    assert set(tokens.tolist()) == set(range(len(doc)))
+    batch = encode_docs(ours, [doc], [[doc[:]]])
+    assert [p.ids.tolist() for p in batch.sequences] == [p.ids.tolist() for p in pieces]
+    assert (batch.aligns[0].lengths > 0).all()  # every token keeps its wordpieces
 
 
 def test_giant_token_still_gets_wordpieces(hf_and_ours):
     _, ours = hf_and_ours
     doc = spacy.blank("en")("x" * 10000 + " end")
-    pieces = ours.encode_spans([doc[:]])[0]
-    tokens, _ = align_wordpieces(char_to_token(doc), doc[:], pieces, 0)
-    assert set(tokens.tolist()) == {0, 1}
+    batch = encode_docs(ours, [doc], [[doc[:]]])
+    assert len(doc) == 2 and (batch.aligns[0].lengths > 0).all()
 
 
-def test_char_to_token_claims_trailing_space():
-    doc = spacy.blank("en")("ab  cd")
-    c2t = char_to_token(doc)
-    # "ab" owns 0,1 and its trailing space 2; the second space is a whitespace token.
-    assert c2t[:3].tolist() == [0, 0, 0]
-    assert c2t[4:6].tolist() == [2, 2]
+def test_batch_encoding_equals_each_doc_alone(hf_and_ours):
+    """Docs share one character and token axis in encode_docs: nothing may leak between them."""
+    _, ours = hf_and_ours
+    nlp = spacy.blank("en")
+    texts = TRICKY + ["", " ", "x" * 300 + " end", "alice visited paris " * 40 + "end"]
+    docs = [nlp(t) for t in texts]
+    getter = configure_strided_spans(window=5, stride=3)
+    spans = [[s for s in doc_spans if len(s)] for doc_spans in getter(docs)]
+    together = encode_docs(ours, docs, spans)
+    start = 0
+    for doc, doc_spans, n_seqs, align in zip(docs, spans, together.doc_n_seqs, together.aligns):
+        alone = encode_docs(ours, [doc], [doc_spans])
+        mine = together.sequences[start : start + n_seqs]
+        start += n_seqs
+        assert alone.doc_n_seqs == [n_seqs]
+        assert [p.ids.tolist() for p in mine] == [p.ids.tolist() for p in alone.sequences]
+        assert [p.starts.tolist() for p in mine] == [p.starts.tolist() for p in alone.sequences]
+        assert align.dataXd.tolist() == alone.aligns[0].dataXd.tolist()
+        assert align.lengths.tolist() == alone.aligns[0].lengths.tolist()
+    assert start == len(together.sequences)
 
 
 def test_tokenizer_pickles(hf_and_ours):

@@ -16,6 +16,9 @@ from thinc.api import Model
 from . import ONNX_ENCODER, EncoderBatch
 
 ONNX_FILE = "model.onnx"
+# Load-time fusions left off: ORT 1.32's SkipLayerNormalization CPU kernel is 3-5x slower than the
+# Add + LayerNormalization it would replace (compress leaves it unfused too, see compress/optimize.py).
+RUNTIME_FUSIONS_OFF = ["SkipLayerNormFusion"]
 
 
 class OnnxSession:
@@ -95,7 +98,9 @@ class OnnxSession:
                 "e.g. [\"CPUExecutionProvider\"]."
             )
         try:
-            return onnxruntime.InferenceSession(self.model_bytes, options, providers=self.providers)
+            return onnxruntime.InferenceSession(
+                self.model_bytes, options, providers=self.providers, disabled_optimizers=RUNTIME_FUSIONS_OFF
+            )
         except Exception as err:
             raise ValueError(
                 f"Could not load the ONNX model from {self.source}: {err}. The file is truncated, "

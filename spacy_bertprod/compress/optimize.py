@@ -1,17 +1,28 @@
-"""Offline graph fusion with onnxruntime.transformers.optimizer (Attention, SkipLayerNorm, ...)."""
+"""Offline graph fusion with onnxruntime.transformers.optimizer (Attention, Gelu, LayerNorm, ...).
+
+SkipLayerNormalization is deliberately not fused: on x86 CPUs its ONNX Runtime kernel (1.32) runs
+3-5x slower than the Add + LayerNormalization it replaces, and it was a fifth of a 3-layer int8
+student's session time (reports/speed/README.md). The ONNX Runtime session is told not to fuse it
+back at load time either (backends/onnx.py).
+"""
 from pathlib import Path
 from typing import Any, Dict
 
 
 def optimize_onnx(src: Path, dst: Path, config: Any) -> Dict[str, int]:
     """Fuse the exported graph for CPU; returns the fused-operator counts."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = False
+    options.enable_bias_skip_layer_norm = False
     optimized = optimize_model(
         str(src),
         model_type="bert",  # the BERT fusions cover BERT, RoBERTa, DistilBERT, ALBERT, ELECTRA
         num_heads=int(config.num_attention_heads),
         hidden_size=int(config.hidden_size),
+        optimization_options=options,
         opt_level=0,  # fusions only: ORT applies its own basic/extended passes at load time
         use_gpu=False,
     )
