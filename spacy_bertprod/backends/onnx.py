@@ -31,6 +31,7 @@ class OnnxSession:
         self.allow_spinning = allow_spinning
         self.model_bytes: Optional[bytes] = None
         self.source = "<memory>"
+        self.profile_prefix: Optional[str] = None  # ONNX Runtime's profiler (scripts/ort_profile.py)
         self._session = None
         self._lock = threading.Lock()
 
@@ -89,6 +90,9 @@ class OnnxSession:
         # burn a core while Python does spaCy's part or other processes need it.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = self.profile_prefix
         available = onnxruntime.get_available_providers()
         missing = [p for p in self.providers if p not in available]
         if missing:
