@@ -66,3 +66,20 @@ def test_compare_sessions_script(compressed_bert, trained_bert, tmp_path):
     report = json.loads(out.read_text())["pipelines"]
     assert report["greedy"]["planner"] == "greedy" and report["cost"]["planner"] == "cost"
     assert report["cost"]["pad_fraction"] < report["greedy"]["pad_fraction"]
+
+
+def test_ort_profile_script(compressed_bert, tmp_path):
+    """Kernel time by operator, on the component's own session settings: no SkipLayerNormalization."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ort_profile.py"
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(20)))
+    out = tmp_path / "ops.json"
+    result = subprocess.run([sys.executable, str(script), str(compressed_bert["int8"]), "--data", str(data), "--output", str(out)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ops = json.loads(out.read_text())["ops"]
+    assert "QAttention" in ops and "LayerNormalization" in ops and "SkipLayerNormalization" not in ops
+    assert abs(sum(row["share"] for row in ops.values()) - 1) < 1e-6
+    assert not list(tmp_path.glob("onnxruntime_profile*"))  # the profile file is not left behind
