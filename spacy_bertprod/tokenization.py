@@ -111,11 +111,11 @@ class EncodedBatch:
 def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: Sequence[Sequence[Span]]) -> EncodedBatch:
     """Encode the (non-empty) windows of a batch of docs and align the wordpieces to tokens.
 
-    The same result as `encode_spans` + `char_to_token` + `align_wordpieces` per window (a test
-    holds them equal), computed for the whole batch at once: one tokenizer call and a fixed number
-    of numpy operations over all wordpieces, where per-window numpy calls on arrays of a dozen
-    elements cost more than the tokenizer itself. Docs share one character axis (doc i's chars
-    start after doc i-1's text plus its one-past-the-end slot) and one token axis.
+    Computed for the whole batch at once: one tokenizer call and a fixed number of numpy
+    operations over all wordpieces (per-window numpy calls on arrays of a dozen elements cost more
+    than the tokenizer itself). Docs share one character axis (doc i's chars start after doc i-1's
+    text plus its one-past-the-end slot) and one token axis; a doc's result does not depend on its
+    batch-mates (tested, as is the equality with spacy-transformers' alignment).
     """
     texts = [doc.text for doc in docs]
     flat_texts = [text[span.start_char : span.end_char] for text, spans in zip(texts, doc_spans) for span in spans]
@@ -156,18 +156,7 @@ def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: S
     # Doc-local character ranges of each wordpiece (specials: empty).
     starts = offsets[:, 0] + numpy.asarray(seq_span_char, dtype="int64")[wp_seq] if len(ids) else offsets[:, 0]
     ends = numpy.where(special, starts, offsets[:, 1] + (starts - offsets[:, 0]))
-    # Character -> global token over all docs (as char_to_token, per doc).
-    total_chars = int(doc_chars.sum())
-    c2t = numpy.full((total_chars,), -1, dtype="int64")
-    if int(doc_tokens.sum()):
-        tok_offsets = numpy.concatenate([doc.to_array([IDX, LENGTH]).astype("int64").reshape(-1, 2) for doc in docs])
-        tok_doc = numpy.repeat(numpy.arange(n_docs, dtype="int64"), doc_tokens)
-        tok_starts = tok_offsets[:, 0] + char_base[tok_doc]
-        tok_lengths = tok_offsets[:, 1]
-        token_ids = numpy.arange(len(tok_offsets), dtype="int64")
-        c2t[tok_starts + tok_lengths] = token_ids  # trailing character first, token bodies win below
-        within = numpy.arange(int(tok_lengths.sum())) - numpy.repeat(numpy.cumsum(tok_lengths) - tok_lengths, tok_lengths)
-        c2t[numpy.repeat(tok_starts, tok_lengths) + within] = numpy.repeat(token_ids, tok_lengths)
+    c2t = _char_to_token(docs, char_base, doc_tokens, int(doc_chars.sum()))
     covered = numpy.flatnonzero(c2t >= 0)
     # Per wordpiece: the first and last covered character in [start, end), clipped to its span.
     wp_doc = seq_doc_a[wp_seq]
@@ -194,17 +183,38 @@ def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: S
     step = numpy.arange(int(counts.sum())) - numpy.repeat(numpy.cumsum(counts) - counts, counts)
     pair_tok = numpy.repeat(first_tok, counts) + step  # global token ids
     order = numpy.lexsort((pair_wp, pair_tok))  # by token (so by doc), then wordpiece
-    pair_wp = pair_wp[order].astype("int32")
-    per_token = numpy.bincount(pair_tok, minlength=int(doc_tokens.sum())).astype("int32")
-    aligns: List[Ragged] = []
-    pair_start = 0
-    for d in range(n_docs):
-        lengths = per_token[token_base[d] : token_base[d] + doc_tokens[d]]
-        n_pairs = int(lengths.sum())
-        aligns.append(Ragged(pair_wp[pair_start : pair_start + n_pairs], lengths))
-        pair_start += n_pairs
+    aligns = _ragged_per_doc(pair_tok, pair_wp[order].astype("int32"), doc_tokens, token_base)
     seq_starts = numpy.concatenate([[0], numpy.cumsum(seq_len_a)]).astype("int64")
     sequences = [
         Wordpieces(ids[a:b], starts[a:b], ends[a:b]) for a, b in zip(seq_starts[:-1].tolist(), seq_starts[1:].tolist())
     ]
     return EncodedBatch(sequences, doc_n_seqs, aligns)
+
+
+def _char_to_token(docs: Sequence[Doc], char_base: numpy.ndarray, doc_tokens: numpy.ndarray, total_chars: int) -> numpy.ndarray:
+    """Global character -> global token (-1: none). A token also claims the character right after
+    it (its trailing space, as spacy-transformers), unless another token's body covers it."""
+    c2t = numpy.full((total_chars,), -1, dtype="int64")
+    if not int(doc_tokens.sum()):
+        return c2t
+    tok_offsets = numpy.concatenate([doc.to_array([IDX, LENGTH]).astype("int64").reshape(-1, 2) for doc in docs])
+    tok_starts = tok_offsets[:, 0] + char_base[numpy.repeat(numpy.arange(len(docs), dtype="int64"), doc_tokens)]
+    tok_lengths = tok_offsets[:, 1]
+    token_ids = numpy.arange(len(tok_offsets), dtype="int64")
+    c2t[tok_starts + tok_lengths] = token_ids  # trailing character first, token bodies win below
+    within = numpy.arange(int(tok_lengths.sum())) - numpy.repeat(numpy.cumsum(tok_lengths) - tok_lengths, tok_lengths)
+    c2t[numpy.repeat(tok_starts, tok_lengths) + within] = numpy.repeat(token_ids, tok_lengths)
+    return c2t
+
+
+def _ragged_per_doc(pair_tok: numpy.ndarray, sorted_wp: numpy.ndarray, doc_tokens: numpy.ndarray, token_base: numpy.ndarray) -> List[Ragged]:
+    """Split the (token, wordpiece) pairs, sorted by global token, into one Ragged per doc."""
+    per_token = numpy.bincount(pair_tok, minlength=int(doc_tokens.sum())).astype("int32")
+    aligns: List[Ragged] = []
+    pair_start = 0
+    for first, n_tokens in zip(token_base.tolist(), doc_tokens.tolist()):
+        lengths = per_token[first : first + n_tokens]
+        n_pairs = int(lengths.sum())
+        aligns.append(Ragged(sorted_wp[pair_start : pair_start + n_pairs], lengths))
+        pair_start += n_pairs
+    return aligns
