@@ -43,7 +43,7 @@ PLANNERS = {"cost": plan_buckets, "greedy": greedy_buckets}
 
 def parse_entry(entry: str):
     """'LABEL=PIPELINE:PLANNER', 'PIPELINE:PLANNER' or 'PIPELINE' -> (label, path, planner)."""
-    label, _, rest = entry.rpartition("=") if "=" in entry else (entry, "", entry)
+    label, _, rest = entry.partition("=") if "=" in entry else (entry, "", entry)
     path, planner = rest, "cost"
     if ":" in rest and rest.rsplit(":", 1)[1] in PLANNERS:
         path, planner = rest.rsplit(":", 1)

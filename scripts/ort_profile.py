@@ -7,6 +7,7 @@ batches its component builds, and sums ONNX Runtime's kernel times per operator 
 """
 import argparse
 import collections
+import copy
 import json
 import sys
 import tempfile
@@ -31,8 +32,7 @@ def main() -> None:
         sys.exit(f"{args.pipeline} has no ONNX transformer.")
     time_batches(onnx, batches[:3])  # warm-up, unprofiled
     with tempfile.TemporaryDirectory() as tmp:
-        profiled = type(onnx)(onnx.providers, onnx.intra_op_num_threads, onnx.inter_op_num_threads, onnx.allow_spinning)
-        profiled.model_bytes, profiled.source = onnx.model_bytes, onnx.source
+        profiled = copy.deepcopy(onnx)  # same model bytes and options, a session of its own
         profiled.profile_prefix = str(Path(tmp) / "ort")
         session = profiled.session
         wall = time_batches(profiled, batches)

@@ -30,7 +30,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def component_batches(nlp, docs, batch_size: int, planner=None):
     """The ONNX session and the exact padded batches the pipeline's ONNX component would run
     on `docs` (None if the pipeline has no ONNX transformer). `planner(lengths, max_items)`
-    replaces the component's length bucketing (scripts/speed_report.py compares planners)."""
+    replaces the component's length bucketing (scripts/compare_sessions.py compares planners)."""
     from .backends import ONNX_ENCODER
     from .component import BertprodTransformer
     from .transformer_model import _encode_docs, pad_batch, plan_buckets

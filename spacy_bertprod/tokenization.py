@@ -10,7 +10,7 @@ shared by threads (the "Already borrowed" crash of spacy-transformers #6879 come
 that state per call).
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy
 from spacy.attrs import IDX, LENGTH
@@ -55,28 +55,18 @@ class WordpieceTokenizer:
     def __reduce__(self):
         return (_rebuild_tokenizer, (self.tokenizer_json, self.max_length, self.pad_id))
 
-    def encode_spans(self, spans: Sequence[Span], texts: Optional[Sequence[str]] = None) -> List[List[Wordpieces]]:
+    def encode_spans(self, spans: Sequence[Span]) -> List[List[Wordpieces]]:
         """Encode spans into sequences of at most `max_length` wordpieces, specials included.
 
         A span longer than that (a 10,000-character token, a long window of URLs) is split into
         several consecutive sequences rather than truncated, so every token keeps its wordpieces.
-        `texts`, when given, are the spans' texts (`span.text` builds a Token object per token:
-        callers that already hold the doc's text slice it instead).
+        Character offsets are relative to the span's doc.
         """
-        if texts is None:
-            texts = [span.text for span in spans]
-        if len(texts) != len(spans):
-            raise ValueError(f"encode_spans got {len(texts)} texts for {len(spans)} spans.")
-        output: List[List[Wordpieces]] = []
-        for span, pieces in zip(spans, self.encode_texts(texts)):
-            base = span.start_char
-            output.append([])
-            for piece in pieces:
-                offsets = numpy.asarray(piece.offsets, dtype="int64").reshape(-1, 2)
-                special = numpy.asarray(piece.special_tokens_mask, dtype=bool)
-                starts = offsets[:, 0] + base
-                ends = numpy.where(special, starts, offsets[:, 1] + base)
-                output[-1].append(Wordpieces(numpy.asarray(piece.ids, dtype="int64"), starts, ends))
+        batch = encode_docs(self, [span.doc for span in spans], [[span] for span in spans])
+        output, start = [], 0
+        for n_seqs in batch.doc_n_seqs:
+            output.append(batch.sequences[start : start + n_seqs])
+            start += n_seqs
         return output
 
     def encode_texts(self, texts: Sequence[str]) -> List[list]:
@@ -154,7 +144,7 @@ def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: S
     offsets = numpy.asarray(offsets_all, dtype="int64").reshape(-1, 2)
     special = numpy.asarray(special_all, dtype=bool)
     # Doc-local character ranges of each wordpiece (specials: empty).
-    starts = offsets[:, 0] + numpy.asarray(seq_span_char, dtype="int64")[wp_seq] if len(ids) else offsets[:, 0]
+    starts = offsets[:, 0] + numpy.asarray(seq_span_char, dtype="int64")[wp_seq]
     ends = numpy.where(special, starts, offsets[:, 1] + (starts - offsets[:, 0]))
     c2t = _char_to_token(docs, char_base, doc_tokens, int(doc_chars.sum()))
     covered = numpy.flatnonzero(c2t >= 0)
@@ -164,21 +154,21 @@ def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: S
     g_ends = ends + char_base[wp_doc]
     lo = numpy.asarray(seq_lo, dtype="int64")[wp_seq] + token_base[wp_doc]
     hi = numpy.asarray(seq_hi, dtype="int64")[wp_seq] + token_base[wp_doc]
-    if len(covered) and len(ids):
+    if len(covered):
         first_pos = numpy.searchsorted(covered, g_starts, side="left")
         last_pos = numpy.searchsorted(covered, g_ends, side="left") - 1
         valid = (first_pos <= last_pos) & (ends > starts)
         first_tok = numpy.clip(c2t[covered[numpy.minimum(first_pos, len(covered) - 1)]], lo, hi)
         last_tok = numpy.clip(c2t[covered[numpy.maximum(last_pos, 0)]], lo, hi)
         counts = numpy.maximum(numpy.where(valid, last_tok - first_tok + 1, 0), 0)
-    else:
+    else:  # no token covers any character (only empty docs): nothing to align
         first_tok = numpy.zeros(len(ids), dtype="int64")
         counts = numpy.zeros(len(ids), dtype="int64")
     # Wordpieces are numbered per doc, its sequences back to back.
     wp_global = numpy.arange(len(ids), dtype="int64")
-    doc_wp_counts = numpy.bincount(wp_doc, minlength=n_docs) if len(ids) else numpy.zeros(n_docs, dtype="int64")
+    doc_wp_counts = numpy.bincount(wp_doc, minlength=n_docs)
     doc_wp_base = numpy.concatenate([[0], numpy.cumsum(doc_wp_counts)[:-1]]).astype("int64")
-    wp_local = wp_global - doc_wp_base[wp_doc] if len(ids) else wp_global
+    wp_local = wp_global - doc_wp_base[wp_doc]
     pair_wp = numpy.repeat(wp_local, counts)
     step = numpy.arange(int(counts.sum())) - numpy.repeat(numpy.cumsum(counts) - counts, counts)
     pair_tok = numpy.repeat(first_tok, counts) + step  # global token ids
