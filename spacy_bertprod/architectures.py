@@ -21,14 +21,23 @@ def create_torch_transformer(
     transformer_config: dict = {},
     mixed_precision: bool = False,
     grad_scaler_config: dict = {},
+    layer_teacher: str = "",
+    layer_weight: float = 1.0,
 ) -> Model:
     """A trainable Hugging Face encoder (BERT family) loaded from the local directory `name`.
 
     Same settings as spacy-transformers.TransformerModel.v3; `name` must be a directory.
+    `layer_teacher` (a fine-tuned teacher pipeline or model directory; empty: off) adds
+    TinyBERT's intermediate-layer distillation loss, times `layer_weight`, to training.
     """
     from .backends.torch import TorchEncoder
 
-    encoder = TorchEncoder(mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config)
+    encoder = TorchEncoder(
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config,
+        layer_teacher=layer_teacher,
+        layer_weight=layer_weight,
+    )
     encoder.attrs["pretrained"] = {
         "name": name,
         "tokenizer_config": dict(tokenizer_config),

@@ -164,6 +164,7 @@ def augment_cli(
     n_variants: int = typer.Option(10, "--n-variants", "-n", help="Word-replacement variants per training doc (0: raw text only)"),
     replace_prob: float = typer.Option(0.4, "--replace-prob", help="Probability that an eligible word is replaced"),
     n_neighbours: int = typer.Option(15, "--neighbours", help="Replacement candidates per word: its nearest wordpieces in the encoder's embedding"),
+    replace_stop_words: bool = typer.Option(True, "--replace-stop-words/--keep-stop-words", help="Whether the language's stop words may be replaced too (--keep-stop-words: variants stay closer to real text)"),
     raw_text: Optional[Path] = typer.Option(None, "--raw-text", help="Unlabelled in-domain texts to add (.txt lines, .jsonl with 'text', or .spacy)"),
     raw_limit: int = typer.Option(0, "--raw-limit", help="Use only the first N raw texts (0: all)"),
     lang: str = typer.Option("en", "--lang", help="spaCy language whose tokenizer splits the raw texts"),
@@ -176,7 +177,7 @@ def augment_cli(
     try:
         info = make_transfer_set(
             train_path, encoder, output_path, n_variants=n_variants, replace_prob=replace_prob,
-            n_neighbours=n_neighbours, raw_text=_optional_path(raw_text), raw_limit=raw_limit, lang=lang, seed=seed,
+            n_neighbours=n_neighbours, replace_stop_words=replace_stop_words, raw_text=_optional_path(raw_text), raw_limit=raw_limit, lang=lang, seed=seed,
         )
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)

@@ -171,6 +171,9 @@ class BertprodTransformer(TrainablePipe):
             )
         docs = [eg.predicted for eg in examples]
         outputs, backprop = self.model.begin_update(docs)
+        layer_loss = self.model.layers[0].attrs.pop("layer_loss", None)
+        if layer_loss is not None:  # intermediate-layer distillation (distill/layers.py)
+            losses[f"{self.name}_layers"] = losses.get(f"{self.name}_layers", 0.0) + layer_loss
         d_hiddens: Optional[list] = None
 
         def accumulate_gradient(d_outputs):
@@ -219,6 +222,12 @@ class BertprodTransformer(TrainablePipe):
             )
             install_pretrained(encoder, module)
             self._set_tokenizer(tokenizer)
+            layer_distillation = encoder.attrs.get("layer_distillation")
+            if layer_distillation:  # fail before training, not at its first step
+                from .distill.layers import check_compatible, teacher_module
+
+                teacher = teacher_module(layer_distillation.teacher, next(module.parameters()).device)
+                check_compatible(teacher, module, layer_distillation.teacher)
         else:
             backend_io(encoder).onnx.session  # raises a clear error when there is no model
             get_tokenizer(self.model)

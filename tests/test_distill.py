@@ -61,6 +61,26 @@ def test_transfer_set_from_a_real_encoder_is_seeded_and_adds_raw_text(encoders, 
     assert a[-2:] == ["Alice flew to Tokyo", "Bob works in Paris today"]
 
 
+def test_stop_words_are_kept_when_asked(encoders, tmp_path):
+    nlp = spacy.blank("en")
+    train = tmp_path / "train.spacy"
+    doc = nlp.make_doc("The good card is in my bag and the bank has it now")
+    DocBin(docs=[doc]).to_disk(train)
+    stop = [t.is_stop for t in doc]
+    assert any(stop) and not all(stop)
+    kept = make_transfer_set(train, encoders["bert"], tmp_path / "kept.spacy", n_variants=6, replace_prob=1.0, replace_stop_words=False)
+    assert kept["replace_stop_words"] is False and kept["variants"] >= 1
+    for variant in DocBin().from_disk(tmp_path / "kept.spacy").get_docs(nlp.vocab):
+        assert [t.text for t, s in zip(variant, stop) if s] == [t.text for t, s in zip(doc, stop) if s]
+        assert [t.text for t, s in zip(variant, stop) if not s] != [t.text for t, s in zip(doc, stop) if not s]
+    make_transfer_set(train, encoders["bert"], tmp_path / "all.spacy", n_variants=6, replace_prob=1.0)  # the default
+    changed = [
+        [a.text for a, s in zip(variant, stop) if s] != [t.text for t, s in zip(doc, stop) if s]
+        for variant in DocBin().from_disk(tmp_path / "all.spacy").get_docs(nlp.vocab)
+    ]
+    assert all(changed)
+
+
 def test_transfer_set_errors_are_clear(encoders, tmp_path):
     nlp = spacy.blank("en")
     with pytest.raises(FileNotFoundError, match="missing.spacy"):
@@ -192,3 +212,64 @@ def test_cli_augment_and_teacher_label(trained_bert, encoders, tmp_path):
     result = runner.invoke(app, ["augment", str(tmp_path / "train.spacy"), str(tmp_path / "t.spacy"),
                                  "--encoder", str(trained_bert), "--replace-prob", "1.5"])
     assert result.exit_code == 1 and "replace_prob" in result.output
+
+
+def test_hidden_state_map_is_tinybert_mapping_with_embeddings():
+    from spacy_bertprod.distill.layers import hidden_state_map
+
+    assert hidden_state_map(6, 3) == [0, 2, 4, 6]
+    assert hidden_state_map(6, 4) == [0, 2, 3, 4, 6]  # make-student copies layers 1, 2, 3, 5
+    assert hidden_state_map(2, 2) == [0, 1, 2]
+
+
+def test_layer_loss_is_zero_on_the_mapped_layers_and_ignores_padding():
+    import torch
+
+    from spacy_bertprod.distill.layers import layer_loss
+
+    torch.manual_seed(0)
+    teacher = [torch.randn(2, 5, 8) for _ in range(5)]  # embeddings + 4 layers
+    student = [teacher[0].clone(), teacher[2].clone(), teacher[4].clone()]  # 2 layers -> teacher 2, 4
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    assert float(layer_loss(student, teacher, mask, 1.0)) == pytest.approx(0.0)
+    student[1][0, 3:] += 100.0  # padding of the first row: not counted
+    assert float(layer_loss(student, teacher, mask, 1.0)) == pytest.approx(0.0)
+    student[2][1, 0] += 1.0  # one real wordpiece of the top layer, 1.0 off in every dim
+    assert float(layer_loss(student, teacher, mask, 2.0)) == pytest.approx(2.0)
+
+
+def test_layer_distillation_trains_the_student_towards_the_teachers_layers(trained_bert, tmp_path):
+    from spacy_bertprod.distill.student import make_student
+
+    make_student(trained_bert, tmp_path / "student-encoder", 1)
+    student = spacy.load(trained_bert, config={"components": {"transformer": {"model": {
+        "name": str(tmp_path / "student-encoder"), "layer_teacher": str(trained_bert), "layer_weight": 1.0,
+    }}}})
+    examples = make_examples(student, n=24, seed=5)
+    from thinc.api import fix_random_seed
+
+    fix_random_seed(0)
+    optimizer = student.initialize(lambda: examples)
+    history = []
+    for step in range(30):
+        losses = {}
+        student.update(examples[(step * 8) % 24:][:8], sgd=optimizer, losses=losses, drop=0.0)
+        history.append(losses["transformer_layers"])
+    assert history[0] > 0 and numpy.mean(history[-6:]) < 0.7 * numpy.mean(history[:6])
+    # Prediction never needs the teacher, and a plain student reports no layer loss.
+    assert student("Alice flew to Paris").has_annotation("ENT_IOB")
+    plain = spacy.load(trained_bert)
+    losses = plain.update(examples[:4], sgd=plain.resume_training(), losses={})
+    assert "transformer_layers" not in losses
+
+
+def test_a_layer_teacher_that_does_not_fit_is_refused_before_training(trained_bert, encoders, tmp_path):
+    def student_with(layer_teacher):
+        return spacy.load(trained_bert, config={"components": {"transformer": {"model": {
+            "name": str(encoders["bert"]), "layer_teacher": layer_teacher}}}})
+
+    examples = make_examples(spacy.blank("en"), n=4)
+    with pytest.raises(ValueError, match="needs a student made from this teacher"):
+        student_with(str(encoders["roberta"])).initialize(lambda: examples)
+    with pytest.raises(FileNotFoundError, match="layer_teacher"):
+        student_with(str(tmp_path / "nowhere")).initialize(lambda: examples)

@@ -60,7 +60,8 @@ def own_run(tmp_path_factory):
            "--vars.textcat_train", str(data / "train.jsonl"), "--vars.textcat_dev", "", "--vars.textcat_test", str(data / "test.jsonl"),
            "--vars.textcat_multilabel", "true", "--vars.ner_package", "sailors", "--vars.textcat_package", "support_topics",
            "--vars.title", "Sailors and support tickets", "--vars.ner_steps", "8", "--vars.textcat_steps", "8",
-           "--vars.ner_student_steps", "6", "--vars.textcat_student_steps", "6", "--vars.eval_frequency", "4", "--vars.augment_n", "2",
+           "--vars.ner_student_steps", "6", "--vars.textcat_student_steps", "6", "--vars.ner_distill_steps", "6",
+           "--vars.textcat_distill_steps", "6", "--vars.eval_frequency", "4", "--vars.augment_n", "2",
            "--vars.bench_repeats", "1", "--vars.latency_docs", "10"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     yield result

@@ -5,6 +5,7 @@ files in the pipeline folder: loading a pipeline never unpickles anything.
 """
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -25,8 +26,16 @@ SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "distilb
 _OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")
 
 
-def TorchEncoder(mixed_precision: bool = False, grad_scaler_config: Optional[dict] = None) -> Model:
+def TorchEncoder(
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[dict] = None,
+    layer_teacher: str = "",
+    layer_weight: float = 1.0,
+) -> Model:
     """A thinc layer around a HF encoder: padded wordpieces -> (batch, length, width) hidden states.
+
+    With `layer_teacher` (a fine-tuned teacher pipeline or model directory), training also pulls
+    the encoder's hidden states towards the teacher's (distill/layers.py).
 
     The torch module is a placeholder until `load_pretrained` (initialize) or `TorchIO.load`
     (from_disk) installs the real one, so building the pipeline from its config is cheap and
@@ -44,7 +53,20 @@ def TorchEncoder(mixed_precision: bool = False, grad_scaler_config: Optional[dic
         deserialize_model=lambda module, data, device: module,
     )
     model.name = TORCH_ENCODER
+    if layer_weight < 0:
+        raise ValueError(f"layer_weight must be 0 or more, not {layer_weight}.")
+    if layer_teacher:
+        model.attrs["layer_distillation"] = LayerDistillation(str(layer_teacher), float(layer_weight))
     return model
+
+
+@dataclass(frozen=True)
+class LayerDistillation:
+    """Intermediate-layer distillation settings. Not msgpack-serialisable on purpose: thinc then
+    leaves them out of the saved model, so the config that loads a pipeline decides them."""
+
+    teacher: str
+    weight: float
 
 
 def hf_module(encoder: Model) -> torch.nn.Module:
@@ -70,15 +92,28 @@ def _convert_inputs(model: Model, batch: EncoderBatch, is_train: bool):
     }
     if _accepts_token_type_ids(shim._model):
         kwargs["token_type_ids"] = torch.zeros_like(kwargs["input_ids"])
+    if is_train and model.attrs.get("layer_distillation"):
+        kwargs["output_hidden_states"] = True
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
 
 
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    _, output = inputs_outputs
+    batch, output = inputs_outputs
     hidden = output.last_hidden_state
+    layer_loss = None
+    settings = model.attrs.get("layer_distillation")
+    if is_train and settings:
+        from ..distill.layers import teacher_layer_loss
+
+        layer_loss = teacher_layer_loss(settings.teacher, settings.weight, model.shims[0]._model, batch, output.hidden_states)
+        model.attrs["layer_loss"] = model.attrs.get("layer_loss", 0.0) + float(layer_loss.detach())
 
     def backprop(d_hidden) -> ArgsKwargs:
-        return ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (xp2torch(d_hidden, device=hidden.device),)})
+        d_hidden = xp2torch(d_hidden, device=hidden.device)
+        if layer_loss is None:
+            return ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (d_hidden,)})
+        # One backward pass for the heads' gradient and the layer-distillation loss.
+        return ArgsKwargs(args=((hidden, layer_loss),), kwargs={"grad_tensors": (d_hidden, torch.ones_like(layer_loss))})
 
     return torch2xp(hidden.float()), backprop
 

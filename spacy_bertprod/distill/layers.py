@@ -1,0 +1,92 @@
+"""Intermediate-layer distillation (TinyBERT's hidden-state loss), inside the torch encoder.
+
+Student hidden state m (m = 0: the embeddings, 1..S: its layers) learns the teacher's hidden
+state g(m) = m * T / S (TinyBERT, Jiao et al. 2020, §3.1), the very layers `make-student`
+copied, so the student keeps what those layers did while its upper part adapts. The teacher is
+the fine-tuned torch teacher (a trained pipeline or a model directory) with the student's
+vocabulary and width; it runs without gradient on the same padded batch, and the loss — the
+squared error over the hidden dimensions (mean) and real wordpieces (sum, like spaCy's task
+losses), summed over layers, times `weight` — joins the heads' gradient in one backward pass.
+
+Turned on by the torch transformer's `layer_teacher` setting (`configs/*.cfg`: `paths.layer_teacher`);
+empty, the encoder trains exactly as before. Inference never loads the teacher.
+"""
+import inspect
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import torch
+
+from .student import default_layer_map
+
+_TEACHERS: Dict[str, torch.nn.Module] = {}
+
+
+def teacher_module(path: str, device: torch.device) -> torch.nn.Module:
+    """The teacher's HF encoder, loaded once per process, frozen, in eval mode."""
+    if path not in _TEACHERS:
+        from .student import load_teacher
+
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"layer_teacher {path} does not exist: point it at the fine-tuned teacher pipeline "
+                "(training/.../teacher/model-best) or its model directory."
+            )
+        module, _ = load_teacher(Path(path))
+        module.eval()
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+        _TEACHERS[path] = module
+    return _TEACHERS[path].to(device)
+
+
+def check_compatible(teacher: torch.nn.Module, student: torch.nn.Module, path: str) -> None:
+    """Layer distillation compares hidden states position by position: same vocabulary and width."""
+    t, s = teacher.config, student.config
+    if t.hidden_size != s.hidden_size or t.vocab_size != s.vocab_size:
+        raise ValueError(
+            f"layer_teacher {path} has width {t.hidden_size} and {t.vocab_size} wordpieces, the student "
+            f"{s.hidden_size} and {s.vocab_size}: layer distillation needs a student made from this "
+            "teacher (`bertprod make-student`), with its tokenizer and width."
+        )
+    if s.num_hidden_layers > t.num_hidden_layers:
+        raise ValueError(
+            f"The student has {s.num_hidden_layers} layers and its layer_teacher {path} only "
+            f"{t.num_hidden_layers}: a student cannot be deeper than its teacher."
+        )
+
+
+def hidden_state_map(n_teacher: int, n_student: int) -> List[int]:
+    """For each student hidden state (embeddings first), the teacher hidden state it learns."""
+    return [0] + [layer + 1 for layer in default_layer_map(n_teacher, n_student)]
+
+
+def layer_loss(
+    student_states: Sequence[torch.Tensor],
+    teacher_states: Sequence[torch.Tensor],
+    attention_mask: torch.Tensor,
+    weight: float,
+) -> torch.Tensor:
+    """weight * sum over mapped layers and real wordpieces of mean-over-dims squared error."""
+    mapping = hidden_state_map(len(teacher_states) - 1, len(student_states) - 1)
+    mask = attention_mask.to(student_states[0].dtype).unsqueeze(-1)
+    total = student_states[0].new_zeros(())
+    for m, g in enumerate(mapping):
+        diff = (student_states[m] - teacher_states[g].to(student_states[m].dtype)) * mask
+        total = total + (diff**2).mean(dim=-1).sum()
+    return total * weight
+
+
+def teacher_layer_loss(path: str, weight: float, student: torch.nn.Module, batch, student_states) -> torch.Tensor:
+    """The layer loss of one training batch (the student's padded `EncoderBatch`)."""
+    device = student_states[0].device
+    teacher = teacher_module(path, device)
+    check_compatible(teacher, student, path)
+    input_ids = torch.as_tensor(batch.input_ids, device=device)
+    attention_mask = torch.as_tensor(batch.attention_mask, device=device)
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "token_type_ids" in inspect.signature(teacher.forward).parameters:
+        kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+    with torch.no_grad():
+        teacher_states = teacher(**kwargs, output_hidden_states=True).hidden_states
+    return layer_loss(student_states, teacher_states, attention_mask, weight)
