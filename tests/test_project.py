@@ -71,3 +71,40 @@ def test_smoke_report_and_wheels(smoke_run):
     assert (smoke_run / "reports" / "smoke" / "accuracy_vs_speed.png").stat().st_size > 1000
     wheels = list((smoke_run / "packages" / "smoke").rglob("*.whl"))
     assert {w.name.split("-")[0] for w in wheels} == {"en_bertprod_ner", "en_bertprod_textcat"}
+
+
+SEED_PROJECT = """
+vars:
+  seed: 0
+commands:
+""" + "".join(
+    f"""- name: ner-{command}
+  script:
+  - python -c "import pathlib; p = pathlib.Path('ran.log'); p.write_text(p.read_text() + '{command} ${{vars.seed}}\\\\n' if p.exists() else '{command} ${{vars.seed}}\\\\n'); pathlib.Path('out-{command}-${{vars.seed}}').write_text('x')"
+  outputs:
+  - out-{command}-${{vars.seed}}
+"""
+    for command in ("control", "distill", "seed-evaluate")
+)
+
+
+def test_seed_study_reruns_nothing_that_has_not_changed(tmp_path):
+    """spaCy's project.lock has one entry per command name; run_seeds keeps one per seed."""
+    (tmp_path / "project.yml").write_text(SEED_PROJECT, encoding="utf8")
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, str(REPO / "scripts" / "run_seeds.py"), *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    main = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "ner-control", "."], cwd=tmp_path, capture_output=True, text=True)
+    assert main.returncode == 0, main.stderr
+    for attempt in range(2):
+        result = run("--seeds", "1,2", "--tasks", "ner")
+        assert result.returncode == 0, result.stdout + result.stderr
+    ran = (tmp_path / "ran.log").read_text().split("\n")
+    expected = ["control 0"] + [f"{c} {s}" for s in (1, 2) for c in ("control", "distill", "seed-evaluate")]
+    assert [line for line in ran if line] == expected  # the second study ran nothing again
+    # seed 0's entry (the task workflow's) is back, so that workflow does not re-run either
+    again = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "ner-control", "."], cwd=tmp_path, capture_output=True, text=True)
+    assert "Skipping" in again.stdout and (tmp_path / "ran.log").read_text().count("control 0") == 1
+    (tmp_path / "out-distill-1").unlink()  # a lost output of seed 1: only that command runs again
+    assert run("--seeds", "1,2", "--tasks", "ner").returncode == 0
+    assert (tmp_path / "ran.log").read_text().count("distill 1") == 2
