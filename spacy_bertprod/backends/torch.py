@@ -80,7 +80,7 @@ def _set_module(encoder: Model, module: torch.nn.Module) -> None:
     encoder.set_dim("nO", int(module.config.hidden_size), force=True)
 
 
-def _accepts_token_type_ids(module: torch.nn.Module) -> bool:
+def accepts_token_type_ids(module: torch.nn.Module) -> bool:
     return "token_type_ids" in inspect.signature(module.forward).parameters
 
 
@@ -90,7 +90,7 @@ def _convert_inputs(model: Model, batch: EncoderBatch, is_train: bool):
         "input_ids": xp2torch(batch.input_ids, device=shim.device),
         "attention_mask": xp2torch(batch.attention_mask, device=shim.device),
     }
-    if _accepts_token_type_ids(shim._model):
+    if accepts_token_type_ids(shim._model):
         kwargs["token_type_ids"] = torch.zeros_like(kwargs["input_ids"])
     if is_train and model.attrs.get("layer_distillation"):
         kwargs["output_hidden_states"] = True

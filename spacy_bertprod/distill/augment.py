@@ -90,6 +90,11 @@ def _match_case(replacement: str, original: str) -> str:
     return replacement
 
 
+def replaceable_key(neighbours: EmbeddingNeighbours, word: str, keep: FrozenSet[str] = frozenset()) -> Optional[str]:
+    """The vocabulary entry a word may be replaced through, or None (not letters, kept, rare)."""
+    return neighbours.key(word) if word.isalpha() and word.lower() not in keep else None
+
+
 def word_replacement_variants(
     doc: Doc,
     neighbours: EmbeddingNeighbours,
@@ -104,7 +109,7 @@ def word_replacement_variants(
     """
     words = [t.text for t in doc]
     spaces = [bool(t.whitespace_) for t in doc]
-    keys = [neighbours.key(w) if w.isalpha() and w.lower() not in keep else None for w in words]
+    keys = [replaceable_key(neighbours, w, keep) for w in words]
     eligible = [i for i, k in enumerate(keys) if k is not None]
     if not eligible:
         return []
@@ -154,7 +159,7 @@ def make_transfer_set(
     counts = {"train_docs": len(docs), "variants": 0, "docs_without_replaceable_words": 0, "raw_texts": 0}
     if n_variants:
         neighbours = EmbeddingNeighbours.from_encoder(encoder, n_neighbours)
-        neighbours.prepare(k for d in docs for k in (neighbours.key(t.text) for t in d if t.text.isalpha() and t.lower_ not in keep) if k)
+        neighbours.prepare(k for d in docs for k in (replaceable_key(neighbours, t.text, keep) for t in d) if k)
         rng = random.Random(seed)
         for doc in progress(docs, desc="augment", unit="doc"):
             variants = word_replacement_variants(doc, neighbours, n_variants, replace_prob, rng, keep)

@@ -11,12 +11,12 @@ losses), summed over layers, times `weight` — joins the heads' gradient in one
 Turned on by the torch transformer's `layer_teacher` setting (`configs/*.cfg`: `paths.layer_teacher`);
 empty, the encoder trains exactly as before. Inference never loads the teacher.
 """
-import inspect
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
 
+from ..backends.torch import accepts_token_type_ids
 from .student import default_layer_map
 
 _TEACHERS: Dict[str, torch.nn.Module] = {}
@@ -37,7 +37,10 @@ def teacher_module(path: str, device: torch.device) -> torch.nn.Module:
         for parameter in module.parameters():
             parameter.requires_grad_(False)
         _TEACHERS[path] = module
-    return _TEACHERS[path].to(device)
+    module = _TEACHERS[path]
+    if next(module.parameters()).device != device:
+        module.to(device)
+    return module
 
 
 def check_compatible(teacher: torch.nn.Module, student: torch.nn.Module, path: str) -> None:
@@ -85,7 +88,7 @@ def teacher_layer_loss(path: str, weight: float, student: torch.nn.Module, batch
     input_ids = torch.as_tensor(batch.input_ids, device=device)
     attention_mask = torch.as_tensor(batch.attention_mask, device=device)
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if "token_type_ids" in inspect.signature(teacher.forward).parameters:
+    if accepts_token_type_ids(teacher):
         kwargs["token_type_ids"] = torch.zeros_like(input_ids)
     with torch.no_grad():
         teacher_states = teacher(**kwargs, output_hidden_states=True).hidden_states
