@@ -126,13 +126,15 @@ def test_teacher_label_keeps_gold_and_labels_the_rest(trained_bert, tmp_path):
         assert doc.cats == pytest.approx(soften(predicted.cats, 2.0, exclusive=True), abs=1e-5)
 
 
-def _distilling_student(teacher_path):
+def _distilling_student(teacher_path, temperature=1.0):
     """The teacher itself, with its ner trained by the action distiller (student == teacher)."""
-    return spacy.load(teacher_path, config={"components": {"ner": {"factory": "bertprod_distill_ner", "teacher": str(teacher_path)}}})
+    ner = {"factory": "bertprod_distill_ner", "teacher": str(teacher_path), "temperature": temperature}
+    return spacy.load(teacher_path, config={"components": {"ner": ner}})
 
 
-def test_a_student_equal_to_its_teacher_gets_no_gradient(trained_bert):
-    student = _distilling_student(trained_bert)
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+def test_a_student_equal_to_its_teacher_gets_no_gradient(trained_bert, temperature):
+    student = _distilling_student(trained_bert, temperature)
     ner = student.get_pipe("ner")
     assert type(ner).__name__ == "DistillingEntityRecognizer"
     examples = [Example(student.make_doc(t), student.make_doc(t)) for t in ("Alice flew to Paris", "Grace met Bob in Tokyo today")]
@@ -168,6 +170,11 @@ def test_distillation_moves_a_student_towards_its_teacher(trained_bert, encoders
         student.update(examples[(step * 8) % 24:][:8], sgd=optimizer, losses=losses, drop=0.0)
         history.append(losses["ner"])
     assert numpy.mean(history[-6:]) < 0.7 * numpy.mean(history[:6])
+
+
+def test_a_temperature_that_is_not_positive_is_refused(trained_bert):
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        _distilling_student(trained_bert, temperature=0.0)
 
 
 def test_student_with_labels_its_teacher_lacks_is_refused(trained_bert):

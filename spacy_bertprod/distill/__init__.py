@@ -5,7 +5,7 @@
 PLAIN_FACTORIES = {
     "bertprod_soft_textcat": ("textcat", ()),
     "bertprod_soft_textcat_multilabel": ("textcat_multilabel", ()),
-    "bertprod_distill_ner": ("ner", ("teacher", "teacher_component")),
+    "bertprod_distill_ner": ("ner", ("teacher", "teacher_component", "temperature")),
 }
 
 

@@ -38,6 +38,7 @@ FACTORY = "bertprod_distill_ner"
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
         "teacher": "",
         "teacher_component": "ner",
+        "temperature": 1.0,
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
@@ -51,17 +52,25 @@ def make_distill_ner(
     scorer: Optional[Callable],
     teacher: str,
     teacher_component: str,
+    temperature: float,
 ):
     return DistillingEntityRecognizer(
         nlp.vocab, model, name=name, moves=moves, update_with_oracle_cut_size=update_with_oracle_cut_size,
         incorrect_spans_key=incorrect_spans_key, scorer=scorer, teacher=teacher, teacher_component=teacher_component,
+        temperature=temperature,
     )
 
 
 class DistillingEntityRecognizer(EntityRecognizer):
-    def __init__(self, vocab, model, name="ner", moves=None, *, teacher: str = "", teacher_component: str = "ner", **kwargs):
+    def __init__(
+        self, vocab, model, name="ner", moves=None, *, teacher: str = "", teacher_component: str = "ner",
+        temperature: float = 1.0, **kwargs,
+    ):
+        if not temperature > 0.0:
+            raise ValueError(f"temperature must be positive (1.0: the teacher's distribution as it is), not {temperature}.")
         super().__init__(vocab, model, name, moves, **kwargs)
         self.teacher_path = teacher
+        self.temperature = float(temperature)
         self.teacher_component = teacher_component
         self._teacher: Optional[Language] = None
         self._action_map: Optional[numpy.ndarray] = None
@@ -105,7 +114,11 @@ class DistillingEntityRecognizer(EntityRecognizer):
         return self.distill(examples, drop=drop, sgd=sgd, losses=losses)
 
     def distill(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None):
-        """Cross-entropy to the teacher's action distribution along the student's own transitions."""
+        """Cross-entropy to the teacher's action distribution along the student's own transitions.
+
+        At temperature T both distributions are softmax(scores / T) and the loss is scaled by T**2
+        (Hinton et al.), so the gradient's size does not change with T.
+        """
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
@@ -127,14 +140,15 @@ class DistillingEntityRecognizer(EntityRecognizer):
             scores, backprop = student.begin_update(states)
             valid = numpy.asarray([[self.moves.is_valid(s, n) for n in names] for s in states], dtype=bool)
             valid &= action_map[None, :] >= 0
-            target = _masked_softmax(teacher_scores[:, numpy.maximum(action_map, 0)], valid)
+            T = self.temperature
+            target = _masked_softmax(teacher_scores[:, numpy.maximum(action_map, 0)] / T, valid)
             scores_cpu = self.model.ops.to_numpy(scores)  # CPU already unless the head has an upper layer on GPU
-            guess = _masked_softmax(scores_cpu, valid)
-            # Reported loss: KL(teacher || student), which is 0 when the student matches; the
-            # gradient is that of the cross-entropy, (guess - target) on the student's logits.
+            guess = _masked_softmax(scores_cpu / T, valid)
+            # Reported loss: T^2 KL(teacher || student), which is 0 when the student matches; the
+            # gradient is that of T^2 times the cross-entropy: T (guess - target) on the student's logits.
             log_ratio = numpy.log(numpy.maximum(target, 1e-12)) - numpy.log(numpy.maximum(guess, 1e-12))
-            loss += float((target * log_ratio).sum())
-            d_scores = (guess - target).astype("float32")
+            loss += float((target * log_ratio).sum()) * T * T
+            d_scores = (T * (guess - target)).astype("float32")
             backprop(d_scores if isinstance(scores, numpy.ndarray) else self.model.ops.asarray2f(d_scores))
             states = self.transition_states(states, scores_cpu)
         backprop_tok2vec(docs)
