@@ -67,7 +67,8 @@ def data_section(run: str, task: str, spec: Dict) -> List[str]:
     if transfer:
         lines.append(
             f"- transfer set: {transfer['variants']:,} word-replacement variants of {transfer['train_docs']:,} training docs "
-            f"({transfer['n_variants']} per doc, p={transfer['replace_prob']}, {transfer['n_neighbours']} embedding neighbours) "
+            f"({transfer['n_variants']} per doc, p={transfer['replace_prob']}, {transfer['n_neighbours']} embedding neighbours"
+            f"{'' if transfer.get('replace_stop_words', True) else ', stop words kept'}) "
             f"+ {transfer['raw_texts']:,} raw texts = {transfer['transfer_docs']:,} docs"
         )
     if labelled:
