@@ -164,9 +164,14 @@ def verdicts(metrics: Path, task: str, spec: Dict, teacher_score: Optional[float
         n = min(len(test["distilled"]), len(test["control"]))
         if n >= 2:
             noise = max(statistics.stdev(test["distilled"]), statistics.stdev(test["control"]))
-            word = "beats" if diff > noise else ("is within seed noise of" if diff > -noise else "is WORSE than")
+            if diff > 2 * noise:
+                word = "beats"
+            elif diff > noise:
+                word = "beats, by less than twice the seed noise (a narrow margin),"
+            else:
+                word = "is within seed noise of" if diff > -noise else "is WORSE than"
             out.append(f"- Distillation (int8, test, {n} seeds): the distilled student {word} the gold-only control "
-                       f"({diff:+.4f}; the larger seed std is {noise:.4f}).")
+                       f"({diff:+.5f}; the larger seed std is {noise:.5f}).")
         else:
             out.append(f"- Distillation (int8, test, 1 seed): {diff:+.4f} vs the gold-only control — one seed proves nothing; run the `seeds` workflow.")
     for path in sorted(metrics.glob("invariance-*.json")):
