@@ -83,3 +83,23 @@ def test_ort_profile_script(compressed_bert, tmp_path):
     assert "QAttention" in ops and "LayerNormalization" in ops and "SkipLayerNormalization" not in ops
     assert abs(sum(row["share"] for row in ops.values()) - 1) < 1e-6
     assert not list(tmp_path.glob("onnxruntime_profile*"))  # the profile file is not left behind
+
+
+def test_roofline_script(compressed_bert, trained_bert, tmp_path):
+    """The GEMM count read from the graph is the architecture's: 2 layers x (4 H^2 + 2 H I) per wordpiece."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "roofline.py"
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(20)))
+    out = tmp_path / "roofline.json"
+    pipelines = [str(compressed_bert["fp32"]), str(compressed_bert["int8"])]
+    result = subprocess.run([sys.executable, str(script), *pipelines, "--data", str(data), "--rounds", "2", "--output", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in json.loads(out.read_text())["pipelines"]:
+        assert row["weight_macs_per_wordpiece"] == 2 * (4 * 32 * 32 + 2 * 32 * 64)
+        assert row["real_wordpieces_per_s"] > 0 and row["gemm_ceiling_wordpieces_per_s"] > 0
+        assert all(gmacs > 0 for gmacs in row["int8_gemm_gmacs"].values())
+    refused = subprocess.run([sys.executable, str(script), str(trained_bert), "--data", str(data)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "no ONNX transformer" in refused.stderr
