@@ -2,8 +2,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def run_script(name: str, *args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
 @pytest.mark.slow
@@ -41,27 +48,22 @@ def test_benchmark_refuses_missing_data(trained_bert, tmp_path):
 
 
 def test_compare_sessions_script(compressed_bert, trained_bert, tmp_path):
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_sessions.py"
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(30)))
     out = tmp_path / "ab.json"
     pipelines = [str(compressed_bert["fp32"]), str(compressed_bert["int8"])]
-    result = subprocess.run([sys.executable, str(script), *pipelines, "--data", str(data), "--rounds", "3", "--output", str(out)],
-                            capture_output=True, text=True)
+    result = run_script("compare_sessions.py", *pipelines, "--data", data, "--rounds", 3, "--output", out)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())["pipelines"]
     assert report[pipelines[0]]["vs_first"] == 1.0
     for run in report.values():
         assert len(run["seconds"]) == 3 and run["wordpieces_per_s_best"] >= run["wordpieces_per_s_median"] > 0
-    refused = subprocess.run([sys.executable, str(script), str(trained_bert), "--data", str(data)], capture_output=True, text=True)
+    refused = run_script("compare_sessions.py", trained_bert, "--data", data)
     assert refused.returncode != 0 and "no ONNX transformer" in refused.stderr
     # Bucketings side by side: the component's cost-based one pads less than the greedy one.
     data.write_text("\n".join(("Carol met Dave in Tokyo " * (1 + i % 7)).strip() for i in range(60)))
     entries = [f"greedy={pipelines[1]}:greedy", f"cost={pipelines[1]}:cost"]
-    result = subprocess.run([sys.executable, str(script), *entries, "--data", str(data), "--rounds", "2", "--output", str(out)],
-                            capture_output=True, text=True)
+    result = run_script("compare_sessions.py", *entries, "--data", data, "--rounds", 2, "--output", out)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())["pipelines"]
     assert report["greedy"]["planner"] == "greedy" and report["cost"]["planner"] == "cost"
@@ -70,14 +72,10 @@ def test_compare_sessions_script(compressed_bert, trained_bert, tmp_path):
 
 def test_ort_profile_script(compressed_bert, tmp_path):
     """Kernel time by operator, on the component's own session settings: no SkipLayerNormalization."""
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "ort_profile.py"
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(20)))
     out = tmp_path / "ops.json"
-    result = subprocess.run([sys.executable, str(script), str(compressed_bert["int8"]), "--data", str(data), "--output", str(out)],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = run_script("ort_profile.py", compressed_bert["int8"], "--data", data, "--output", out, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     ops = json.loads(out.read_text())["ops"]
     assert "QAttention" in ops and "LayerNormalization" in ops and "SkipLayerNormalization" not in ops
@@ -87,19 +85,15 @@ def test_ort_profile_script(compressed_bert, tmp_path):
 
 def test_roofline_script(compressed_bert, trained_bert, tmp_path):
     """The GEMM count read from the graph is the architecture's: 2 layers x (4 H^2 + 2 H I) per wordpiece."""
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "roofline.py"
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(20)))
     out = tmp_path / "roofline.json"
     pipelines = [str(compressed_bert["fp32"]), str(compressed_bert["int8"])]
-    result = subprocess.run([sys.executable, str(script), *pipelines, "--data", str(data), "--rounds", "2", "--output", str(out)],
-                            capture_output=True, text=True)
+    result = run_script("roofline.py", *pipelines, "--data", data, "--rounds", 2, "--output", out)
     assert result.returncode == 0, result.stdout + result.stderr
     for row in json.loads(out.read_text())["pipelines"]:
         assert row["weight_macs_per_wordpiece"] == 2 * (4 * 32 * 32 + 2 * 32 * 64)
         assert row["real_wordpieces_per_s"] > 0 and row["gemm_ceiling_wordpieces_per_s"] > 0
         assert all(gmacs > 0 for gmacs in row["int8_gemm_gmacs"].values())
-    refused = subprocess.run([sys.executable, str(script), str(trained_bert), "--data", str(data)], capture_output=True, text=True)
+    refused = run_script("roofline.py", trained_bert, "--data", data)
     assert refused.returncode != 0 and "no ONNX transformer" in refused.stderr
