@@ -143,13 +143,14 @@ def make_student_cli(
     teacher: Path = typer.Argument(..., help="Teacher: a model directory or a trained pipeline with a transformer", exists=True),
     output: Path = typer.Argument(..., help="Folder for the student model (config.json, model.safetensors, tokenizer)"),
     layers: int = typer.Option(3, "--layers", "-l", help="Student depth"),
-    layer_map: str = typer.Option("", "--layer-map", help="Comma-separated teacher layers (0-based) to copy; default evenly spaced, top layer kept"),
+    pick: str = typer.Option("spread", "--pick", help="Which teacher layers: 'spread' (evenly spaced, top layer kept: 6 -> 3 takes 1,3,5) or 'bottom' (the first ones: 0,1,2)"),
+    layer_map: str = typer.Option("", "--layer-map", help="Comma-separated teacher layers (0-based) to copy; overrides --pick"),
 ):
     """Initialise a shallower student encoder from a teacher's layers."""
     from .distill.student import make_student
 
     try:
-        info = make_student(teacher, output, layers, [int(x) for x in layer_map.split(",") if x.strip()] or None)
+        info = make_student(teacher, output, layers, [int(x) for x in layer_map.split(",") if x.strip()] or None, pick=pick)
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     msg.good(f"Student with {info['student_layers']} layers (teacher layers {info['layer_map']}) in {output}")

@@ -280,3 +280,28 @@ def test_a_layer_teacher_that_does_not_fit_is_refused_before_training(trained_be
         student_with(str(encoders["roberta"])).initialize(lambda: examples)
     with pytest.raises(FileNotFoundError, match="layer_teacher"):
         student_with(str(tmp_path / "nowhere")).initialize(lambda: examples)
+
+
+def test_make_student_picks_spread_or_bottom_teacher_layers(trained_bert, tmp_path):
+    """'spread' keeps the top layer (TinyBERT), 'bottom' the first ones (an exact prefix of the
+    teacher); the student's layer weights are copies of the picked teacher layers."""
+    import torch
+    from safetensors.torch import load_file
+
+    from spacy_bertprod.distill.student import load_teacher, make_student, pick_layers
+
+    assert pick_layers(6, 3, "spread") == [1, 3, 5] and pick_layers(6, 3, "bottom") == [0, 1, 2]
+    assert pick_layers(6, 4, "spread") == [1, 2, 3, 5] and pick_layers(6, 4, "bottom") == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="Unknown layer pick 'top'"):
+        pick_layers(6, 3, "top")
+    with pytest.raises(ValueError, match="between 1 and 6"):
+        pick_layers(6, 7, "bottom")
+    teacher, _ = load_teacher(trained_bert)
+    teacher_state = teacher.state_dict()
+    key = "encoder.layer.{}.attention.self.query.weight"
+    for pick, source in (("spread", 1), ("bottom", 0)):
+        info = make_student(trained_bert, tmp_path / pick, 1, pick=pick)
+        assert info["layer_map"] == [source] and info["pick"] == pick
+        student_state = load_file(str(tmp_path / pick / "model.safetensors"))
+        assert torch.equal(student_state[key.format(0)], teacher_state[key.format(source)])
+    assert make_student(trained_bert, tmp_path / "explicit", 1, layer_map=[0])["pick"] == "explicit"

@@ -1,8 +1,8 @@
 """Intermediate-layer distillation (TinyBERT's hidden-state loss), inside the torch encoder.
 
 Student hidden state m (m = 0: the embeddings, 1..S: its layers) learns the teacher's hidden
-state g(m) = m * T / S (TinyBERT, Jiao et al. 2020, §3.1), the very layers `make-student`
-copied, so the student keeps what those layers did while its upper part adapts. The teacher is
+state g(m) = m * T / S (TinyBERT, Jiao et al. 2020, §3.1), the very layers `make-student --pick
+spread` copied (whatever the student was initialised from), so the student keeps what those layers did while its upper part adapts. The teacher is
 the fine-tuned torch teacher (a trained pipeline or a model directory) with the student's
 vocabulary and width; it runs without gradient on the same padded batch, and the loss — the
 squared error over the hidden dimensions (mean) and real wordpieces (sum, like spaCy's task

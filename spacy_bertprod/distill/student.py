@@ -1,9 +1,16 @@
 """Build a shallower student encoder from a teacher's layers (DistilBERT / TinyBERT style).
 
-Layer mapping: student layer i (0-based) starts from teacher layer round((i + 1) * T / S) - 1,
-i.e. evenly spaced and always keeping the teacher's top layer: 6 -> 3 takes layers 1, 3, 5
-(TinyBERT's g(m) = m * T / S). Embeddings (and the pooler) are copied unchanged, so the student
-uses the teacher's tokenizer and vocabulary.
+Which teacher layers the student starts from (`pick`):
+- "spread": student layer i starts from teacher layer round((i + 1) * T / S) - 1, evenly spaced
+  and always keeping the teacher's top layer: 6 -> 3 takes layers 1, 3, 5 (TinyBERT's
+  g(m) = m * T / S, DistilBERT's one-in-two).
+- "bottom": the teacher's first S layers, 6 -> 3 takes 0, 1, 2 (Sajjad et al., "On the Effect of
+  Dropping Layers of Pre-trained Transformer Models"): the student starts as an exact prefix of
+  the teacher, every layer seeing the input it was trained on, instead of layers stitched together
+  behind inputs they never saw. On WNUT-17 it was worth +5 dev F1 to a distilled 3-layer NER
+  student (reports/distill_ablation).
+Embeddings (and the pooler) are copied unchanged, so the student uses the teacher's tokenizer and
+vocabulary.
 """
 import json
 import re
@@ -17,6 +24,17 @@ def default_layer_map(n_teacher: int, n_student: int) -> List[int]:
     if not 1 <= n_student <= n_teacher:
         raise ValueError(f"A student needs between 1 and {n_teacher} layers (the teacher's), not {n_student}.")
     return [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
+
+
+LAYER_PICKS = ("spread", "bottom")
+
+
+def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> List[int]:
+    """The teacher layers a student of `n_student` layers starts from (see the module docstring)."""
+    if pick not in LAYER_PICKS:
+        raise ValueError(f"Unknown layer pick '{pick}': use one of {', '.join(LAYER_PICKS)}, or give an explicit layer map.")
+    layers = default_layer_map(n_teacher, n_student)  # validates n_student
+    return list(range(n_student)) if pick == "bottom" else layers
 
 
 def load_teacher(path: Path) -> Tuple[object, object]:
@@ -34,14 +52,17 @@ def load_teacher(path: Path) -> Tuple[object, object]:
     return load_pretrained(str(path))
 
 
-def make_student(teacher: Path, output: Path, n_layers: int, layer_map: Optional[List[int]] = None) -> Dict:
-    """Write a student model directory (config.json, model.safetensors, tokenizer files)."""
+def make_student(
+    teacher: Path, output: Path, n_layers: int, layer_map: Optional[List[int]] = None, pick: str = "spread"
+) -> Dict:
+    """Write a student model directory (config.json, model.safetensors, tokenizer files).
+    An explicit `layer_map` wins over `pick`."""
     from transformers import AutoModel
 
     module, tokenizer = load_teacher(teacher)
     config = module.config
     n_teacher = int(config.num_hidden_layers)
-    layer_map = list(layer_map) if layer_map else default_layer_map(n_teacher, n_layers)
+    layer_map = list(layer_map) if layer_map else pick_layers(n_teacher, n_layers, pick)
     if len(layer_map) != n_layers or any(not 0 <= t < n_teacher for t in layer_map):
         raise ValueError(f"layer_map {layer_map} must give {n_layers} teacher layers in 0..{n_teacher - 1}.")
     student_config = config.__class__.from_dict({**config.to_dict(), "num_hidden_layers": n_layers})
@@ -66,6 +87,7 @@ def make_student(teacher: Path, output: Path, n_layers: int, layer_map: Optional
         "teacher_layers": n_teacher,
         "student_layers": n_layers,
         "layer_map": layer_map,
+        "pick": "explicit" if layer_map != pick_layers(n_teacher, n_layers, pick) else pick,
         "teacher_parameters": sum(p.numel() for p in module.parameters()),
         "student_parameters": sum(p.numel() for p in student.parameters()),
         "weights_copied": copied,
