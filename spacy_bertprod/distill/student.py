@@ -7,8 +7,8 @@ Which teacher layers the student starts from (`pick`):
 - "bottom": the teacher's first S layers, 6 -> 3 takes 0, 1, 2 (Sajjad et al., "On the Effect of
   Dropping Layers of Pre-trained Transformer Models"): the student starts as an exact prefix of
   the teacher, every layer seeing the input it was trained on, instead of layers stitched together
-  behind inputs they never saw. On WNUT-17 it was worth +5 dev F1 to a distilled 3-layer NER
-  student (reports/distill_ablation).
+  behind inputs they never saw. On WNUT-17 it made a distilled int8 3-layer NER student score
+  40.00 +- 0.13 test F1 over 3 seeds instead of 35.01 +- 1.36 (reports/distill_ablation).
 Embeddings (and the pooler) are copied unchanged, so the student uses the teacher's tokenizer and
 vocabulary.
 """
