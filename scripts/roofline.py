@@ -12,6 +12,7 @@ the upper bound that kernel tuning inside ONNX Runtime's stock operators could a
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -96,7 +97,7 @@ def main() -> None:
         shapes = weight_shapes(session.model_bytes)
         if not shapes:
             sys.exit(f"{path}: no MatMul-like node with a 2-D weight in its graph; nothing to compare against.")
-        threads = session.session.get_session_options().intra_op_num_threads or 0
+        threads = session.session.get_session_options().intra_op_num_threads or len(os.sched_getaffinity(0))
         positions = [b.attention_mask.size for b in batches]
         real = int(sum(b.attention_mask.sum() for b in batches))
         gemm_rows = int(statistics.median(positions))
@@ -104,14 +105,14 @@ def main() -> None:
         seconds = statistics.median(time_batches(session, batches) for _ in range(args.rounds))
         macs = sum(k * n * count for (k, n), count in shapes.items())
         # Seconds per padded position if every weight GEMM ran at MatMulInteger's best speed.
-        peak = {f"{k}x{n}": int8_gemm_gmacs(gemm_rows, k, n, threads or _cores()) for (k, n) in shapes}
-        gemm_s = sum(k * n * count / (peak[f"{k}x{n}"] * 1e9) for (k, n), count in shapes.items())
+        peak = {(k, n): int8_gemm_gmacs(gemm_rows, k, n, threads) for (k, n) in shapes}
+        gemm_s = sum(k * n * count / (peak[k, n] * 1e9) for (k, n), count in shapes.items())
         ceiling = real / (gemm_s * sum(positions))
         row = {
             "pipeline": path, "encoder_calls": len(batches), "median_positions_per_call": gemm_rows,
             "pad_fraction": 1 - real / sum(positions), "weight_macs_per_wordpiece": macs,
             "real_wordpieces_per_s": real / seconds, "achieved_gmacs": macs * sum(positions) / seconds / 1e9,
-            "int8_gemm_gmacs": peak, "gemm_ceiling_wordpieces_per_s": ceiling,
+            "int8_gemm_gmacs": {f"{k}x{n}": gmacs for (k, n), gmacs in peak.items()}, "gemm_ceiling_wordpieces_per_s": ceiling,
             "share_of_ceiling": real / seconds / ceiling,
         }
         rows.append(row)
@@ -124,12 +125,6 @@ def main() -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps({"data": str(args.data), "pipelines": rows}, indent=2), encoding="utf8")
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ def make_student(
     module, tokenizer = load_teacher(teacher)
     config = module.config
     n_teacher = int(config.num_hidden_layers)
-    layer_map = list(layer_map) if layer_map else pick_layers(n_teacher, n_layers, pick)
+    picked = pick_layers(n_teacher, n_layers, pick)
+    layer_map = list(layer_map) if layer_map else picked
     if len(layer_map) != n_layers or any(not 0 <= t < n_teacher for t in layer_map):
         raise ValueError(f"layer_map {layer_map} must give {n_layers} teacher layers in 0..{n_teacher - 1}.")
     student_config = config.__class__.from_dict({**config.to_dict(), "num_hidden_layers": n_layers})
@@ -87,7 +88,7 @@ def make_student(
         "teacher_layers": n_teacher,
         "student_layers": n_layers,
         "layer_map": layer_map,
-        "pick": "explicit" if layer_map != pick_layers(n_teacher, n_layers, pick) else pick,
+        "pick": pick if layer_map == picked else "explicit",
         "teacher_parameters": sum(p.numel() for p in module.parameters()),
         "student_parameters": sum(p.numel() for p in student.parameters()),
         "weights_copied": copied,
