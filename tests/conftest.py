@@ -1,4 +1,5 @@
 """Tiny random encoders and small pipelines built locally: the suite never touches a hub."""
+import contextlib
 import random
 from pathlib import Path
 
@@ -78,6 +79,23 @@ def _save_albert(folder: Path, max_positions: int = 64) -> Path:
     )
     AlbertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+@contextlib.contextmanager
+def kept_project_locks(project_dir: Path):
+    """Run a workflow in the repository without losing its cache: spaCy's project.lock keeps one
+    entry per command name, so a test run (`--vars.run smoke`) would otherwise replace the entries
+    of the user's real run and make `spacy project run ner` retrain the teacher."""
+    locks = [project_dir / "project.lock", project_dir / "project.seeds.lock"]
+    saved = {path: path.read_bytes() if path.exists() else None for path in locks}
+    try:
+        yield
+    finally:
+        for path, content in saved.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(content)
 
 
 ENCODER_BUILDERS = {"bert": _save_bert, "roberta": _save_roberta, "albert": _save_albert}

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import kept_project_locks
+
 REPO = Path(__file__).resolve().parents[1]
 RUN = "test-own-data"
 TOPICS = {
@@ -63,7 +65,8 @@ def own_run(tmp_path_factory):
            "--vars.ner_student_steps", "6", "--vars.textcat_student_steps", "6", "--vars.ner_distill_steps", "6",
            "--vars.textcat_distill_steps", "6", "--vars.eval_frequency", "4", "--vars.augment_n", "2",
            "--vars.bench_repeats", "1", "--vars.latency_docs", "10"]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    with kept_project_locks(REPO):
+        result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     yield result
     for top in ("corpus", "training", "metrics", "packages", "reports"):
         shutil.rmtree(REPO / top / RUN, ignore_errors=True)

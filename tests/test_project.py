@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import kept_project_locks
+
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "data"
 MODELS = ["teacher", "control-s0", "distilled-s0"]
@@ -22,10 +24,11 @@ STAGES = [f"{m}-{f}" for m in MODELS for f in ("torch", "onnx-fp32", "onnx-int8"
 def smoke_run():
     if not (MIRROR / "SOURCES.tsv").exists():
         pytest.skip(f"the data mirror {MIRROR} is not here")
-    result = subprocess.run(
-        [sys.executable, "-m", "spacy", "project", "run", "smoke", str(REPO)],
-        cwd=REPO, capture_output=True, text=True,
-    )
+    with kept_project_locks(REPO):
+        result = subprocess.run(
+            [sys.executable, "-m", "spacy", "project", "run", "smoke", str(REPO)],
+            cwd=REPO, capture_output=True, text=True,
+        )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return REPO
 
