@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 FORMATS = [("torch", "torch fp32"), ("onnx-fp32", "ONNX fp32"), ("onnx-int8", "ONNX int8")]
+TRIMMED = "ONNX int8, vocabulary trimmed to train"
 # Kept share of the teacher's test score that the int8 distilled student should reach.
 TARGET_SHARE = {"ner": 0.95, "textcat": 0.98}
 
@@ -85,26 +86,21 @@ def task_section(run: str, task: str, spec: Dict):
     teacher = load(metrics / "test" / "teacher-torch.json")
     teacher_score = teacher[key] if teacher else None
     teacher_speed = speed.get(f"training/{run}/{task}/teacher/model-best", {}).get("words_per_s", {}).get("median")
-    stages = [("teacher", "teacher (MiniLM-L6)", FORMATS), ("control-s0", "student, gold only (control), seed 0", FORMATS),
-              ("distilled-s0", "student, distilled, seed 0", FORMATS), ("frontier-s0", "4-layer student, distilled, seed 0", FORMATS[2:])]
     rows, points = [], []
-    for model, label, formats in stages:
-        for fmt, fmt_label in formats:
-            file = f"{model}-{fmt}"
-            scores = load(metrics / "test" / f"{file}.json")
-            folder = f"training/{run}/{task}/{model}/model-best" if fmt == "torch" else f"training/{run}/{task}/{model}-{fmt}"
-            row = speed.get(folder)
-            if scores is None:
-                rows.append(f"| {label} | {fmt_label} | missing {metrics / 'test' / (file + '.json')} | | | | | |")
-                continue
-            score = scores[key]
-            wps = row["words_per_s"]["median"] if row else None
-            size = row["size_on_disk_bytes"] / 1e6 if row else None
-            p50 = row["latency_ms_batch1"]["p50"] if row else None
-            share = f"{score / teacher_score:.1%}" if teacher_score else "n/a"
-            rows.append(f"| {label} | {fmt_label} | {score:.4f} | {share} | "
-                        + (f"{wps:,.0f} | {wps / teacher_speed:.1f}x | {p50:.1f} | {size:.1f} |" if wps and teacher_speed else "n/a | | | |"))
-            points.append((model.split("-s")[0], fmt, score, wps, size))
+    for file, label, fmt_label, folder, kind in stage_rows(run, task, metrics):
+        scores = load(metrics / "test" / f"{file}.json")
+        row = speed.get(folder)
+        if scores is None:
+            rows.append(f"| {label} | {fmt_label} | missing {metrics / 'test' / (file + '.json')} | | | | | |")
+            continue
+        score = scores[key]
+        wps = row["words_per_s"]["median"] if row else None
+        size = row["size_on_disk_bytes"] / 1e6 if row else None
+        p50 = row["latency_ms_batch1"]["p50"] if row else None
+        share = f"{score / teacher_score:.1%}" if teacher_score else "n/a"
+        rows.append(f"| {label} | {fmt_label} | {score:.4f} | {share} | "
+                    + (f"{wps:,.0f} | {wps / teacher_speed:.1f}x | {p50:.1f} | {size:.1f} |" if wps and teacher_speed else "n/a | | | |"))
+        points.append((kind, file, score, wps, size))
     lines = [f"## {task}: {name}", ""] + data_section(run, task, spec)
     lines += ["### Every stage on the test split", "",
               f"| model | format | {name} | of teacher | words/s | vs teacher torch | p50 ms (batch 1) | size MB |",
@@ -114,11 +110,36 @@ def task_section(run: str, task: str, spec: Dict):
     return lines, points
 
 
+def stage_rows(run: str, task: str, metrics: Path):
+    """(metrics file, model label, format label, pipeline folder, plot kind) for every stage of the table.
+
+    The teacher and the seed-0 students in every format, then whatever the `frontier` workflow
+    left: the shipped student with a trimmed vocabulary and the students of other depths
+    (frontier<L>-s0-onnx-{fp32,int8,int8-trim}), deepest first.
+    """
+    base = f"training/{run}/{task}"
+    rows = []
+    for model, label in (("teacher", "teacher (MiniLM-L6)"), ("control-s0", "student, gold only (control), seed 0"),
+                         ("distilled-s0", "student, distilled, seed 0")):
+        for fmt, fmt_label in FORMATS:
+            folder = f"{base}/{model}/model-best" if fmt == "torch" else f"{base}/{model}-{fmt}"
+            rows.append((f"{model}-{fmt}", label, fmt_label, folder, model.split("-s")[0]))
+    if (metrics / "test" / "distilled-s0-onnx-int8-trim.json").exists():
+        rows.append(("distilled-s0-onnx-int8-trim", "student, distilled, seed 0", TRIMMED, f"{base}/frontier/distilled-s0-onnx-int8-trim", "distilled"))
+    depths = sorted({int(m.group(1)) for p in (metrics / "test").glob("frontier*-s0-onnx-*.json") if (m := re.match(r"frontier(\d+)-s0-", p.name))}, reverse=True)
+    for depth in depths:
+        for fmt, fmt_label in FORMATS[1:] + [("onnx-int8-trim", TRIMMED)]:
+            file = f"frontier{depth}-s0-{fmt}"
+            if (metrics / "test" / f"{file}.json").exists():
+                rows.append((file, f"{depth}-layer student, distilled, seed 0", fmt_label, f"{base}/frontier/{file}", "frontier"))
+    return rows
+
+
 def frontier_speeds(frontier_bench: Optional[Dict], main: Dict[str, Dict], anchor: str) -> Dict[str, Dict]:
     """The `frontier` workflow's benchmark rows on the main run's scale.
 
-    Speeds compare only within one run: the frontier run benchmarks the int8 3-layer student
-    (`anchor`) next to the 4-layer one, so each frontier row's words/s is its ratio to the anchor in
+    Speeds compare only within one run: the frontier run benchmarks the shipped int8 student
+    (`anchor`) next to the other depths and trimmed copies, so each frontier row's words/s is its ratio to the anchor in
     that run times the anchor's words/s in the main run.
     """
     if not frontier_bench or anchor not in main:
@@ -200,13 +221,16 @@ def plot(all_points, names: Dict[str, str], out: Path) -> None:
     fig, axes = plt.subplots(1, len(all_points), figsize=(6 * len(all_points), 4.5))
     axes = axes if len(all_points) > 1 else [axes]
     colors = {"teacher": "tab:blue", "control": "tab:gray", "distilled": "tab:orange", "frontier": "tab:green"}
-    markers = {"torch": "o", "onnx-fp32": "s", "onnx-int8": "^"}
+    markers = {"torch": "o", "onnx-fp32": "s", "onnx-int8": "^", "onnx-int8-trim": "v"}
     for ax, (task, points) in zip(axes, all_points.items()):
-        for model, fmt, score, wps, size in points:
+        for kind, file, score, wps, size in points:
             if wps is None:
                 continue
-            ax.scatter(wps, score, c=colors[model], marker=markers[fmt], s=40 + (size or 0))
-            ax.annotate(f"{size:.0f} MB" if size else "", (wps, score), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            fmt = next(f for f in sorted(markers, key=len, reverse=True) if file.endswith(f))
+            depth = re.match(r"frontier(\d+)", file)
+            ax.scatter(wps, score, c=colors[kind], marker=markers[fmt], s=40 + (size or 0))
+            note = (f"{depth.group(1)} layers, " if depth else "") + (f"{size:.0f} MB" if size else "")
+            ax.annotate(note, (wps, score), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("words/s (log, this machine)")
         ax.set_ylabel(names[task])
@@ -227,7 +251,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# spacy_bertprod report: {args.title or args.run} ({args.run} run)", "",
              "Generated by `scripts/report.py` from `metrics/`; accuracy from `spacy evaluate`, speed and size from "
-             "`python -m spacy bertprod benchmark` (median of repeated passes, batch size 64, this machine's CPU cores); the 4-layer rows come from the `frontier` workflow's own benchmark run, scaled through the int8 3-layer student benchmarked in both runs.", "",
+             "`python -m spacy bertprod benchmark` (median of repeated passes, batch size 64, this machine's CPU cores); the frontier rows (other depths, trimmed vocabularies) come from the `frontier` workflow's own benchmark run, scaled through the shipped int8 student benchmarked in both runs.", "",
              "![accuracy vs speed](accuracy_vs_speed.png)", ""]
     all_points, names = {}, {}
     for task in ("ner", "textcat"):

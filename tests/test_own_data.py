@@ -64,7 +64,7 @@ def own_run(tmp_path_factory):
            "--vars.title", "Sailors and support tickets", "--vars.ner_steps", "8", "--vars.textcat_steps", "8",
            "--vars.ner_student_steps", "6", "--vars.textcat_student_steps", "6", "--vars.ner_distill_steps", "6",
            "--vars.textcat_distill_steps", "6", "--vars.eval_frequency", "4", "--vars.augment_n", "2",
-           "--vars.bench_repeats", "1", "--vars.latency_docs", "10"]
+           "--vars.bench_repeats", "1", "--vars.latency_docs", "10", "--vars.frontier_layers", "2"]
     with kept_project_locks(REPO):
         result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     yield result

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 
 from conftest import kept_project_locks
+from spacy_bertprod.compress.pipeline import REPORT_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "data"
 MODELS = ["teacher", "control-s0", "distilled-s0"]
-STAGES = [f"{m}-{f}" for m in MODELS for f in ("torch", "onnx-fp32", "onnx-int8")] + ["frontier-s0-onnx-int8"]
+STAGES = [f"{m}-{f}" for m in MODELS for f in ("torch", "onnx-fp32", "onnx-int8")]
+# the `frontier` workflow (smoke: --vars.frontier_layers 2): the shipped int8 student with a trimmed vocabulary, a 2-layer student
+FRONTIER = ["distilled-s0-onnx-int8-trim"] + [f"frontier{n}-s0-onnx-{f}" for n in (2,) for f in ("fp32", "int8", "int8-trim")]
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +41,18 @@ def smoke_run():
 def test_smoke_metrics_hold_real_scores(smoke_run, task, key):
     metrics = smoke_run / "metrics" / "smoke" / task
     for split in ("dev", "test"):
-        for stage in STAGES:
+        for stage in STAGES + FRONTIER:
             scores = json.loads((metrics / split / f"{stage}.json").read_text())
             assert isinstance(scores[key], float) and 0.0 <= scores[key] <= 1.0
             assert scores["speed"] > 0
     bench = json.loads((metrics / "benchmark.json").read_text())
-    assert len(bench["results"]) == len(STAGES) - 1  # the frontier is benchmarked by its own workflow
+    assert len(bench["results"]) == len(STAGES)  # the frontier is benchmarked by its own workflow, next to the shipped student
     frontier = json.loads((metrics / "benchmark-frontier.json").read_text())
-    assert [Path(r["pipeline"]).name for r in frontier["results"]] == ["distilled-s0-onnx-int8", "frontier-s0-onnx-int8"]
+    assert [Path(r["pipeline"]).name for r in frontier["results"]] == ["distilled-s0-onnx-int8"] + FRONTIER
+    frontier_dir = smoke_run / "training" / "smoke" / task / "frontier"
+    trimmed = json.loads((frontier_dir / "frontier2-s0-onnx-int8-trim" / REPORT_FILE).read_text())["vocabulary"]
+    assert 0 < trimmed["kept"] < trimmed["original_size"]
+    assert json.loads((frontier_dir / "frontier2-s0-onnx-int8" / REPORT_FILE).read_text())["transformer"]["layers"] == 2
     assert all(r["words_per_s"]["median"] > 0 for r in bench["results"] + frontier["results"])
     wheel = json.loads((metrics / "wheel.json").read_text())
     student_int8 = json.loads((metrics / "test" / "distilled-s0-onnx-int8.json").read_text())
@@ -113,3 +120,11 @@ def test_seed_study_reruns_nothing_that_has_not_changed(tmp_path):
     (tmp_path / "out-distill-1").unlink()  # a lost output of seed 1: only that command runs again
     assert run("--seeds", "1,2", "--tasks", "ner").returncode == 0
     assert (tmp_path / "ran.log").read_text().count("distill 1") == 2
+
+
+@pytest.mark.parametrize("layers,message", [("4,x", "--layers takes comma-separated layer counts"), ("0", "at least one positive layer count"),
+                                            ("2", "is missing; run the `ner` workflow first")])
+def test_frontier_refuses_bad_depths_and_a_missing_workflow(tmp_path, layers, message):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "frontier.py"), "ner", "--run", "nowhere", "--steps", "1", "--layers", layers],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0 and message in result.stderr
