@@ -56,13 +56,14 @@ def main() -> int:
     corpus, training, metrics = Path("corpus") / args.run / args.task, Path("training") / args.run / args.task, Path("metrics") / args.run / args.task
     log, out = Path("metrics") / args.run / "timings.jsonl", training / "frontier"
     teacher, shipped = training / "teacher" / "model-best", training / f"distilled-s{args.seed}"
-    for needed in (teacher, shipped / "model-best", corpus / "distill" / "train.spacy", Path(f"{shipped}-onnx-int8")):
+    teacher_int8 = training / "teacher-onnx-int8"
+    for needed in (teacher, teacher_int8, shipped / "model-best", corpus / "distill" / "train.spacy", Path(f"{shipped}-onnx-int8")):
         if not needed.exists():
             raise SystemExit(f"frontier: {needed} is missing; run the `{args.task}` workflow first.")
     if args.trim_vocab and not Path(args.trim_vocab).exists():
         raise SystemExit(f"frontier: the --trim-vocab corpus {args.trim_vocab} does not exist.")
     # ner learns the int8 teacher's action distribution during training; textcat's soft targets are stored in the transfer set
-    teacher_args = ["--paths.teacher", str(training / "teacher-onnx-int8")] if args.task == "ner" else []
+    teacher_args = ["--paths.teacher", str(teacher_int8)] if args.task == "ner" else []
     evaluate: List[str] = []
     bench: List[str] = [f"{shipped}-onnx-int8"]
 

@@ -87,7 +87,7 @@ def task_section(run: str, task: str, spec: Dict):
     teacher_score = teacher[key] if teacher else None
     teacher_speed = speed.get(f"training/{run}/{task}/teacher/model-best", {}).get("words_per_s", {}).get("median")
     rows, points = [], []
-    for file, label, fmt_label, folder, kind in stage_rows(run, task, metrics):
+    for file, label, fmt, fmt_label, folder, kind, note in stage_rows(run, task, metrics):
         scores = load(metrics / "test" / f"{file}.json")
         row = speed.get(folder)
         if scores is None:
@@ -100,7 +100,7 @@ def task_section(run: str, task: str, spec: Dict):
         share = f"{score / teacher_score:.1%}" if teacher_score else "n/a"
         rows.append(f"| {label} | {fmt_label} | {score:.4f} | {share} | "
                     + (f"{wps:,.0f} | {wps / teacher_speed:.1f}x | {p50:.1f} | {size:.1f} |" if wps and teacher_speed else "n/a | | | |"))
-        points.append((kind, file, score, wps, size))
+        points.append((kind, fmt, note, score, wps, size))
     lines = [f"## {task}: {name}", ""] + data_section(run, task, spec)
     lines += ["### Every stage on the test split", "",
               f"| model | format | {name} | of teacher | words/s | vs teacher torch | p50 ms (batch 1) | size MB |",
@@ -111,7 +111,7 @@ def task_section(run: str, task: str, spec: Dict):
 
 
 def stage_rows(run: str, task: str, metrics: Path):
-    """(metrics file, model label, format label, pipeline folder, plot kind) for every stage of the table.
+    """(metrics file, model label, format, format label, pipeline folder, plot kind, plot note) for every stage of the table.
 
     The teacher and the seed-0 students in every format, then whatever the `frontier` workflow
     left: the shipped student with a trimmed vocabulary and the students of other depths
@@ -123,15 +123,15 @@ def stage_rows(run: str, task: str, metrics: Path):
                          ("distilled-s0", "student, distilled, seed 0")):
         for fmt, fmt_label in FORMATS:
             folder = f"{base}/{model}/model-best" if fmt == "torch" else f"{base}/{model}-{fmt}"
-            rows.append((f"{model}-{fmt}", label, fmt_label, folder, model.split("-s")[0]))
+            rows.append((f"{model}-{fmt}", label, fmt, fmt_label, folder, model.split("-s")[0], ""))
     if (metrics / "test" / "distilled-s0-onnx-int8-trim.json").exists():
-        rows.append(("distilled-s0-onnx-int8-trim", "student, distilled, seed 0", TRIMMED, f"{base}/frontier/distilled-s0-onnx-int8-trim", "distilled"))
+        rows.append(("distilled-s0-onnx-int8-trim", "student, distilled, seed 0", "onnx-int8-trim", TRIMMED, f"{base}/frontier/distilled-s0-onnx-int8-trim", "distilled", ""))
     depths = sorted({int(m.group(1)) for p in (metrics / "test").glob("frontier*-s0-onnx-*.json") if (m := re.match(r"frontier(\d+)-s0-", p.name))}, reverse=True)
     for depth in depths:
         for fmt, fmt_label in FORMATS[1:] + [("onnx-int8-trim", TRIMMED)]:
             file = f"frontier{depth}-s0-{fmt}"
             if (metrics / "test" / f"{file}.json").exists():
-                rows.append((file, f"{depth}-layer student, distilled, seed 0", fmt_label, f"{base}/frontier/{file}", "frontier"))
+                rows.append((file, f"{depth}-layer student, distilled, seed 0", fmt, fmt_label, f"{base}/frontier/{file}", "frontier", f"{depth} layers, "))
     return rows
 
 
@@ -223,14 +223,11 @@ def plot(all_points, names: Dict[str, str], out: Path) -> None:
     colors = {"teacher": "tab:blue", "control": "tab:gray", "distilled": "tab:orange", "frontier": "tab:green"}
     markers = {"torch": "o", "onnx-fp32": "s", "onnx-int8": "^", "onnx-int8-trim": "v"}
     for ax, (task, points) in zip(axes, all_points.items()):
-        for kind, file, score, wps, size in points:
+        for kind, fmt, note, score, wps, size in points:
             if wps is None:
                 continue
-            fmt = next(f for f in sorted(markers, key=len, reverse=True) if file.endswith(f))
-            depth = re.match(r"frontier(\d+)", file)
             ax.scatter(wps, score, c=colors[kind], marker=markers[fmt], s=40 + (size or 0))
-            note = (f"{depth.group(1)} layers, " if depth else "") + (f"{size:.0f} MB" if size else "")
-            ax.annotate(note, (wps, score), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            ax.annotate(note + (f"{size:.0f} MB" if size else ""), (wps, score), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("words/s (log, this machine)")
         ax.set_ylabel(names[task])
