@@ -45,6 +45,9 @@ def compress_cli(
     threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads in the output pipeline (0: one per core)"),
     trim_vocab: Optional[Path] = typer.Option(None, "--trim-vocab", help="Keep only the wordpieces these in-domain texts use (+ every single character and the specials): .spacy, .jsonl or lines; e.g. the training data"),
     vocab_min_count: int = typer.Option(1, "--vocab-min-count", help="With --trim-vocab: keep wordpieces seen at least this often"),
+    prune_heads: float = typer.Option(0.0, "--prune-heads", help="Share of attention heads to remove, the least important on --prune-data first (Michel et al. 2019); 0: none"),
+    prune_ffn: float = typer.Option(0.0, "--prune-ffn", help="Share of feed-forward units to remove in every layer, the least important on --prune-data first; 0: none"),
+    prune_data: Optional[Path] = typer.Option(None, "--prune-data", help="Labelled .spacy docs (e.g. the dev set) whose loss ranks heads and units for --prune-heads/--prune-ffn"),
     force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
 ):
     """Rewrite a transformer pipeline onto ONNX Runtime (export, fusion, int8), heads unchanged."""
@@ -69,13 +72,16 @@ def compress_cli(
             sample_texts=read_texts(sample) if sample is not None else None,
             vocab_texts=read_texts(trim_vocab) if _optional_path(trim_vocab) is not None else None,
             vocab_min_count=vocab_min_count,
+            prune_heads=prune_heads,
+            prune_ffn=prune_ffn,
+            prune_data=_optional_path(prune_data),
         )
         report = compress_pipeline(input_path, output_path, settings)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     sizes = report["sizes_bytes"]
     msg.good(f"Wrote {output_path}")
-    print(json.dumps({"sizes_bytes": sizes, "fusion_statistics": report["fusion_statistics"], "vocabulary": report["vocabulary"], "parity": report["parity"]}, indent=2))
+    print(json.dumps({"sizes_bytes": sizes, "fusion_statistics": report["fusion_statistics"], "vocabulary": report["vocabulary"], "pruning": report["pruning"], "parity": report["parity"]}, indent=2))
 
 
 @bertprod_cli.command("benchmark")

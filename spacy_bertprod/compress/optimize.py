@@ -17,11 +17,14 @@ def optimize_onnx(src: Path, dst: Path, config: Any) -> Dict[str, int]:
     options = FusionOptions("bert")
     options.enable_skip_layer_norm = False
     options.enable_bias_skip_layer_norm = False
+    # A pruned encoder (compress/prune.py) has its own head count per layer: 0 lets the fusion read
+    # each layer's from the graph.
+    pruned = bool(getattr(config, "pruned_heads", None))
     optimized = optimize_model(
         str(src),
         model_type="bert",  # the BERT fusions cover BERT, RoBERTa, DistilBERT, ALBERT, ELECTRA
-        num_heads=int(config.num_attention_heads),
-        hidden_size=int(config.hidden_size),
+        num_heads=0 if pruned else int(config.num_attention_heads),
+        hidden_size=0 if pruned else int(config.hidden_size),
         optimization_options=options,
         opt_level=0,  # fusions only: ORT applies its own basic/extended passes at load time
         use_gpu=False,

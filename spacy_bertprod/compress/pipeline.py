@@ -46,6 +46,11 @@ class CompressSettings:
     # Vocabulary trimming (compress/vocab.py): keep the wordpieces these texts use (None: keep all).
     vocab_texts: Optional[List[str]] = None
     vocab_min_count: int = 1
+    # Structured pruning (compress/prune.py): shares of attention heads and feed-forward units to
+    # remove, ranked by importance on labelled examples (a .spacy file, e.g. the dev set).
+    prune_heads: float = 0.0
+    prune_ffn: float = 0.0
+    prune_data: Optional[Path] = None
 
 
 def _log(message: str) -> None:
@@ -141,6 +146,14 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
         raise FileExistsError(f"{output_path} exists. Choose another output folder or pass --force.")
     if settings.quantize not in ("int8", "fp32"):
         raise ValueError(f"--quantize must be int8 or fp32, not '{settings.quantize}'.")
+    pruning_asked = bool(settings.prune_heads or settings.prune_ffn)
+    if pruning_asked and settings.prune_data is None:
+        raise ValueError(
+            "--prune-heads/--prune-ffn rank heads and units by their importance on labelled examples: "
+            "pass --prune-data with a .spacy file of annotated docs (e.g. the dev set)."
+        )
+    if pruning_asked and not Path(settings.prune_data).exists():
+        raise FileNotFoundError(f"--prune-data {settings.prune_data} does not exist.")
     from .export import export_onnx
     from .optimize import optimize_onnx
     from .parity import DEFAULT_SAMPLE, batch_invariance, encoder_parity, prediction_agreement
@@ -164,12 +177,25 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
     sample_docs = [nlp.make_doc(t) for t in sample_texts]
     config = source.module.config
     _log(f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, width {config.hidden_size})")
-    module, tokenizer, vocabulary = source.module, source.tokenizer, None
+    module, tokenizer, vocabulary, pruning = source.module, source.tokenizer, None, None
+    if pruning_asked:
+        from spacy.training import Corpus
+
+        from .prune import measure_importance, prune_encoder
+
+        examples = list(Corpus(str(settings.prune_data))(nlp))
+        with _Step(f"Measuring head and feed-forward importance on {len(examples):,} examples", timings):
+            importance = measure_importance(nlp, source.module, examples)
+        with _Step("Pruning", timings):
+            module, pruning = prune_encoder(source.module, importance, settings.prune_heads, settings.prune_ffn)
+        _log(f"    heads kept per layer {pruning['heads_kept_per_layer']}, feed-forward units kept "
+             f"{pruning['ffn_units_kept_per_layer']} of {pruning['ffn_units_original']}; parameters "
+             f"{pruning['parameters_before']:,} -> {pruning['parameters_after']:,}")
     if settings.vocab_texts is not None:
         from .vocab import trim_vocabulary
 
         with _Step("Trimming the vocabulary to the corpus's wordpieces", timings):
-            module, tokenizer, vocabulary = trim_vocabulary(source.module, source.tokenizer, settings.vocab_texts, sample_texts, settings.vocab_min_count)
+            module, tokenizer, vocabulary = trim_vocabulary(module, source.tokenizer, settings.vocab_texts, sample_texts, settings.vocab_min_count)
         _log(f"    kept {vocabulary['kept']:,} of {vocabulary['original_size']:,} wordpieces "
              f"({vocabulary['kept_from_corpus']:,} seen in {vocabulary['corpus_texts']:,} texts, {vocabulary['kept_single_characters']:,} single characters); "
              f"[UNK] share on the sample {vocabulary['check_before']['unk_share']:.4%} -> {vocabulary['check_after']['unk_share']:.4%}")
@@ -184,7 +210,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
         fp32 = raw
         if settings.optimize:
             with _Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):
-                fusion = optimize_onnx(raw, fused, config)
+                fusion = optimize_onnx(raw, fused, module.config)
             fp32 = fused
             _log(f"    fusions: {fusion or 'none'}")
         calibration: Dict = {}
@@ -255,6 +281,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
             },
             "fusion_statistics": fusion,
             "vocabulary": vocabulary,
+            "pruning": pruning,
             "sizes_bytes": {
                 "input_pipeline": folder_size(input_path),
                 "onnx_exported": raw.stat().st_size,

@@ -1,0 +1,173 @@
+"""Structured pruning: remove the attention heads and feed-forward units that matter least.
+
+Importance follows Michel et al. ("Are Sixteen Heads Really Better than One?", 2019): a gate of 1
+multiplies every head's output (the encoder's own `head_mask` argument) and every feed-forward
+unit's activation, and a gate's importance is the absolute gradient of the pipeline's *own*
+training loss with respect to it, averaged over batches of labelled dev examples. The loss is what
+`nlp.update` computes for the heads (NER, textcat, ...) with no optimizer, so nothing is changed
+and no task is special-cased. Head scores are normalised per layer (l2), as in the paper, and the
+lowest are removed across layers, keeping at least one head in every layer. Feed-forward units keep
+the same count in every layer (the best of each layer), because a Hugging Face config has a single
+`intermediate_size`: the pruned encoder stays a loadable model.
+
+The removal itself is the library's: `PreTrainedModel.prune_heads` and
+`transformers.pytorch_utils.prune_linear_layer`. Fewer heads and units are fewer multiplications;
+what that buys in speed and costs in accuracy is measured in reports/pruning.
+"""
+import copy
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
+
+import numpy
+
+
+def _layers(module) -> Sequence[Any]:
+    for path in ("encoder.layer", "transformer.layer"):  # BERT/RoBERTa/ELECTRA/MiniLM, DistilBERT
+        node = module
+        try:
+            for part in path.split("."):
+                node = getattr(node, part)
+        except AttributeError:
+            continue
+        return node
+    raise ValueError(
+        f"Pruning supports BERT-style encoders (BERT, RoBERTa, DistilBERT, ELECTRA, MiniLM); "
+        f"{type(module).__name__} has no encoder.layer or transformer.layer. Compress without --prune-heads/--prune-ffn."
+    )
+
+
+def feed_forward_pairs(module) -> List[Tuple[Any, Any, str, str]]:
+    """Per layer: (owner of the up-projection, owner of the down-projection, their attribute names)."""
+    pairs = []
+    for layer in _layers(module):
+        if hasattr(layer, "intermediate") and hasattr(layer, "output"):
+            pairs.append((layer.intermediate, layer.output, "dense", "dense"))
+        elif hasattr(layer, "ffn"):
+            pairs.append((layer.ffn, layer.ffn, "lin1", "lin2"))
+        else:
+            raise ValueError(f"Cannot find the feed-forward block of {type(layer).__name__}: pruning supports BERT-style layers.")
+    return pairs
+
+
+def _ffn_config_key(config) -> str:
+    return "hidden_dim" if getattr(config, "model_type", "") == "distilbert" else "intermediate_size"
+
+
+def measure_importance(nlp, module, examples: Iterable, batch_size: int = 8) -> Dict[str, numpy.ndarray]:
+    """|dL/d gate| per head [layers, heads] and per feed-forward unit [layers, units], summed over batches.
+
+    `module` is the live torch encoder inside `nlp`; dropout is switched off while measuring and
+    everything (forward, hooks, dropout rates, gradients, train/eval mode) is restored afterwards.
+    """
+    import torch
+    from spacy.util import minibatch
+
+    examples = list(examples)
+    if not examples:
+        raise ValueError("Pruning needs labelled examples to measure importance (--prune-data): the file holds none.")
+    config = module.config
+    n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)
+    if getattr(config, "pruned_heads", None):
+        raise ValueError("This encoder already had heads pruned; prune the pipeline it was made from instead.")
+    head_gate = torch.ones(n_layers, n_heads, requires_grad=True)
+    pairs = feed_forward_pairs(module)
+    ffn_gates = [torch.ones(getattr(down, down_name).in_features, requires_grad=True) for _, down, _, down_name in pairs]
+    hooks = [
+        getattr(down, down_name).register_forward_pre_hook(lambda _m, inputs, gate=gate: (inputs[0] * gate,) + tuple(inputs[1:]))
+        for (_, down, _, down_name), gate in zip(pairs, ffn_gates)
+    ]
+    forward = module.forward
+
+    def gated_forward(*args, **kwargs):
+        kwargs["head_mask"] = head_gate
+        return forward(*args, **kwargs)
+
+    dropouts = {m: m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)}
+    sdpa_rates = {m: m.dropout_prob for m in module.modules() if isinstance(getattr(m, "dropout_prob", None), float)}
+    was_training = module.training
+    heads = numpy.zeros((n_layers, n_heads))
+    units = numpy.zeros((n_layers, ffn_gates[0].numel()))
+    try:
+        module.forward = gated_forward
+        for m in dropouts:
+            m.p = 0.0
+        for m in sdpa_rates:
+            m.dropout_prob = 0.0
+        for batch in minibatch(examples, batch_size):
+            nlp.update(batch, sgd=False, drop=0.0, losses={})
+            if head_gate.grad is None:
+                raise ValueError(
+                    "The pipeline's losses do not reach the transformer (no gradient on the head gates): "
+                    "pruning needs a component that listens to it and is trained (not frozen)."
+                )
+            heads += head_gate.grad.abs().numpy()
+            units += numpy.stack([g.grad.abs().numpy() for g in ffn_gates])
+            head_gate.grad = None
+            for g in ffn_gates:
+                g.grad = None
+            module.zero_grad(set_to_none=True)
+    finally:
+        del module.forward
+        for hook in hooks:
+            hook.remove()
+        for m, p in dropouts.items():
+            m.p = p
+        for m, rate in sdpa_rates.items():
+            m.dropout_prob = rate
+        module.train(was_training)
+    return {"heads": heads, "ffn": units, "n_examples": len(examples)}
+
+
+def choose_heads(scores: numpy.ndarray, fraction: float) -> Dict[int, List[int]]:
+    """Heads to remove per layer: the lowest layer-normalised scores, at least one head left per layer."""
+    n_layers, n_heads = scores.shape
+    norms = numpy.linalg.norm(scores, axis=1, keepdims=True)
+    normalised = scores / numpy.where(norms > 0, norms, 1.0)
+    n_remove = min(int(round(fraction * n_layers * n_heads)), n_layers * (n_heads - 1))
+    remove: Dict[int, List[int]] = {}
+    for flat in numpy.argsort(normalised, axis=None, kind="stable"):
+        if n_remove == 0:
+            break
+        layer, head = divmod(int(flat), n_heads)
+        if len(remove.get(layer, [])) < n_heads - 1:
+            remove.setdefault(layer, []).append(head)
+            n_remove -= 1
+    return {layer: sorted(h) for layer, h in sorted(remove.items())}
+
+
+def prune_encoder(module, importance: Dict[str, numpy.ndarray], heads_fraction: float, ffn_fraction: float):
+    """(pruned copy of `module`, report): remove `heads_fraction` of the heads and of the feed-forward units."""
+    import torch
+    from transformers.pytorch_utils import prune_linear_layer
+
+    for name, value in (("--prune-heads", heads_fraction), ("--prune-ffn", ffn_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} is the share of units to remove: a number in [0, 1), not {value}.")
+    pruned = copy.deepcopy(module)
+    params_before = sum(p.numel() for p in pruned.parameters())
+    n_heads = int(pruned.config.num_attention_heads)
+    removed_heads = choose_heads(importance["heads"], heads_fraction) if heads_fraction else {}
+    if removed_heads:
+        pruned.prune_heads(removed_heads)
+    units = importance["ffn"]
+    n_units = units.shape[1]
+    keep_units = n_units - int(round(ffn_fraction * n_units))
+    if keep_units < n_units:
+        for (up, down, up_name, down_name), scores in zip(feed_forward_pairs(pruned), units):
+            keep = torch.as_tensor(numpy.sort(numpy.argsort(-scores, kind="stable")[:keep_units]), dtype=torch.long)
+            setattr(up, up_name, prune_linear_layer(getattr(up, up_name), keep, dim=0))
+            setattr(down, down_name, prune_linear_layer(getattr(down, down_name), keep, dim=1))
+        setattr(pruned.config, _ffn_config_key(pruned.config), keep_units)
+    heads_kept = [n_heads - len(removed_heads.get(layer, [])) for layer in range(importance["heads"].shape[0])]
+    report = {
+        "importance": "Michel et al. 2019: |dL/d gate| of the pipeline's own loss, summed over batches of labelled examples",
+        "n_examples": int(importance["n_examples"]),
+        "heads_fraction": heads_fraction,
+        "ffn_fraction": ffn_fraction,
+        "heads_kept_per_layer": heads_kept,
+        "heads_removed": {str(layer): heads for layer, heads in removed_heads.items()},
+        "ffn_units_kept_per_layer": keep_units,
+        "ffn_units_original": n_units,
+        "parameters_before": int(params_before),
+        "parameters_after": int(sum(p.numel() for p in pruned.parameters())),
+    }
+    return pruned.eval(), report
