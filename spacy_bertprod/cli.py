@@ -151,12 +151,18 @@ def make_student_cli(
     layers: int = typer.Option(3, "--layers", "-l", help="Student depth"),
     pick: str = typer.Option("spread", "--pick", help="Which teacher layers: 'spread' (evenly spaced, top layer kept: 6 -> 3 takes 1,3,5) or 'bottom' (the first ones: 0,1,2)"),
     layer_map: str = typer.Option("", "--layer-map", help="Comma-separated teacher layers (0-based) to copy; overrides --pick"),
+    prune_heads: float = typer.Option(0.0, "--prune-heads", help="Also remove this share of the teacher's attention heads, least important on --prune-data first"),
+    prune_ffn: float = typer.Option(0.0, "--prune-ffn", help="Also remove this share of every layer's feed-forward units, least important on --prune-data first"),
+    prune_data: Optional[Path] = typer.Option(None, "--prune-data", help="Labelled .spacy docs (e.g. the dev set) whose loss through the teacher pipeline ranks heads and units"),
 ):
-    """Initialise a shallower student encoder from a teacher's layers."""
+    """Initialise a shallower (and with --prune-*, narrower) student encoder from a teacher's layers."""
     from .distill.student import make_student
 
     try:
-        info = make_student(teacher, output, layers, [int(x) for x in layer_map.split(",") if x.strip()] or None, pick=pick)
+        info = make_student(
+            teacher, output, layers, [int(x) for x in layer_map.split(",") if x.strip()] or None, pick=pick,
+            prune_heads=prune_heads, prune_ffn=prune_ffn, prune_data=_optional_path(prune_data),
+        )
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     msg.good(f"Student with {info['student_layers']} layers (teacher layers {info['layer_map']}) in {output}")

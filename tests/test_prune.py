@@ -98,3 +98,24 @@ def test_pruning_asks_for_labelled_data_and_sane_shares(trained_bert, labelled, 
         compress_pipeline(trained_bert, tmp_path / "b", CompressSettings(quantize="fp32", prune_ffn=0.5, prune_data=tmp_path / "missing.spacy"))
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         compress_pipeline(trained_bert, tmp_path / "c", CompressSettings(quantize="fp32", prune_heads=1.0, prune_data=labelled))
+
+
+def test_a_pruned_student_trains_saves_loads_and_compresses(trained_bert, labelled, tmp_path):
+    """make-student --prune-*: the narrower encoder round-trips through HF, the torch backend and compress."""
+    from conftest import build_pipeline, train
+    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.distill.student import make_student
+
+    info = make_student(trained_bert, tmp_path / "student", 1, pick="bottom", prune_heads=0.25, prune_ffn=0.5, prune_data=labelled)
+    assert info["pruning"]["ffn_units_kept_per_layer"] == 32 and info["student_parameters"] < info["teacher_parameters"]
+    module, _ = load_pretrained(str(tmp_path / "student"))
+    assert module.encoder.layer[0].intermediate.dense.out_features == 32
+    kept = info["pruning"]["heads_kept_per_layer"][0]
+    assert module.encoder.layer[0].attention.self.num_attention_heads == kept
+    nlp = build_pipeline(tmp_path / "student")
+    train(nlp, make_examples(nlp), steps=2)
+    nlp.to_disk(tmp_path / "trained")
+    report = compress_pipeline(tmp_path / "trained", tmp_path / "onnx", CompressSettings(quantize="fp32"))
+    assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-4
+    with pytest.raises(FileNotFoundError, match="--prune-data"):
+        make_student(trained_bert, tmp_path / "other", 1, prune_heads=0.5)
