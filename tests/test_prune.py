@@ -119,3 +119,18 @@ def test_a_pruned_student_trains_saves_loads_and_compresses(trained_bert, labell
     assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-4
     with pytest.raises(FileNotFoundError, match="--prune-data"):
         make_student(trained_bert, tmp_path / "other", 1, prune_heads=0.5)
+
+
+def test_a_stock_spacy_transformers_pipeline_can_be_pruned(encoders, labelled, tmp_path):
+    """The importance gates ride on spacy-transformers' own forward and backward too."""
+    from conftest import build_pipeline, train
+
+    nlp = build_pipeline(encoders["bert"], stock=True)
+    train(nlp, make_examples(nlp), steps=4)
+    nlp.to_disk(tmp_path / "stock")
+    report = compress_pipeline(
+        tmp_path / "stock", tmp_path / "pruned", CompressSettings(quantize="int8", prune_ffn=0.25, prune_heads=0.25, prune_data=labelled)
+    )
+    assert report["transformer"]["source"] == "spacy-transformers"
+    assert report["pruning"]["ffn_units_kept_per_layer"] == 48 and sum(report["pruning"]["heads_kept_per_layer"]) == 3
+    assert len(list(spacy.load(tmp_path / "pruned").pipe(TEXTS))) == len(TEXTS)
