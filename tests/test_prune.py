@@ -106,15 +106,17 @@ def test_a_pruned_student_trains_saves_loads_and_compresses(trained_bert, labell
     from spacy_bertprod.backends.torch import load_pretrained
     from spacy_bertprod.distill.student import make_student
 
-    info = make_student(trained_bert, tmp_path / "student", 1, pick="bottom", prune_heads=0.25, prune_ffn=0.5, prune_data=labelled)
+    info = make_student(trained_bert, tmp_path / "student", 2, pick="bottom", prune_heads=0.25, prune_ffn=0.5, prune_data=labelled)
     assert info["pruning"]["ffn_units_kept_per_layer"] == 32 and info["student_parameters"] < info["teacher_parameters"]
     module, _ = load_pretrained(str(tmp_path / "student"))
     assert module.encoder.layer[0].intermediate.dense.out_features == 32
-    kept = info["pruning"]["heads_kept_per_layer"][0]
-    assert module.encoder.layer[0].attention.self.num_attention_heads == kept
+    heads = [layer.attention.self.num_attention_heads for layer in module.encoder.layer]
+    assert heads == info["pruning"]["heads_kept_per_layer"] and sorted(heads) == [1, 2]
     nlp = build_pipeline(tmp_path / "student")
     train(nlp, make_examples(nlp), steps=2)
     nlp.to_disk(tmp_path / "trained")
+    reloaded = spacy.load(tmp_path / "trained")  # the stored config carries the per-layer head removals
+    assert [d.cats for d in reloaded.pipe(TEXTS)] == [d.cats for d in nlp.pipe(TEXTS)]
     report = compress_pipeline(tmp_path / "trained", tmp_path / "onnx", CompressSettings(quantize="fp32"))
     assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-4
     with pytest.raises(FileNotFoundError, match="--prune-data"):

@@ -243,6 +243,8 @@ class TorchIO:
 
         config_dict = dict(config_dict)
         model_type = config_dict.pop("model_type")
+        # JSON keeps a pruned encoder's {layer: heads} with string keys; transformers wants ints.
+        config_dict["pruned_heads"] = {int(layer): heads for layer, heads in (config_dict.get("pruned_heads") or {}).items()}
         config = AutoConfig.for_model(model_type, **config_dict)
         check_model_type(config, "The stored encoder")
         return AutoModel.from_config(config)

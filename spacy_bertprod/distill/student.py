@@ -117,7 +117,7 @@ def make_student(
         "student_layers": n_layers,
         "layer_map": layer_map,
         "pick": pick if layer_map == picked else "explicit",
-        "teacher_parameters": sum(p.numel() for p in module.parameters()),
+        "teacher_parameters": pruning["parameters_before"] if pruning else sum(p.numel() for p in module.parameters()),
         "student_parameters": sum(p.numel() for p in student.parameters()),
         "weights_copied": copied,
         "pruning": pruning,
