@@ -136,3 +136,14 @@ def test_a_stock_spacy_transformers_pipeline_can_be_pruned(encoders, labelled, t
     assert report["transformer"]["source"] == "spacy-transformers"
     assert report["pruning"]["ffn_units_kept_per_layer"] == 48 and sum(report["pruning"]["heads_kept_per_layer"]) == 3
     assert len(list(spacy.load(tmp_path / "pruned").pipe(TEXTS))) == len(TEXTS)
+
+
+def test_pruning_names_what_it_supports(encoders):
+    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.compress.prune import feed_forward_pairs
+
+    albert, _ = load_pretrained(str(encoders["albert"]))  # one shared layer group: no per-layer heads/units
+    with pytest.raises(ValueError, match="BERT-style"):
+        feed_forward_pairs(albert)
+    roberta, _ = load_pretrained(str(encoders["roberta"]))
+    assert len(feed_forward_pairs(roberta)) == roberta.config.num_hidden_layers
