@@ -147,6 +147,10 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
     if settings.quantize not in ("int8", "fp32"):
         raise ValueError(f"--quantize must be int8 or fp32, not '{settings.quantize}'.")
     pruning_asked = bool(settings.prune_heads or settings.prune_ffn)
+    if pruning_asked:
+        from .prune import check_shares
+
+        check_shares(settings.prune_heads, settings.prune_ffn)
     if pruning_asked and settings.prune_data is None:
         raise ValueError(
             "--prune-heads/--prune-ffn rank heads and units by their importance on labelled examples: "

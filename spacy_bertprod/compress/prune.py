@@ -134,14 +134,19 @@ def choose_heads(scores: numpy.ndarray, fraction: float) -> Dict[int, List[int]]
     return {layer: sorted(h) for layer, h in sorted(remove.items())}
 
 
+def check_shares(heads_fraction: float, ffn_fraction: float) -> None:
+    """Refuse shares outside [0, 1) before any importance is measured."""
+    for name, value in (("--prune-heads", heads_fraction), ("--prune-ffn", ffn_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} is the share of units to remove: a number in [0, 1), not {value}.")
+
+
 def prune_encoder(module, importance: Dict[str, numpy.ndarray], heads_fraction: float, ffn_fraction: float):
     """(pruned copy of `module`, report): remove `heads_fraction` of the heads and of the feed-forward units."""
     import torch
     from transformers.pytorch_utils import prune_linear_layer
 
-    for name, value in (("--prune-heads", heads_fraction), ("--prune-ffn", ffn_fraction)):
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} is the share of units to remove: a number in [0, 1), not {value}.")
+    check_shares(heads_fraction, ffn_fraction)
     pruned = copy.deepcopy(module)
     params_before = sum(p.numel() for p in pruned.parameters())
     n_heads = int(pruned.config.num_attention_heads)

@@ -59,9 +59,10 @@ def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_d
     import spacy
     from spacy.training import Corpus
 
-    from ..compress.prune import measure_importance, prune_encoder
+    from ..compress.prune import check_shares, measure_importance, prune_encoder
     from ..compress.source import find_transformer
 
+    check_shares(prune_heads, prune_ffn)
     if not (Path(teacher) / "config.cfg").exists():
         raise ValueError(f"Pruning ranks heads and units with the teacher pipeline's own loss: {teacher} must be a trained spaCy pipeline, not a bare model directory.")
     if prune_data is None or not Path(prune_data).exists():
