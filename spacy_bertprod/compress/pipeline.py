@@ -148,16 +148,9 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
         raise ValueError(f"--quantize must be int8 or fp32, not '{settings.quantize}'.")
     pruning_asked = bool(settings.prune_heads or settings.prune_ffn)
     if pruning_asked:
-        from .prune import check_shares
+        from .prune import check_request
 
-        check_shares(settings.prune_heads, settings.prune_ffn)
-    if pruning_asked and settings.prune_data is None:
-        raise ValueError(
-            "--prune-heads/--prune-ffn rank heads and units by their importance on labelled examples: "
-            "pass --prune-data with a .spacy file of annotated docs (e.g. the dev set)."
-        )
-    if pruning_asked and not Path(settings.prune_data).exists():
-        raise FileNotFoundError(f"--prune-data {settings.prune_data} does not exist.")
+        check_request(settings.prune_heads, settings.prune_ffn, settings.prune_data)
     from .export import export_onnx
     from .optimize import optimize_onnx
     from .parity import DEFAULT_SAMPLE, batch_invariance, encoder_parity, prediction_agreement
@@ -183,16 +176,11 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
     _log(f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, width {config.hidden_size})")
     module, tokenizer, vocabulary, pruning = source.module, source.tokenizer, None, None
     if pruning_asked:
-        from spacy.training import Corpus
+        from .prune import prune_pipeline_encoder
 
-        from .prune import measure_importance, prune_encoder
-
-        examples = list(Corpus(str(settings.prune_data))(nlp))
-        with _Step(f"Measuring head and feed-forward importance on {len(examples):,} examples", timings):
-            importance = measure_importance(nlp, source.module, examples)
-        with _Step("Pruning", timings):
-            module, pruning = prune_encoder(source.module, importance, settings.prune_heads, settings.prune_ffn)
-        _log(f"    heads kept per layer {pruning['heads_kept_per_layer']}, feed-forward units kept "
+        with _Step(f"Pruning by head and feed-forward importance on {settings.prune_data}", timings):
+            module, pruning = prune_pipeline_encoder(nlp, source.module, settings.prune_heads, settings.prune_ffn, settings.prune_data)
+        _log(f"    importance measured on {pruning['n_examples']:,} examples; heads kept per layer {pruning['heads_kept_per_layer']}, feed-forward units kept "
              f"{pruning['ffn_units_kept_per_layer']} of {pruning['ffn_units_original']}; parameters "
              f"{pruning['parameters_before']:,} -> {pruning['parameters_after']:,}")
     if settings.vocab_texts is not None:

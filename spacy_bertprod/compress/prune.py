@@ -3,7 +3,7 @@
 Importance follows Michel et al. ("Are Sixteen Heads Really Better than One?", 2019): a gate of 1
 multiplies every head's output (the encoder's own `head_mask` argument) and every feed-forward
 unit's activation, and a gate's importance is the absolute gradient of the pipeline's *own*
-training loss with respect to it, averaged over batches of labelled dev examples. The loss is what
+training loss with respect to it, summed over batches of labelled dev examples. The loss is what
 `nlp.update` computes for the heads (NER, textcat, ...) with no optimizer, so nothing is changed
 and no task is special-cased. Head scores are normalised per layer (l2), as in the paper, and the
 lowest are removed across layers, keeping at least one head in every layer. Feed-forward units keep
@@ -15,7 +15,8 @@ The removal itself is the library's: `PreTrainedModel.prune_heads` and
 what that buys in speed and costs in accuracy is measured in reports/pruning.
 """
 import copy
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 
@@ -139,6 +140,27 @@ def check_shares(heads_fraction: float, ffn_fraction: float) -> None:
     for name, value in (("--prune-heads", heads_fraction), ("--prune-ffn", ffn_fraction)):
         if not 0.0 <= value < 1.0:
             raise ValueError(f"{name} is the share of units to remove: a number in [0, 1), not {value}.")
+
+
+def check_request(heads_fraction: float, ffn_fraction: float, data: Optional[Path]) -> None:
+    """Refuse a pruning request that cannot run (bad shares, no labelled data) before any work."""
+    check_shares(heads_fraction, ffn_fraction)
+    if data is None:
+        raise ValueError(
+            "--prune-heads/--prune-ffn rank heads and units by their importance on labelled examples: "
+            "pass --prune-data with a .spacy file of annotated docs (e.g. the dev set)."
+        )
+    if not Path(data).exists():
+        raise FileNotFoundError(f"--prune-data {data} does not exist.")
+
+
+def prune_pipeline_encoder(nlp, module, heads_fraction: float, ffn_fraction: float, data: Path):
+    """(pruned copy of the pipeline's encoder `module`, report), importance measured on the `data` docs."""
+    from spacy.training import Corpus
+
+    check_request(heads_fraction, ffn_fraction, data)
+    importance = measure_importance(nlp, module, Corpus(str(data))(nlp))
+    return prune_encoder(module, importance, heads_fraction, ffn_fraction)
 
 
 def prune_encoder(module, importance: Dict[str, numpy.ndarray], heads_fraction: float, ffn_fraction: float):

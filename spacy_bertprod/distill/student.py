@@ -57,20 +57,16 @@ def load_teacher(path: Path) -> Tuple[object, object]:
 def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_data: Optional[Path]):
     """(pruned HF module, tokenizer, pruning report) from a trained teacher pipeline."""
     import spacy
-    from spacy.training import Corpus
 
-    from ..compress.prune import check_shares, measure_importance, prune_encoder
+    from ..compress.prune import check_request, prune_pipeline_encoder
     from ..compress.source import find_transformer
 
-    check_shares(prune_heads, prune_ffn)
+    check_request(prune_heads, prune_ffn, prune_data)
     if not (Path(teacher) / "config.cfg").exists():
         raise ValueError(f"Pruning ranks heads and units with the teacher pipeline's own loss: {teacher} must be a trained spaCy pipeline, not a bare model directory.")
-    if prune_data is None or not Path(prune_data).exists():
-        raise FileNotFoundError(f"Pruning needs labelled examples (--prune-data, a .spacy file such as the dev set); got {prune_data}.")
     nlp = spacy.load(teacher)
     source = find_transformer(nlp, str(teacher))
-    importance = measure_importance(nlp, source.module, Corpus(str(prune_data))(nlp))
-    module, report = prune_encoder(source.module, importance, prune_heads, prune_ffn)
+    module, report = prune_pipeline_encoder(nlp, source.module, prune_heads, prune_ffn, prune_data)
     return module, source.tokenizer, report
 
 
