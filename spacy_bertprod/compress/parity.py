@@ -9,25 +9,8 @@ from ..backends.onnx import OnnxSession
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import encoder_batches
 
-# Used when the user gives no --sample: varied lengths, casing, punctuation, scripts, emoji.
-DEFAULT_SAMPLE = [
-    "Apple is looking at buying a U.K. startup for $1 billion.",
-    "Angela Merkel met Emmanuel Macron in Berlin on Tuesday to discuss the EU budget.",
-    "I can't log into my account since yesterday, can you help?",
-    "my card got declined at the ATM in Lisbon :( what do i do",
-    "@jdoe just landed in NYC!!! heading to Madison Square Garden tonight #knicks",
-    "The Eiffel Tower, completed in 1889, was designed by Gustave Eiffel's company.",
-    "Why was I charged twice for the same transfer to Deutsche Bank?",
-    "Check out https://example.com/a/b?c=d for the new iPhone 15 Pro review 📱",
-    "Barack Obama was born in Honolulu, Hawaii, and served as the 44th president.",
-    "How long does a SEPA top-up take to show in my balance?",
-    "Microsoft and OpenAI announced a partnership in San Francisco.",
-    "Ich wohne in München und arbeite bei Siemens.",
-    "東京は日本の首都です。",
-    "lol did u see what Elon tweeted about Tesla this morning",
-    "Please cancel the pending payment to Amazon Marketplace.",
-    "The Nile flows through Egypt and Sudan before reaching the Mediterranean Sea.",
-]
+# compress warns when int8 changes the predictions of more than this share of the sample's docs.
+MAX_CHANGED_SHARE = 0.10
 
 
 def encoder_parity(
@@ -87,6 +70,33 @@ def prediction_agreement(original: Language, compressed: Language, texts: Sequen
         result["textcat_identical_labels_over_0.5"] = float(numpy.mean(same_set))
         result["textcat_max_abs_score_diff"] = float(max(diffs))
     return result
+
+
+def agreement_check(predictions: Dict[str, float], sample, max_changed: float = MAX_CHANGED_SHARE) -> Dict:
+    """Did the compressed pipeline keep the original's predictions on (nearly) every sample doc?
+
+    The share of changed docs is the largest over the annotation types: for NER a doc changes when
+    any entity does; for textcat when its top label (or its set of labels over 0.5) does.
+    """
+    shares = [1.0 - predictions[key] for key in _AGREEMENT_KEYS if key in predictions]
+    changed = max(shares) if shares else 0.0
+    result = {"changed_share": changed, "max_changed_share": max_changed, "passed": changed <= max_changed}
+    if not result["passed"]:
+        n = int(predictions["n_docs"])
+        fix = (
+            "pass a few hundred in-domain texts, e.g. --sample your_dev.spacy"
+            if not sample.in_domain
+            else "check --calibration-percentile, try --per-tensor or --exclude-nodes, or --quantize fp32"
+        )
+        result["message"] = (
+            f"The compressed pipeline changes the predictions of {changed:.0%} of the {n:,} sample docs "
+            f"(more than {max_changed:.0%}; calibrated on {sample.source}). Its accuracy may have dropped: {fix}, "
+            "and compare with `spacy evaluate` on your dev set."
+        )
+    return result
+
+
+_AGREEMENT_KEYS = ("ner_identical_docs", "textcat_identical_top_label", "textcat_identical_labels_over_0.5")
 
 
 def _ents(doc: Doc):

@@ -42,7 +42,9 @@ class CompressSettings:
     max_batch_items: int = 2048
     pipe_batch_tokens: int = 8192
     force: bool = False
+    # Calibration/parity texts (None: the pipeline's own corpora or the built-in set, see sample.py).
     sample_texts: Optional[List[str]] = None
+    sample_source: str = "--sample"
     # Vocabulary trimming (compress/vocab.py): keep the wordpieces these texts use (None: keep all).
     vocab_texts: Optional[List[str]] = None
     vocab_min_count: int = 1
@@ -137,6 +139,22 @@ def _meta(nlp: Language, report: Dict) -> Dict:
     return meta
 
 
+def _log_sample(sample, settings: CompressSettings) -> None:
+    int8 = settings.quantize == "int8" and settings.quantization.activation_scales == "calibrated"
+    use = "int8 calibration and the parity check" if int8 else "the parity check"
+    if sample.in_domain:
+        thinned = f" (evenly spaced, of {sample.n_available:,})" if sample.n_available > len(sample.texts) else ""
+        _log(f"    {use}: {len(sample.texts):,} docs{thinned} from {sample.source}")
+    elif int8:
+        _log(
+            f"!!! No --sample, and the pipeline's config names no training corpus that exists here ([paths] dev/train): "
+            f"int8 activation ranges are calibrated on {sample.source}. For the best accuracy pass in-domain text, "
+            "e.g. --sample your_dev.spacy."
+        )
+    else:
+        _log(f"    {use}: {sample.source}")
+
+
 def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSettings) -> Dict:
     """Compress the pipeline at `input_path` into `output_path`; returns the report."""
     input_path, output_path = Path(input_path), Path(output_path)
@@ -153,23 +171,20 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
         check_request(settings.prune_heads, settings.prune_ffn, settings.prune_data)
     from .export import export_onnx
     from .optimize import optimize_onnx
-    from .parity import DEFAULT_SAMPLE, batch_invariance, encoder_parity, prediction_agreement
+    from .parity import agreement_check, batch_invariance, encoder_parity, prediction_agreement
+    from .sample import choose_sample
     from .quantize import quantize_onnx
     from .source import find_transformer
 
-    sample_texts = settings.sample_texts or DEFAULT_SAMPLE
-    sample_source = "--sample" if settings.sample_texts else "built-in sample (pass --sample with in-domain text)"
-    if not settings.sample_texts and settings.quantize == "int8" and settings.quantization.activation_scales == "calibrated":
-        _log(
-            f"!!! No --sample: int8 activation ranges are calibrated on {len(DEFAULT_SAMPLE)} built-in sentences. "
-            "Pass --sample with a few hundred in-domain texts (e.g. your dev set) for the best accuracy."
-        )
     timings: Dict[str, float] = {}
     with _Step(f"Loading {input_path}", timings):
         nlp = spacy.load(input_path)
     for name in [n for n, p in nlp.pipeline if type(p).__name__ == "HiddenStateDistiller"]:
         nlp.remove_pipe(name)  # training-only: a served pipeline needs no teacher
         _log(f"    dropped training-only component '{name}'")
+    sample = choose_sample(input_path, dict(nlp.config.get("paths", {})), settings.sample_texts, settings.sample_source)
+    _log_sample(sample, settings)
+    sample_texts = sample.texts
     source = find_transformer(nlp, str(input_path))
     sample_docs = [nlp.make_doc(t) for t in sample_texts]
     config = source.module.config
@@ -212,7 +227,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
                 batches = encoder_batches(tokenizer, [doc[:] for doc in sample_docs])
                 calibration = quantize_onnx(fp32, final, settings.quantization, batches)
             if calibration:
-                calibration.update({"n_docs": len(sample_docs), "source": sample_source})
+                calibration.update(sample.to_dict())
                 _log(f"    {calibration['calibrated_tensors']} activation ranges calibrated on {len(sample_docs)} sample docs")
         else:
             shutil.copyfile(fp32, final)
@@ -252,6 +267,9 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
             parity = encoder_parity(module, reference, candidate, tokenizer, sample_docs)
             parity["predictions"] = prediction_agreement(nlp, reloaded, sample_texts)
             parity["batch_invariance"] = batch_invariance(reloaded, sample_texts, batch_sizes=(1, 64))
+            parity["agreement_check"] = agreement_check(parity["predictions"], sample)
+        if not parity["agreement_check"]["passed"]:
+            _log(f"!!! {parity['agreement_check']['message']}")
 
         report = {
             "input": str(input_path),
@@ -271,6 +289,7 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
                 "quantization": settings.quantization.to_dict() if settings.quantize == "int8" else None,
                 "calibration": calibration or None,
             },
+            "sample": sample.to_dict(),
             "fusion_statistics": fusion,
             "vocabulary": vocabulary,
             "pruning": pruning,

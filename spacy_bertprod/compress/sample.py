@@ -1,0 +1,110 @@
+"""Which texts `compress` calibrates int8 on and checks parity with, when the user names none.
+
+Calibrated int8 fixes every activation range once, on sample text; a sample far from the
+pipeline's domain gives ranges that clip the values real inputs produce. Most users run
+`compress` without `--sample`, so the default has to be as close to their domain as we can get:
+
+1. `--sample` when given (all of it: the user chose it);
+2. else the corpora the pipeline was trained with, as spaCy stored them in its config
+   (`[paths] dev`, then `train`), when those files can still be found: the path as written
+   (relative to the working directory, as `spacy train` and `spacy project` use it), then
+   relative to each folder above the pipeline (a project's `training/.../model-best`);
+3. else the built-in set: a few hundred short texts across registers (news, questions and
+   commands, social media, reviews and product text, names and numbers, code-like strings,
+   formal text, conversation, long paragraphs, many scripts), written for this project and
+   shipped under the package's licence (`calibration_texts.jsonl`).
+
+Corpora are thinned evenly to at most `DEFAULT_SAMPLE_DOCS` docs, so a large train set does not
+make compress slow; the report says where the texts came from and how many there were.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import srsly
+
+BUILT_IN_FILE = Path(__file__).with_name("calibration_texts.jsonl")
+# Docs taken from a corpus named in the pipeline's config (evenly spaced over it).
+DEFAULT_SAMPLE_DOCS = 400
+CONFIG_CORPORA = ("dev", "train")
+
+
+@dataclass
+class CalibrationSample:
+    texts: List[str]
+    # "sample" (--sample), "config_dev", "config_train" or "built_in"
+    kind: str
+    # what the user reads: the file, or the built-in set
+    source: str
+    # docs available before thinning
+    n_available: int
+
+    @property
+    def in_domain(self) -> bool:
+        return self.kind != "built_in"
+
+    def to_dict(self) -> Dict:
+        return {"kind": self.kind, "source": self.source, "n_docs": len(self.texts), "n_available": self.n_available}
+
+
+def built_in_rows() -> List[Dict[str, str]]:
+    """The built-in calibration texts, each with its register."""
+    return list(srsly.read_jsonl(BUILT_IN_FILE))
+
+
+def built_in_texts() -> List[str]:
+    return [row["text"] for row in built_in_rows()]
+
+
+def choose_sample(
+    pipeline_path: Path,
+    paths: Dict[str, object],
+    user_texts: Optional[List[str]] = None,
+    user_source: str = "--sample",
+    max_docs: int = DEFAULT_SAMPLE_DOCS,
+) -> CalibrationSample:
+    """The calibration texts for the pipeline at `pipeline_path`, whose config has `[paths]` `paths`."""
+    if user_texts:
+        return CalibrationSample(list(user_texts), "sample", user_source, len(user_texts))
+    for key in CONFIG_CORPORA:
+        found = find_config_corpus(paths.get(key), Path(pipeline_path))
+        if found is None:
+            continue
+        texts = [t for t in _corpus_texts(found) if t.strip()]
+        if texts:
+            source = f"the pipeline's training config, [paths] {key} = {found}"
+            return CalibrationSample(thin_evenly(texts, max_docs), f"config_{key}", source, len(texts))
+    texts = built_in_texts()
+    source = f"the built-in set ({len(texts)} texts across registers; pass --sample for in-domain text)"
+    return CalibrationSample(texts, "built_in", source, len(texts))
+
+
+def find_config_corpus(value: object, pipeline_path: Path) -> Optional[Path]:
+    """The existing .spacy file or folder a `[paths]` value names, or None."""
+    if not isinstance(value, (str, Path)) or str(value).strip() in ("", "null", "None"):
+        return None
+    path = Path(value)
+    candidates = [path] if path.is_absolute() else [path] + [p / path for p in pipeline_path.resolve().parents]
+    for candidate in candidates:
+        if candidate.is_file() and candidate.suffix == ".spacy":
+            return candidate
+        if candidate.is_dir() and any(candidate.rglob("*.spacy")):
+            return candidate
+    return None
+
+
+def _corpus_texts(path: Path) -> List[str]:
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.training.corpus import walk_corpus
+
+    vocab = spacy.blank("xx").vocab
+    return [doc.text for file in walk_corpus(path, ".spacy") for doc in DocBin().from_disk(file).get_docs(vocab)]
+
+
+def thin_evenly(texts: Sequence[str], max_docs: int) -> List[str]:
+    """At most `max_docs` texts, evenly spaced over `texts` (deterministic, order kept)."""
+    if len(texts) <= max_docs:
+        return list(texts)
+    return [texts[i * len(texts) // max_docs] for i in range(max_docs)]

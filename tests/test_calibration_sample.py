@@ -1,0 +1,155 @@
+"""compress without --sample: the pipeline's own corpora first, else a built-in set across registers."""
+
+import json
+import re
+import shutil
+import unicodedata
+
+import pytest
+from spacy.tokens import DocBin
+from thinc.api import Config
+
+import spacy
+from conftest import make_examples
+from spacy_bertprod.compress import CompressSettings, compress_pipeline
+from spacy_bertprod.compress.parity import MAX_CHANGED_SHARE, agreement_check
+from spacy_bertprod.compress.sample import built_in_rows, choose_sample, find_config_corpus, thin_evenly
+
+REGISTERS = {
+    "news",
+    "questions_commands",
+    "social_media",
+    "product_review",
+    "names_numbers",
+    "code_like",
+    "multilingual",
+    "formal",
+    "conversation",
+    "long_form",
+}
+
+
+def _scripts(text):
+    """Unicode script-ish names of the letters in `text` (LATIN, CYRILLIC, CJK, ...)."""
+    names = set()
+    for char in text:
+        if char.isalpha():
+            name = unicodedata.name(char, "")
+            names.add(name.split()[0])
+    return names
+
+
+def test_built_in_set_covers_the_registers():
+    rows = built_in_rows()
+    texts = [r["text"] for r in rows]
+    assert 300 <= len(rows) <= 1000
+    assert len(set(texts)) == len(texts), "duplicate calibration texts"
+    assert {r["register"] for r in rows} == REGISTERS
+    for register in REGISTERS:
+        assert sum(r["register"] == register for r in rows) >= 5, register
+    joined = "\n".join(texts)
+    assert re.search(r"https?://\S+", joined), "URLs"
+    assert re.search(r"(^|\s)@\w+", joined), "mentions"
+    assert re.search(r"#\w+", joined), "hashtags"
+    assert any(unicodedata.category(c) == "So" for c in joined), "emoji"
+    assert re.search(r"\d+[.,]\d+", joined) and re.search(r"\+\d", joined), "numbers and phone numbers"
+    assert re.search(r"(def |SELECT |git |\{\")", joined), "code-like strings"
+    scripts = set().union(*(_scripts(t) for t in texts))
+    for script in ("LATIN", "CYRILLIC", "GREEK", "ARABIC", "HEBREW", "DEVANAGARI", "CJK", "HIRAGANA", "HANGUL", "THAI"):
+        assert script in scripts, script
+    # Long enough texts to fill a 128-wordpiece window, and short ones.
+    lengths = sorted(len(t.split()) for t in texts)
+    assert lengths[0] <= 3 and lengths[-1] >= 80
+
+
+def _docbin(path, texts):
+    nlp = spacy.blank("en")
+    DocBin(docs=[nlp.make_doc(t) for t in texts]).to_disk(path)
+    return path
+
+
+def test_choose_sample_prefers_the_users_then_dev_then_train_then_built_in(tmp_path):
+    pipeline = tmp_path / "training" / "model-best"
+    pipeline.mkdir(parents=True)
+    _docbin(tmp_path / "dev.spacy", ["a dev text", "another dev text"])
+    _docbin(tmp_path / "train.spacy", ["a train text"])
+    paths = {"dev": str(tmp_path / "dev.spacy"), "train": str(tmp_path / "train.spacy")}
+
+    given = choose_sample(pipeline, paths, ["mine"], "--sample mine.txt")
+    assert (given.kind, given.texts, given.source) == ("sample", ["mine"], "--sample mine.txt")
+    dev = choose_sample(pipeline, paths)
+    assert dev.kind == "config_dev" and dev.texts == ["a dev text", "another dev text"] and dev.in_domain
+    assert "[paths] dev" in dev.source and str(tmp_path / "dev.spacy") in dev.source
+    train = choose_sample(pipeline, {"dev": str(tmp_path / "gone.spacy"), "train": paths["train"]})
+    assert train.kind == "config_train" and train.texts == ["a train text"]
+    built_in = choose_sample(pipeline, {"dev": None, "train": str(tmp_path / "gone.spacy")})
+    assert built_in.kind == "built_in" and not built_in.in_domain
+    assert built_in.texts == [r["text"] for r in built_in_rows()]
+    assert choose_sample(pipeline, {}).kind == "built_in"
+
+
+def test_config_paths_resolve_against_the_folders_above_the_pipeline(tmp_path, monkeypatch):
+    """spaCy stores the path as given to `spacy train` (relative to the project): found from elsewhere too."""
+    project = tmp_path / "project"
+    pipeline = project / "training" / "ner" / "model-best"
+    pipeline.mkdir(parents=True)
+    (project / "corpus").mkdir()
+    _docbin(project / "corpus" / "dev.spacy", ["x"])
+    monkeypatch.chdir(tmp_path)  # not the project root
+    assert find_config_corpus("corpus/dev.spacy", pipeline) == project / "corpus" / "dev.spacy"
+    assert find_config_corpus("corpus", pipeline) == project / "corpus"  # a folder of .spacy files
+    assert find_config_corpus("corpus/missing.spacy", pipeline) is None
+    assert find_config_corpus("", pipeline) is None and find_config_corpus(None, pipeline) is None
+
+
+def test_large_corpora_are_thinned_evenly(tmp_path):
+    texts = [f"text number {i}" for i in range(1000)]
+    _docbin(tmp_path / "dev.spacy", texts)
+    sample = choose_sample(tmp_path / "p", {"dev": str(tmp_path / "dev.spacy")}, max_docs=100)
+    assert len(sample.texts) == 100 and sample.n_available == 1000
+    assert sample.texts == texts[::10]
+    assert thin_evenly(texts[:5], 100) == texts[:5]
+
+
+def _with_dev_path(pipeline, dst, dev):
+    shutil.copytree(pipeline, dst)
+    config = Config().from_disk(dst / "config.cfg", interpolate=False)
+    config["paths"]["dev"] = str(dev)
+    config.to_disk(dst / "config.cfg")
+    return dst
+
+
+def test_compress_without_sample_uses_the_config_dev_corpus_and_says_so(trained_bert, tmp_path, capsys):
+    nlp = spacy.load(trained_bert)
+    dev = tmp_path / "dev.spacy"
+    DocBin(docs=[eg.reference for eg in make_examples(nlp, n=30, seed=7)]).to_disk(dev)
+    pipeline = _with_dev_path(trained_bert, tmp_path / "with_dev", dev)
+    report = compress_pipeline(pipeline, tmp_path / "out", CompressSettings(quantize="int8"))
+    calibration = report["settings"]["calibration"]
+    assert calibration["kind"] == "config_dev" and str(dev) in calibration["source"]
+    assert calibration["n_docs"] == 30 and report["sample"] == {k: calibration[k] for k in report["sample"]}
+    assert report["parity"]["predictions"]["n_docs"] == 30
+    assert f"from the pipeline's training config, [paths] dev = {dev}" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "out" / "compress_report.json").read_text())
+    assert saved["settings"]["calibration"]["kind"] == "config_dev"
+
+
+def test_compress_without_sample_or_corpus_uses_the_built_in_set_and_warns(trained_bert, tmp_path, capsys):
+    pipeline = _with_dev_path(trained_bert, tmp_path / "moved", tmp_path / "no_longer_there.spacy")
+    report = compress_pipeline(pipeline, tmp_path / "out", CompressSettings(quantize="int8"))
+    calibration = report["settings"]["calibration"]
+    assert calibration["kind"] == "built_in" and calibration["n_docs"] == len(built_in_rows())
+    out = capsys.readouterr().out
+    assert "!!! No --sample" in out and "--sample your_dev.spacy" in out
+
+
+def test_agreement_check_names_the_fix():
+    built_in = choose_sample(".", {})
+    changed = {"n_docs": 16, "ner_identical_docs": 0.75, "textcat_identical_top_label": 1.0}
+    result = agreement_check(changed, built_in)
+    assert not result["passed"] and result["changed_share"] == pytest.approx(0.25)
+    assert "25% of the 16 sample docs" in result["message"] and "--sample your_dev.spacy" in result["message"]
+    in_domain = choose_sample(".", {}, ["a"], "--sample dev.spacy")
+    assert "--calibration-percentile" in agreement_check(changed, in_domain)["message"]
+    fine = {"n_docs": 100, "ner_identical_docs": 1.0 - MAX_CHANGED_SHARE, "textcat_identical_top_label": 0.99}
+    assert agreement_check(fine, built_in)["passed"] and "message" not in agreement_check(fine, built_in)
