@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spacy_bertprod.distill import to_plain_components
+from spacy_bertprod.source import to_plain_components
 from spacy.util import get_lang_class
 from thinc.api import Config
 

@@ -1,6 +1,7 @@
-"""Registered, versioned architectures: thin constructors over the layers.
+"""Registered, versioned architectures of the serving path: thin constructors over the layers.
 
-Importing this module never imports torch: the torch backend is imported inside its function.
+Nothing here imports torch. The trainable `spacy_bertprod.TorchTransformer.v1` lives with its
+backend (backends/torch.py) and is found through spaCy's registry (setup.cfg's entry points).
 """
 from typing import List, Optional
 
@@ -11,39 +12,6 @@ from thinc.types import Floats2d, Ragged
 from .listener import build_listener
 from .span_getters import SpanGetter
 from .transformer_model import TransformerModel
-
-
-@registry.architectures("spacy_bertprod.TorchTransformer.v1")
-def create_torch_transformer(
-    name: str,
-    get_spans: SpanGetter,
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
-    mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
-    layer_teacher: str = "",
-    layer_weight: float = 1.0,
-) -> Model:
-    """A trainable Hugging Face encoder (BERT family) loaded from the local directory `name`.
-
-    Same settings as spacy-transformers.TransformerModel.v3; `name` must be a directory.
-    `layer_teacher` (a fine-tuned teacher pipeline or model directory; empty: off) adds
-    TinyBERT's intermediate-layer distillation loss, times `layer_weight`, to training.
-    """
-    from .backends.torch import TorchEncoder
-
-    encoder = TorchEncoder(
-        mixed_precision=mixed_precision,
-        grad_scaler_config=grad_scaler_config,
-        layer_teacher=layer_teacher,
-        layer_weight=layer_weight,
-    )
-    encoder.attrs["pretrained"] = {
-        "name": name,
-        "tokenizer_config": dict(tokenizer_config),
-        "transformer_config": dict(transformer_config),
-    }
-    return TransformerModel(encoder, get_spans)
 
 
 @registry.architectures("spacy_bertprod.OnnxTransformer.v1")

@@ -18,7 +18,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from .about import FORMAT_VERSION, __version__
-from .backends import backend_io, is_trainable
+from .backends import backend_io, is_trainable, pop_extra_losses
 from .data import TransformerData, install_extensions
 from .listener import TransformerListener
 from .tokenization import WordpieceTokenizer
@@ -171,9 +171,8 @@ class BertprodTransformer(TrainablePipe):
             )
         docs = [eg.predicted for eg in examples]
         outputs, backprop = self.model.begin_update(docs)
-        layer_loss = self.model.layers[0].attrs.pop("layer_loss", None)
-        if layer_loss is not None:  # intermediate-layer distillation (distill/layers.py)
-            losses[f"{self.name}_layers"] = losses.get(f"{self.name}_layers", 0.0) + layer_loss
+        for loss_name, value in pop_extra_losses(self.model.layers[0]).items():  # e.g. layer distillation
+            losses[f"{self.name}_{loss_name}"] = losses.get(f"{self.name}_{loss_name}", 0.0) + value
         d_hiddens: Optional[list] = None
 
         def accumulate_gradient(d_outputs):
@@ -207,31 +206,11 @@ class BertprodTransformer(TrainablePipe):
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
         """Load the pretrained encoder (torch backend) and connect listeners."""
-        encoder = self.model.layers[0]
-        if is_trainable(encoder):
-            from .backends.torch import install_pretrained, load_pretrained
-
-            settings = encoder.attrs["pretrained"]
-            if not settings["name"]:
-                raise ValueError(
-                    f"Set [components.{self.name}.model.name] to a local model directory "
-                    "(config.json, tokenizer, model.safetensors) before initializing."
-                )
-            module, tokenizer = load_pretrained(
-                settings["name"], settings["tokenizer_config"], settings["transformer_config"]
-            )
-            install_pretrained(encoder, module)
-            self._set_tokenizer(tokenizer)
-            layer_distillation = encoder.attrs.get("layer_distillation")
-            if layer_distillation:  # fail before training, not at its first step
-                from .distill.layers import check_compatible, teacher_module
-
-                teacher = teacher_module(layer_distillation.teacher, next(module.parameters()).device)
-                check_compatible(teacher, module, layer_distillation.teacher)
-        else:
-            backend_io(encoder).onnx.session  # raises a clear error when there is no model
-            get_tokenizer(self.model)
-        self._sync_width()
+        tokenizer = backend_io(self.model.layers[0]).initialize()
+        if tokenizer is not None:
+            self.set_tokenizer(tokenizer)
+        get_tokenizer(self.model)  # raises a clear error when there is none
+        self.sync_width()
         if nlp is not None:
             for i, (name, proc) in enumerate(nlp.pipeline):
                 if proc is self:
@@ -239,10 +218,17 @@ class BertprodTransformer(TrainablePipe):
                         self.find_listeners(downstream)
                     break
 
-    def _set_tokenizer(self, tokenizer: WordpieceTokenizer) -> None:
+    def set_tokenizer(self, tokenizer: WordpieceTokenizer) -> None:
+        """Install the wordpiece tokenizer (initialize, from_disk, or compress after trimming)."""
         self.model.attrs["tokenizer"] = tokenizer
 
-    def _sync_width(self) -> None:
+    def set_width(self, width: int) -> None:
+        """The width of the vectors the encoder produces (compress: the exported model's)."""
+        self.cfg["width"] = int(width)
+        self.sync_width()
+
+    def sync_width(self) -> None:
+        """Give the model and every listener the encoder's width; refuse listeners of another width."""
         encoder = self.model.layers[0]
         width = self.cfg.get("width") or (encoder.get_dim("nO") if encoder.has_dim("nO") else None)
         if width:
@@ -283,7 +269,7 @@ class BertprodTransformer(TrainablePipe):
 
     def _load_cfg(self, cfg: Dict, tokenizer_json: str) -> None:
         self.cfg.update({k: v for k, v in cfg.items() if k in ("width",)})
-        self._set_tokenizer(WordpieceTokenizer(tokenizer_json, max_length=cfg["max_length"], pad_id=cfg["pad_id"]))
+        self.set_tokenizer(WordpieceTokenizer(tokenizer_json, max_length=cfg["max_length"], pad_id=cfg["pad_id"]))
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         path = util.ensure_path(path)
@@ -315,7 +301,7 @@ class BertprodTransformer(TrainablePipe):
             raise ValueError(f"Could not load the tokenizer from {tok_path}: {err}") from err
         self.model.from_disk(path / "model")
         backend_io(self.model.layers[0]).load(path, cfg)
-        self._sync_width()
+        self.sync_width()
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
@@ -333,5 +319,5 @@ class BertprodTransformer(TrainablePipe):
         self._load_cfg(msg["cfg"], msg[TOKENIZER_FILE])
         self.model.from_bytes(msg["model"])
         backend_io(self.model.layers[0]).from_bytes(msg["weights"], msg["cfg"])
-        self._sync_width()
+        self.sync_width()
         return self

@@ -288,7 +288,8 @@ def test_make_student_picks_spread_or_bottom_teacher_layers(trained_bert, tmp_pa
     import torch
     from safetensors.torch import load_file
 
-    from spacy_bertprod.distill.student import load_teacher, make_student, pick_layers
+    from spacy_bertprod.distill.student import make_student, pick_layers
+    from spacy_bertprod.source import load_teacher
 
     assert pick_layers(6, 3, "spread") == [1, 3, 5] and pick_layers(6, 3, "bottom") == [0, 1, 2]
     assert pick_layers(6, 4, "spread") == [1, 2, 3, 5] and pick_layers(6, 4, "bottom") == [0, 1, 2, 3]

@@ -9,7 +9,7 @@ from spacy.tokens import DocBin
 from conftest import TEXTS, make_examples
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.prune import choose_heads, measure_importance, prune_encoder
-from spacy_bertprod.compress.source import find_transformer
+from spacy_bertprod.source import find_transformer
 
 
 @pytest.fixture(scope="module")

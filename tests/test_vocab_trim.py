@@ -15,7 +15,7 @@ DOMAIN = ["Alice flew to Paris yesterday", "Bob works in Berlin with Carol", "Gr
 
 
 def _torch_parts(trained_bert):
-    from spacy_bertprod.compress.source import find_transformer
+    from spacy_bertprod.source import find_transformer
 
     nlp = spacy.load(trained_bert)
     source = find_transformer(nlp, "test")

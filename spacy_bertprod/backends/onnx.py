@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy
+from spacy.util import registry
 from thinc.api import Model
 
-from . import ONNX_ENCODER, EncoderBatch
+from .base import BACKEND_IO, ONNX_ENCODER, EncoderBatch
 
 ONNX_FILE = "model.onnx"
 # Load-time fusions left off: ORT 1.32's SkipLayerNormalization CPU kernel is 3-5x slower than the
@@ -161,11 +162,18 @@ def _forward(model: Model, batch: EncoderBatch, is_train: bool) -> Tuple[numpy.n
     return hidden, backprop
 
 
+@registry.misc(BACKEND_IO[ONNX_ENCODER])
 class OnnxIO:
     """Saves and loads the ONNX encoder's model as a file in the component folder."""
 
     def __init__(self, encoder: Model):
         self.onnx: OnnxSession = encoder.attrs["onnx"]
+
+    def initialize(self) -> None:
+        """Nothing to load (compress or from_disk put the model in): check that it is there.
+        Returns no tokenizer: the component already has the one saved with the model."""
+        self.onnx.session  # raises a clear error when there is no model
+        return None
 
     def describe(self) -> Dict[str, str]:
         return {"backend": "onnx", "onnx_sha256": self.onnx.sha256}

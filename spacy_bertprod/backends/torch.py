@@ -2,23 +2,32 @@
 
 Loads only from a local directory (no hub downloads), and stores its weights as safetensors
 files in the pipeline folder: loading a pipeline never unpickles anything.
+
+Training objectives beyond the heads' (e.g. distill/layers.py's intermediate-layer loss) plug in
+as *extra losses*: objects that see the encoder's hidden states of every layer and return a loss
+tensor, added to the heads' gradient in one backward pass. This backend knows nothing of what
+they compute; the architecture below builds them from registered functions.
 """
 import inspect
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import numpy
 import torch
+from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
 from thinc.shims.pytorch_grad_scaler import PyTorchGradScaler
 
+from ..span_getters import SpanGetter
 from ..tokenization import WordpieceTokenizer
-from . import TORCH_ENCODER, EncoderBatch
+from ..transformer_model import TransformerModel
+from .base import BACKEND_IO, EXTRA_LOSSES_ATTR, TORCH_ENCODER, EncoderBatch
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+# The registered function that builds the layer-distillation loss (distill/layers.py).
+LAYER_DISTILLATION = "spacy_bertprod.layer_distillation.v1"
 
 # Encoders we export, fuse and align; other model types are refused with a clear error.
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "albert", "electra")
@@ -26,20 +35,61 @@ SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "distilb
 _OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")
 
 
-def TorchEncoder(
+class ExtraLoss(Protocol):
+    """A training loss on the encoder's hidden states, next to the heads' (see the module docstring)."""
+
+    name: str  # reported as losses["<component>_<name>"]
+
+    def check(self, module: torch.nn.Module) -> None:
+        """Raise a clear error before training when the loss cannot work with this encoder."""
+
+    def __call__(self, module: torch.nn.Module, batch: EncoderBatch, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The loss of one batch (a scalar tensor); hidden_states[0] is the embeddings' output."""
+
+
+@registry.architectures("spacy_bertprod.TorchTransformer.v1")
+def create_torch_transformer(
+    name: str,
+    get_spans: SpanGetter,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
     mixed_precision: bool = False,
-    grad_scaler_config: Optional[dict] = None,
+    grad_scaler_config: dict = {},
     layer_teacher: str = "",
     layer_weight: float = 1.0,
 ) -> Model:
+    """A trainable Hugging Face encoder (BERT family) loaded from the local directory `name`.
+
+    Same settings as spacy-transformers.TransformerModel.v3; `name` must be a directory.
+    `layer_teacher` (a fine-tuned teacher pipeline or model directory; empty: off) adds
+    TinyBERT's intermediate-layer distillation loss, times `layer_weight`, to training.
+    """
+    if layer_weight < 0:
+        raise ValueError(f"layer_weight must be 0 or more, not {layer_weight}.")
+    extra_losses = []
+    if layer_teacher:
+        extra_losses.append(registry.misc.get(LAYER_DISTILLATION)(teacher=str(layer_teacher), weight=float(layer_weight)))
+    encoder = TorchEncoder(mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config, extra_losses=extra_losses)
+    encoder.attrs["pretrained"] = {
+        "name": name,
+        "tokenizer_config": dict(tokenizer_config),
+        "transformer_config": dict(transformer_config),
+    }
+    return TransformerModel(encoder, get_spans)
+
+
+def TorchEncoder(
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[dict] = None,
+    extra_losses: Sequence[ExtraLoss] = (),
+) -> Model:
     """A thinc layer around a HF encoder: padded wordpieces -> (batch, length, width) hidden states.
 
-    With `layer_teacher` (a fine-tuned teacher pipeline or model directory), training also pulls
-    the encoder's hidden states towards the teacher's (distill/layers.py).
-
-    The torch module is a placeholder until `load_pretrained` (initialize) or `TorchIO.load`
-    (from_disk) installs the real one, so building the pipeline from its config is cheap and
-    does not need the original model directory.
+    The torch module is a placeholder until `TorchIO.initialize` or `TorchIO.load` (from_disk)
+    installs the real one, so building the pipeline from its config is cheap and does not need
+    the original model directory. `extra_losses` are kept in attrs as objects msgpack cannot
+    serialise, so thinc leaves them out of the saved model: the config that loads a pipeline
+    decides them.
     """
     grad_scaler = PyTorchGradScaler(**(grad_scaler_config or {}))
     model = PyTorchWrapper_v3(
@@ -53,20 +103,9 @@ def TorchEncoder(
         deserialize_model=lambda module, data, device: module,
     )
     model.name = TORCH_ENCODER
-    if layer_weight < 0:
-        raise ValueError(f"layer_weight must be 0 or more, not {layer_weight}.")
-    if layer_teacher:
-        model.attrs["layer_distillation"] = LayerDistillation(str(layer_teacher), float(layer_weight))
+    if extra_losses:
+        model.attrs["extra_losses"] = list(extra_losses)
     return model
-
-
-@dataclass(frozen=True)
-class LayerDistillation:
-    """Intermediate-layer distillation settings. Not msgpack-serialisable on purpose: thinc then
-    leaves them out of the saved model, so the config that loads a pipeline decides them."""
-
-    teacher: str
-    weight: float
 
 
 def hf_module(encoder: Model) -> torch.nn.Module:
@@ -92,7 +131,7 @@ def _convert_inputs(model: Model, batch: EncoderBatch, is_train: bool):
     }
     if accepts_token_type_ids(shim._model):
         kwargs["token_type_ids"] = torch.zeros_like(kwargs["input_ids"])
-    if is_train and model.attrs.get("layer_distillation"):
+    if is_train and model.attrs.get("extra_losses"):
         kwargs["output_hidden_states"] = True
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
 
@@ -100,22 +139,31 @@ def _convert_inputs(model: Model, batch: EncoderBatch, is_train: bool):
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
     batch, output = inputs_outputs
     hidden = output.last_hidden_state
-    layer_loss = None
-    settings = model.attrs.get("layer_distillation")
-    if is_train and settings:
-        from ..distill.layers import teacher_layer_loss
-
-        layer_loss = teacher_layer_loss(settings.teacher, settings.weight, model.shims[0]._model, batch, output.hidden_states)
-        model.attrs["layer_loss"] = model.attrs.get("layer_loss", 0.0) + float(layer_loss.detach())
+    extra = _extra_loss(model, batch, output) if is_train else None
 
     def backprop(d_hidden) -> ArgsKwargs:
         d_hidden = xp2torch(d_hidden, device=hidden.device)
-        if layer_loss is None:
+        if extra is None:
             return ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (d_hidden,)})
-        # One backward pass for the heads' gradient and the layer-distillation loss.
-        return ArgsKwargs(args=((hidden, layer_loss),), kwargs={"grad_tensors": (d_hidden, torch.ones_like(layer_loss))})
+        # One backward pass for the heads' gradient and the extra losses.
+        return ArgsKwargs(args=((hidden, extra),), kwargs={"grad_tensors": (d_hidden, torch.ones_like(extra))})
 
     return torch2xp(hidden.float()), backprop
+
+
+def _extra_loss(model: Model, batch: EncoderBatch, output) -> Optional[torch.Tensor]:
+    """The sum of the extra losses on this batch; each one's value is left for the component."""
+    losses: List[ExtraLoss] = model.attrs.get("extra_losses") or []
+    if not losses:
+        return None
+    module = model.shims[0]._model
+    values = model.attrs.setdefault(EXTRA_LOSSES_ATTR, {})
+    total = None
+    for loss in losses:
+        value = loss(module, batch, output.hidden_states)
+        values[loss.name] = values.get(loss.name, 0.0) + float(value.detach())
+        total = value if total is None else total + value
+    return total
 
 
 def max_length_for(config: Any, tokenizer_max: Optional[int]) -> int:
@@ -183,11 +231,28 @@ def install_pretrained(encoder: Model, module: torch.nn.Module) -> None:
     _set_module(encoder, module)
 
 
+@registry.misc(BACKEND_IO[TORCH_ENCODER])
 class TorchIO:
-    """Saves and loads the torch encoder as config.json + model.safetensors."""
+    """Initialises the torch encoder from its pretrained directory; saves and loads it as
+    config.json + model.safetensors."""
 
     def __init__(self, encoder: Model):
         self.encoder = encoder
+
+    def initialize(self) -> WordpieceTokenizer:
+        """Load the pretrained encoder named in the config; returns its tokenizer. Extra losses
+        check the encoder here, so a wrong setting fails before training, not at its first step."""
+        settings = self.encoder.attrs["pretrained"]
+        if not settings["name"]:
+            raise ValueError(
+                "Set the transformer's [components.<name>.model.name] to a local model directory "
+                "(config.json, tokenizer, model.safetensors) before initializing."
+            )
+        module, tokenizer = load_pretrained(settings["name"], settings["tokenizer_config"], settings["transformer_config"])
+        _set_module(self.encoder, module)
+        for loss in self.encoder.attrs.get("extra_losses") or []:
+            loss.check(module)
+        return tokenizer
 
     def describe(self) -> Dict[str, str]:
         return {"backend": "torch"}

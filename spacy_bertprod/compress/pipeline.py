@@ -1,7 +1,10 @@
 """`compress`: rewrite a trained transformer pipeline onto ONNX Runtime, heads untouched.
 
-Output is written to a temporary folder next to OUT and renamed into place only when complete,
-so an interrupted run never leaves a half-written pipeline that looks valid.
+In named stages, each a function below: check the request → load the pipeline and strip its
+training-only components → shrink the encoder (prune, trim the vocabulary) → export, fuse,
+quantise and calibrate → write the ONNX pipeline → check parity → report. Output is written to a
+temporary folder next to OUT and renamed into place only when complete, so an interrupted run
+never leaves a half-written pipeline that looks valid.
 """
 import json
 import shutil
@@ -9,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import spacy
 from spacy import util
@@ -18,10 +21,12 @@ from thinc.api import Config
 
 from ..about import __version__
 from ..backends import backend_io
+from ..source import TransformerSource, find_transformer, strip_training_components, to_plain_components
 from ..span_getters import STOCK_SPAN_GETTERS
-from ..distill import to_plain_components
+from ..tokenization import WordpieceTokenizer
 from ..transformer_model import encoder_batches
 from .quantize import QuantizeSettings
+from .sample import CalibrationSample, choose_sample
 
 REPORT_FILE = "compress_report.json"
 STOCK_LISTENER = "spacy-transformers.TransformerListener.v1"
@@ -124,7 +129,7 @@ def _registered_names(node) -> List[str]:
     return names
 
 
-def _meta(nlp: Language, report: Dict) -> Dict:
+def _meta(nlp: Language, quantize: str) -> Dict:
     import onnxruntime
 
     meta = dict(nlp.meta)
@@ -135,11 +140,11 @@ def _meta(nlp: Language, report: Dict) -> Dict:
         f"spacy_bertprod>={__version__},<{major}.{int(minor) + 1}.0",
         f"onnxruntime>={ort_major}.{ort_minor}",
     ]
-    meta["bertprod"] = {"compressed_with": __version__, "quantize": report["settings"]["quantize"]}
+    meta["bertprod"] = {"compressed_with": __version__, "quantize": quantize}
     return meta
 
 
-def _log_sample(sample, settings: CompressSettings) -> None:
+def _log_sample(sample: CalibrationSample, settings: CompressSettings) -> None:
     int8 = settings.quantize == "int8" and settings.quantization.activation_scales == "calibrated"
     use = "int8 calibration and the parity check" if int8 else "the parity check"
     if sample.in_domain:
@@ -155,162 +160,234 @@ def _log_sample(sample, settings: CompressSettings) -> None:
         _log(f"    {use}: {sample.source}")
 
 
-def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSettings) -> Dict:
-    """Compress the pipeline at `input_path` into `output_path`; returns the report."""
-    input_path, output_path = Path(input_path), Path(output_path)
+@dataclass
+class Loaded:
+    """Stage 1: the trained pipeline, its transformer and the sample texts."""
+
+    path: Path
+    nlp: Language
+    source: TransformerSource
+    sample: CalibrationSample
+
+
+@dataclass
+class Shrunk:
+    """Stage 2: the encoder and tokenizer to export, and what shrinking did (None: not asked)."""
+
+    module: Any
+    tokenizer: WordpieceTokenizer
+    vocabulary: Optional[Dict] = None
+    pruning: Optional[Dict] = None
+
+
+@dataclass
+class Graphs:
+    """Stage 3: the ONNX files in the work folder, and what fusion and calibration did."""
+
+    raw: Path
+    fp32: Path
+    final: Path
+    fusion: Dict[str, int]
+    calibration: Dict
+
+
+def check_request(input_path: Path, output_path: Path, settings: CompressSettings) -> None:
+    """Refuse what cannot work before any long work starts."""
     if not input_path.is_dir() or not (input_path / "config.cfg").exists():
         raise ValueError(f"{input_path} is not a saved spaCy pipeline (no config.cfg in it).")
     if output_path.exists() and not settings.force:
         raise FileExistsError(f"{output_path} exists. Choose another output folder or pass --force.")
     if settings.quantize not in ("int8", "fp32"):
         raise ValueError(f"--quantize must be int8 or fp32, not '{settings.quantize}'.")
-    pruning_asked = bool(settings.prune_heads or settings.prune_ffn)
-    if pruning_asked:
-        from .prune import check_request
+    if settings.prune_heads or settings.prune_ffn:
+        from .prune import check_request as check_pruning
 
-        check_request(settings.prune_heads, settings.prune_ffn, settings.prune_data)
-    from .export import export_onnx
-    from .optimize import optimize_onnx
-    from .parity import agreement_check, batch_invariance, encoder_parity, prediction_agreement
-    from .sample import choose_sample
-    from .quantize import quantize_onnx
-    from .source import find_transformer
+        check_pruning(settings.prune_heads, settings.prune_ffn, settings.prune_data)
 
-    timings: Dict[str, float] = {}
+
+def load_source(input_path: Path, settings: CompressSettings, timings: Dict[str, float]) -> Loaded:
+    """Load the pipeline, drop training-only components, find its transformer and the sample."""
     with _Step(f"Loading {input_path}", timings):
         nlp = spacy.load(input_path)
-    for name in [n for n, p in nlp.pipeline if type(p).__name__ == "HiddenStateDistiller"]:
-        nlp.remove_pipe(name)  # training-only: a served pipeline needs no teacher
+    for name in strip_training_components(nlp):  # a served pipeline needs no teacher
         _log(f"    dropped training-only component '{name}'")
     sample = choose_sample(input_path, dict(nlp.config.get("paths", {})), settings.sample_texts, settings.sample_source)
     _log_sample(sample, settings)
-    sample_texts = sample.texts
     source = find_transformer(nlp, str(input_path))
-    sample_docs = [nlp.make_doc(t) for t in sample_texts]
     config = source.module.config
-    _log(f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, width {config.hidden_size})")
-    module, tokenizer, vocabulary, pruning = source.module, source.tokenizer, None, None
-    if pruning_asked:
+    _log(
+        f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, "
+        f"width {config.hidden_size})"
+    )
+    return Loaded(input_path, nlp, source, sample)
+
+
+def shrink(loaded: Loaded, settings: CompressSettings, timings: Dict[str, float]) -> Shrunk:
+    """Prune heads/feed-forward units and trim the vocabulary, when asked."""
+    shrunk = Shrunk(loaded.source.module, loaded.source.tokenizer)
+    if settings.prune_heads or settings.prune_ffn:
         from .prune import prune_pipeline_encoder
 
         with _Step(f"Pruning by head and feed-forward importance on {settings.prune_data}", timings):
-            module, pruning = prune_pipeline_encoder(nlp, source.module, settings.prune_heads, settings.prune_ffn, settings.prune_data)
-        _log(f"    importance measured on {pruning['n_examples']:,} examples; heads kept per layer {pruning['heads_kept_per_layer']}, feed-forward units kept "
-             f"{pruning['ffn_units_kept_per_layer']} of {pruning['ffn_units_original']}; parameters "
-             f"{pruning['parameters_before']:,} -> {pruning['parameters_after']:,}")
+            shrunk.module, shrunk.pruning = prune_pipeline_encoder(
+                loaded.nlp, shrunk.module, settings.prune_heads, settings.prune_ffn, settings.prune_data
+            )
+        p = shrunk.pruning
+        _log(
+            f"    importance measured on {p['n_examples']:,} examples; heads kept per layer {p['heads_kept_per_layer']}, "
+            f"feed-forward units kept {p['ffn_units_kept_per_layer']} of {p['ffn_units_original']}; parameters "
+            f"{p['parameters_before']:,} -> {p['parameters_after']:,}"
+        )
     if settings.vocab_texts is not None:
         from .vocab import trim_vocabulary
 
         with _Step("Trimming the vocabulary to the corpus's wordpieces", timings):
-            module, tokenizer, vocabulary = trim_vocabulary(module, source.tokenizer, settings.vocab_texts, sample_texts, settings.vocab_min_count)
-        _log(f"    kept {vocabulary['kept']:,} of {vocabulary['original_size']:,} wordpieces "
-             f"({vocabulary['kept_from_corpus']:,} seen in {vocabulary['corpus_texts']:,} texts, {vocabulary['kept_single_characters']:,} single characters); "
-             f"[UNK] share on the sample {vocabulary['check_before']['unk_share']:.4%} -> {vocabulary['check_after']['unk_share']:.4%}")
+            shrunk.module, shrunk.tokenizer, shrunk.vocabulary = trim_vocabulary(
+                shrunk.module, shrunk.tokenizer, settings.vocab_texts, loaded.sample.texts, settings.vocab_min_count
+            )
+        v = shrunk.vocabulary
+        _log(
+            f"    kept {v['kept']:,} of {v['original_size']:,} wordpieces ({v['kept_from_corpus']:,} seen in "
+            f"{v['corpus_texts']:,} texts, {v['kept_single_characters']:,} single characters); [UNK] share on the "
+            f"sample {v['check_before']['unk_share']:.4%} -> {v['check_after']['unk_share']:.4%}"
+        )
+    return shrunk
 
+
+def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work: Path, timings) -> Graphs:
+    """Export with torch.onnx, fuse with onnxruntime's optimizer, quantise (and calibrate) to int8."""
+    from .export import export_onnx
+    from .optimize import optimize_onnx
+    from .quantize import quantize_onnx
+
+    graphs = Graphs(work / "export.onnx", work / "export.onnx", work / "final.onnx", {}, {})
+    with _Step("Exporting to ONNX (torch.onnx)", timings):
+        export_onnx(shrunk.module, graphs.raw, opset=settings.opset)
+    if settings.optimize:
+        graphs.fp32 = work / "fused.onnx"
+        with _Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):
+            graphs.fusion = optimize_onnx(graphs.raw, graphs.fp32, shrunk.module.config)
+        _log(f"    fusions: {graphs.fusion or 'none'}")
+    if settings.quantize != "int8":
+        shutil.copyfile(graphs.fp32, graphs.final)
+        return graphs
+    scales = settings.quantization.activation_scales
+    with _Step(f"Quantising to int8 ({scales} activation scales)", timings):
+        batches = encoder_batches(shrunk.tokenizer, [loaded.nlp.make_doc(t)[:] for t in loaded.sample.texts])
+        graphs.calibration = quantize_onnx(graphs.fp32, graphs.final, settings.quantization, batches)
+    if graphs.calibration:
+        graphs.calibration.update(loaded.sample.to_dict())
+        n_docs = len(loaded.sample.texts)
+        _log(f"    {graphs.calibration['calibrated_tensors']} activation ranges calibrated on {n_docs} sample docs")
+    return graphs
+
+
+def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: CompressSettings, out: Path) -> None:
+    """The ONNX pipeline: rewritten config, the original's vocab, tokenizer and heads, the new encoder."""
+    onnx_model = {
+        "providers": list(settings.providers),
+        "intra_op_num_threads": settings.intra_op_num_threads,
+        "inter_op_num_threads": settings.inter_op_num_threads,
+    }
+    batching = {"max_batch_items": settings.max_batch_items, "pipe_batch_tokens": settings.pipe_batch_tokens}
+    nlp, name = loaded.nlp, loaded.source.name
+    new_config = rewrite_config(nlp.config, name, onnx_model, batching)
+    new_nlp = util.load_model_from_config(new_config, auto_fill=True, validate=True)
+    new_nlp.vocab.from_bytes(nlp.vocab.to_bytes())
+    new_nlp.tokenizer.from_bytes(nlp.tokenizer.to_bytes())
+    for other, proc in nlp.pipeline:
+        if other != name and hasattr(proc, "to_bytes"):
+            new_nlp.get_pipe(other).from_bytes(proc.to_bytes())
+    trf = new_nlp.get_pipe(name)
+    trf.set_tokenizer(shrunk.tokenizer)
+    backend_io(trf.model.layers[0]).onnx.set_model(graphs.final.read_bytes(), source=str(graphs.final))
+    trf.set_width(int(shrunk.module.config.hidden_size))
+    new_nlp._link_components()
+    new_nlp.meta.update(_meta(nlp, settings.quantize))
+    new_nlp.to_disk(out)
+
+
+def check_parity(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, out: Path) -> Dict:
+    """The written pipeline against the original on the sample: encoder, predictions, batch invariance."""
+    from ..backends.onnx import OnnxSession
+    from .parity import agreement_check, batch_invariance, encoder_parity, prediction_agreement
+
+    texts = loaded.sample.texts
+    reloaded = spacy.load(out)
+    reference = OnnxSession(["CPUExecutionProvider"], 0, 1)
+    reference.set_model(graphs.fp32.read_bytes(), source=str(graphs.fp32))
+    candidate = backend_io(reloaded.get_pipe(loaded.source.name).model.layers[0]).onnx
+    docs = [loaded.nlp.make_doc(t) for t in texts]
+    parity = encoder_parity(shrunk.module, reference, candidate, shrunk.tokenizer, docs)
+    parity["predictions"] = prediction_agreement(loaded.nlp, reloaded, texts)
+    parity["batch_invariance"] = batch_invariance(reloaded, texts, batch_sizes=(1, 64))
+    parity["agreement_check"] = agreement_check(parity["predictions"], loaded.sample)
+    return parity
+
+
+def build_report(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, parity: Dict, out: Path, output_path: Path, timings) -> Dict:
+    """compress_report.json: what went in, what was done, sizes, parity and timings."""
+    config = shrunk.module.config
+    sizes = {
+        "input_pipeline": folder_size(loaded.path),
+        "onnx_exported": graphs.raw.stat().st_size,
+        "onnx_fp32": graphs.fp32.stat().st_size,
+        "onnx_final": graphs.final.stat().st_size,
+        "output_pipeline": folder_size(out),
+    }
+    sizes["output_over_input"] = round(sizes["output_pipeline"] / max(sizes["input_pipeline"], 1), 4)
+    return {
+        "input": str(loaded.path),
+        "output": str(output_path),
+        "transformer": {
+            "component": loaded.source.name,
+            "source": loaded.source.kind,
+            "model_type": config.model_type,
+            "layers": int(config.num_hidden_layers),
+            "width": int(config.hidden_size),
+        },
+        "settings": {
+            "quantize": settings.quantize,
+            "optimize": settings.optimize,
+            "opset": settings.opset,
+            "providers": settings.providers,
+            "quantization": settings.quantization.to_dict() if settings.quantize == "int8" else None,
+            "calibration": graphs.calibration or None,
+        },
+        "sample": loaded.sample.to_dict(),
+        "fusion_statistics": graphs.fusion,
+        "vocabulary": shrunk.vocabulary,
+        "pruning": shrunk.pruning,
+        "sizes_bytes": sizes,
+        "parity": parity,
+        "timings_s": timings,
+        "bertprod_version": __version__,
+    }
+
+
+def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSettings) -> Dict:
+    """Compress the pipeline at `input_path` into `output_path`; returns the report."""
+    input_path, output_path = Path(input_path), Path(output_path)
+    check_request(input_path, output_path, settings)
+    timings: Dict[str, float] = {}
+    loaded = load_source(input_path, settings, timings)
+    shrunk = shrink(loaded, settings, timings)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".compress-", dir=output_path.parent))
     try:
-        raw, fused, final = work / "export.onnx", work / "fused.onnx", work / "final.onnx"
-        with _Step("Exporting to ONNX (torch.onnx)", timings):
-            export_onnx(module, raw, opset=settings.opset)
-        fusion: Dict[str, int] = {}
-        fp32 = raw
-        if settings.optimize:
-            with _Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):
-                fusion = optimize_onnx(raw, fused, module.config)
-            fp32 = fused
-            _log(f"    fusions: {fusion or 'none'}")
-        calibration: Dict = {}
-        if settings.quantize == "int8":
-            scales = settings.quantization.activation_scales
-            with _Step(f"Quantising to int8 ({scales} activation scales)", timings):
-                batches = encoder_batches(tokenizer, [doc[:] for doc in sample_docs])
-                calibration = quantize_onnx(fp32, final, settings.quantization, batches)
-            if calibration:
-                calibration.update(sample.to_dict())
-                _log(f"    {calibration['calibrated_tensors']} activation ranges calibrated on {len(sample_docs)} sample docs")
-        else:
-            shutil.copyfile(fp32, final)
-
-        onnx_model = {
-            "providers": list(settings.providers),
-            "intra_op_num_threads": settings.intra_op_num_threads,
-            "inter_op_num_threads": settings.inter_op_num_threads,
-        }
+        graphs = build_onnx(loaded, shrunk, settings, work, timings)
+        out = work / "pipeline"
         with _Step("Writing the ONNX pipeline", timings):
-            batching = {"max_batch_items": settings.max_batch_items, "pipe_batch_tokens": settings.pipe_batch_tokens}
-            new_config = rewrite_config(nlp.config, source.name, onnx_model, batching)
-            new_nlp = util.load_model_from_config(new_config, auto_fill=True, validate=True)
-            new_nlp.vocab.from_bytes(nlp.vocab.to_bytes())
-            new_nlp.tokenizer.from_bytes(nlp.tokenizer.to_bytes())
-            for name, proc in nlp.pipeline:
-                if name != source.name and hasattr(proc, "to_bytes"):
-                    new_nlp.get_pipe(name).from_bytes(proc.to_bytes())
-            trf = new_nlp.get_pipe(source.name)
-            trf._set_tokenizer(tokenizer)
-            backend_io(trf.model.layers[0]).onnx.set_model(final.read_bytes(), source=str(final))
-            trf.cfg["width"] = int(config.hidden_size)
-            trf._sync_width()
-            new_nlp._link_components()
-            out_tmp = work / "pipeline"
-            report: Dict = {"settings": {"quantize": settings.quantize, "optimize": settings.optimize}}
-            new_nlp.meta.update(_meta(nlp, report))
-            new_nlp.to_disk(out_tmp)
-
+            write_pipeline(loaded, shrunk, graphs, settings, out)
         with _Step("Checking parity on sample texts", timings):
-            from ..backends.onnx import OnnxSession
-
-            reloaded = spacy.load(out_tmp)
-            reference = OnnxSession(["CPUExecutionProvider"], 0, 1)
-            reference.set_model(fp32.read_bytes(), source=str(fp32))
-            candidate = backend_io(reloaded.get_pipe(source.name).model.layers[0]).onnx
-            parity = encoder_parity(module, reference, candidate, tokenizer, sample_docs)
-            parity["predictions"] = prediction_agreement(nlp, reloaded, sample_texts)
-            parity["batch_invariance"] = batch_invariance(reloaded, sample_texts, batch_sizes=(1, 64))
-            parity["agreement_check"] = agreement_check(parity["predictions"], sample)
+            parity = check_parity(loaded, shrunk, graphs, out)
         if not parity["agreement_check"]["passed"]:
             _log(f"!!! {parity['agreement_check']['message']}")
-
-        report = {
-            "input": str(input_path),
-            "output": str(output_path),
-            "transformer": {
-                "component": source.name,
-                "source": source.kind,
-                "model_type": config.model_type,
-                "layers": int(config.num_hidden_layers),
-                "width": int(config.hidden_size),
-            },
-            "settings": {
-                "quantize": settings.quantize,
-                "optimize": settings.optimize,
-                "opset": settings.opset,
-                "providers": settings.providers,
-                "quantization": settings.quantization.to_dict() if settings.quantize == "int8" else None,
-                "calibration": calibration or None,
-            },
-            "sample": sample.to_dict(),
-            "fusion_statistics": fusion,
-            "vocabulary": vocabulary,
-            "pruning": pruning,
-            "sizes_bytes": {
-                "input_pipeline": folder_size(input_path),
-                "onnx_exported": raw.stat().st_size,
-                "onnx_fp32": fp32.stat().st_size,
-                "onnx_final": final.stat().st_size,
-                "output_pipeline": folder_size(out_tmp),
-            },
-            "parity": parity,
-            "timings_s": timings,
-            "bertprod_version": __version__,
-        }
-        report["sizes_bytes"]["output_over_input"] = round(
-            report["sizes_bytes"]["output_pipeline"] / max(report["sizes_bytes"]["input_pipeline"], 1), 4
-        )
-        (out_tmp / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf8")
+        report = build_report(loaded, shrunk, graphs, settings, parity, out, output_path, timings)
+        (out / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf8")
         if output_path.exists():  # --force
             shutil.rmtree(output_path)
-        out_tmp.rename(output_path)
+        out.rename(output_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report

@@ -49,7 +49,7 @@ class EmbeddingNeighbours:
     @classmethod
     def from_encoder(cls, path: Path, n_neighbours: int = 15) -> "EmbeddingNeighbours":
         """From a model directory or a trained pipeline with a torch transformer (not an ONNX one)."""
-        from .student import load_teacher
+        from ..source import load_teacher
 
         module, tokenizer = load_teacher(Path(path))
         embeddings = module.get_input_embeddings().weight.detach().cpu().numpy()

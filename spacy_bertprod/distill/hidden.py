@@ -18,6 +18,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..data import mean_token_vectors
+from ..source import find_transformer_component
 
 DEFAULT_MODEL = {
     "@architectures": "spacy_bertprod.TransformerListener.v1",
@@ -42,7 +43,7 @@ def copy_docs(vocab: Vocab, docs: List[Doc]) -> List[Doc]:
 
 def teacher_token_vectors(teacher_nlp: Language, docs: List[Doc]) -> List[numpy.ndarray]:
     """Mean of the teacher's wordpiece vectors per token, on exactly the student's tokens."""
-    trf = find_transformer(teacher_nlp)
+    _, trf = find_transformer_component(teacher_nlp, "The teacher pipeline")
     copies = copy_docs(teacher_nlp.vocab, docs)
     outputs = trf.predict(copies)
     if hasattr(outputs, "doc_data"):  # spacy-transformers FullTransformerBatch
@@ -54,15 +55,6 @@ def teacher_token_vectors(teacher_nlp: Language, docs: List[Doc]) -> List[numpy.
             hidden = data.model_output.last_hidden_state.reshape(-1, data.width)
         vectors.append(mean_token_vectors(hidden, data.align.lengths, data.align.dataXd, len(doc)))
     return vectors
-
-
-def find_transformer(nlp: Language):
-    from ..component import BertprodTransformer
-
-    for _, proc in nlp.pipeline:
-        if isinstance(proc, BertprodTransformer) or type(proc).__module__.startswith("spacy_transformers"):
-            return proc
-    raise ValueError(f"The teacher pipeline has no transformer component (it has {nlp.pipe_names}).")
 
 
 class HiddenStateDistiller(TrainablePipe):

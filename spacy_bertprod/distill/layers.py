@@ -8,15 +8,21 @@ vocabulary and width; it runs without gradient on the same padded batch, and the
 squared error over the hidden dimensions (mean) and real wordpieces (sum, like spaCy's task
 losses), summed over layers, times `weight` — joins the heads' gradient in one backward pass.
 
-Turned on by the torch transformer's `layer_teacher` setting (`configs/*.cfg`: `paths.layer_teacher`);
-empty, the encoder trains exactly as before. Inference never loads the teacher.
+Turned on by the torch transformer's `layer_teacher` setting (`configs/*.cfg`: `paths.layer_teacher`),
+which builds `LayerDistillation` through the registered `spacy_bertprod.layer_distillation.v1`
+and hands it to the torch backend as an extra loss; empty, the encoder trains exactly as before.
+Inference never loads the teacher.
 """
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
+from spacy.util import registry
 
-from ..backends.torch import accepts_token_type_ids
+from ..backends.base import EncoderBatch
+from ..backends.torch import LAYER_DISTILLATION, accepts_token_type_ids
+from ..source import load_teacher
 from .student import default_layer_map
 
 _TEACHERS: Dict[str, torch.nn.Module] = {}
@@ -25,8 +31,6 @@ _TEACHERS: Dict[str, torch.nn.Module] = {}
 def teacher_module(path: str, device: torch.device) -> torch.nn.Module:
     """The teacher's HF encoder, loaded once per process, frozen, in eval mode."""
     if path not in _TEACHERS:
-        from .student import load_teacher
-
         if not Path(path).exists():
             raise FileNotFoundError(
                 f"layer_teacher {path} does not exist: point it at the fine-tuned teacher pipeline "
@@ -93,3 +97,27 @@ def teacher_layer_loss(path: str, weight: float, student: torch.nn.Module, batch
     with torch.no_grad():
         teacher_states = teacher(**kwargs, output_hidden_states=True).hidden_states
     return layer_loss(student_states, teacher_states, attention_mask, weight)
+
+
+@dataclass(frozen=True)
+class LayerDistillation:
+    """The torch backend's extra loss for intermediate-layer distillation (see the module docstring).
+
+    Holds only the teacher's path and the weight: cheap to copy and pickle; the teacher itself is
+    loaded once per process, on first use.
+    """
+
+    teacher: str
+    weight: float
+    name: str = "layers"
+
+    def check(self, student: torch.nn.Module) -> None:
+        check_compatible(teacher_module(self.teacher, next(student.parameters()).device), student, self.teacher)
+
+    def __call__(self, student: torch.nn.Module, batch: EncoderBatch, hidden_states) -> torch.Tensor:
+        return teacher_layer_loss(self.teacher, self.weight, student, batch, hidden_states)
+
+
+@registry.misc(LAYER_DISTILLATION)
+def create_layer_distillation(teacher: str, weight: float = 1.0) -> LayerDistillation:
+    return LayerDistillation(str(teacher), float(weight))

@@ -22,7 +22,8 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from thinc.api import Config, Model, set_dropout_rate
 
-from .hidden import copy_docs, find_transformer
+from ..source import find_transformer_component
+from .hidden import copy_docs
 
 FACTORY = "bertprod_distill_ner"
 
@@ -162,7 +163,7 @@ class DistillingEntityRecognizer(EntityRecognizer):
     def _teacher_docs(self, docs: List[Doc]) -> List[Doc]:
         """Copies of the student's docs (same tokens), annotated by the teacher's transformer."""
         copies = copy_docs(self.teacher.vocab, docs)
-        trf = find_transformer(self.teacher)
+        _, trf = find_transformer_component(self.teacher, "The teacher pipeline")
         trf.set_annotations(copies, trf.predict(copies))
         return copies
 

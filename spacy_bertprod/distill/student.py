@@ -17,7 +17,9 @@ with the teacher pipeline's own loss on `prune_data`), then the layers are picke
 import json
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
+
+from ..source import find_transformer, load_teacher
 
 _LAYER_KEY = re.compile(r"^(.*?(?:encoder|transformer)\.layer\.)(\d+)(\..*)$")
 
@@ -39,27 +41,11 @@ def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> List[in
     return list(range(n_student)) if pick == "bottom" else layers
 
 
-def load_teacher(path: Path) -> Tuple[object, object]:
-    """(HF module, WordpieceTokenizer) from a model directory or a trained spaCy pipeline."""
-    path = Path(path)
-    if (path / "config.cfg").exists():
-        import spacy
-
-        from ..compress.source import find_transformer
-
-        source = find_transformer(spacy.load(path), str(path))
-        return source.module, source.tokenizer
-    from ..backends.torch import load_pretrained
-
-    return load_pretrained(str(path))
-
-
 def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_data: Optional[Path]):
     """(pruned HF module, tokenizer, pruning report) from a trained teacher pipeline."""
     import spacy
 
     from ..compress.prune import check_request, prune_pipeline_encoder
-    from ..compress.source import find_transformer
 
     check_request(prune_heads, prune_ffn, prune_data)
     if not (Path(teacher) / "config.cfg").exists():

@@ -1,0 +1,48 @@
+"""What both encoder backends share, and how the component finds a backend's saving and loading.
+
+Each backend is a thinc layer mapping an `EncoderBatch` to hidden states, plus an IO object
+(`OnnxIO`, `TorchIO`) that initialises, saves and loads its weights as real files (never
+pickles). The IO classes are registered in spaCy's `misc` registry under the layer's name, so the
+torch-free serving path (component, transformer model) never imports the torch backend: it is
+found through the registry, as spaCy finds every architecture.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy
+from spacy.util import registry
+from thinc.api import Model
+
+
+@dataclass
+class EncoderBatch:
+    """A padded batch of wordpiece sequences."""
+
+    input_ids: numpy.ndarray  # int64 (batch, length)
+    attention_mask: numpy.ndarray  # int64 (batch, length)
+
+
+ONNX_ENCODER = "bertprod_onnx_encoder"
+TORCH_ENCODER = "bertprod_torch_encoder"
+# Registered names (spaCy's misc registry) of each encoder layer's IO class.
+BACKEND_IO = {ONNX_ENCODER: "spacy_bertprod.OnnxEncoderIO.v1", TORCH_ENCODER: "spacy_bertprod.TorchEncoderIO.v1"}
+# Where a backend leaves the values of extra training losses (e.g. layer distillation) for the
+# component to report: {loss name: summed value since the last pop}.
+EXTRA_LOSSES_ATTR = "extra_loss_values"
+
+
+def backend_io(encoder: Model):
+    """The initialise/save/load helper for an encoder layer (see OnnxIO and TorchIO)."""
+    if encoder.name not in BACKEND_IO:
+        raise ValueError(f"Unknown bertprod encoder layer '{encoder.name}'.")
+    return registry.misc.get(BACKEND_IO[encoder.name])(encoder)
+
+
+def is_trainable(encoder: Optional[Model]) -> bool:
+    return encoder is not None and encoder.name == TORCH_ENCODER
+
+
+def pop_extra_losses(encoder: Model) -> Dict[str, float]:
+    """The extra training losses the encoder computed since the last call, by name."""
+    return encoder.attrs.pop(EXTRA_LOSSES_ATTR, None) or {}

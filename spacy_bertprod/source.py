@@ -1,0 +1,109 @@
+"""The trained pipelines the training-side workflows start from (compress, make-student, distil).
+
+One place that finds the transformer component in a pipeline (ours or spacy-transformers'), gets
+its torch encoder and tokenizer, loads a teacher, and knows which components exist only for
+training (what a served pipeline drops or writes back as spaCy's own factory).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from spacy.language import Language
+
+from .backends import TORCH_ENCODER
+from .component import BertprodTransformer
+from .tokenization import WordpieceTokenizer
+from .transformer_model import get_tokenizer
+
+# Components that only train (a teacher's loss): a served pipeline removes them.
+TRAINING_ONLY_FACTORIES = ("bertprod_hidden_distiller",)
+# Training-time variants of spaCy's heads -> the plain factory a served pipeline uses, and the
+# config keys only the variant has. Same model and weights; only how they are trained differs.
+PLAIN_FACTORIES = {
+    "bertprod_soft_textcat": ("textcat", ()),
+    "bertprod_soft_textcat_multilabel": ("textcat_multilabel", ()),
+    "bertprod_distill_ner": ("ner", ("teacher", "teacher_component", "temperature")),
+}
+
+
+@dataclass
+class TransformerSource:
+    name: str  # component name in the pipeline
+    kind: str  # "spacy-transformers" or "bertprod"
+    module: Any  # torch.nn.Module (a HF encoder)
+    tokenizer: WordpieceTokenizer
+    component_config: Dict
+
+
+def is_transformer(proc: Any) -> bool:
+    return isinstance(proc, BertprodTransformer) or type(proc).__module__.startswith("spacy_transformers")
+
+
+def find_transformer_component(nlp: Language, where: str) -> Tuple[str, Any]:
+    """(name, component) of the one transformer in `nlp`, on any backend."""
+    found = [(name, proc) for name, proc in nlp.pipeline if is_transformer(proc)]
+    if not found:
+        raise ValueError(
+            f"{where} has no transformer component (spacy-transformers `transformer` or "
+            f"`bertprod_transformer`); its pipeline is {nlp.pipe_names}."
+        )
+    if len(found) > 1:
+        raise ValueError(
+            f"{where} has {len(found)} transformer components ({[name for name, _ in found]}); "
+            "spacy_bertprod handles pipelines with one."
+        )
+    return found[0]
+
+
+def find_transformer(nlp: Language, where: str) -> TransformerSource:
+    """The transformer of a trainable pipeline, with its torch encoder and tokenizer."""
+    from .backends.torch import check_model_type, hf_module, wordpiece_tokenizer_from_hf
+
+    name, proc = find_transformer_component(nlp, where)
+    if isinstance(proc, BertprodTransformer):
+        encoder = proc.model.layers[0]
+        if encoder.name != TORCH_ENCODER:
+            raise ValueError(
+                f"Component '{name}' in {where} already runs on ONNX Runtime: use the pipeline it "
+                "was compressed from instead."
+            )
+        kind, module, tokenizer = "bertprod", hf_module(encoder), get_tokenizer(proc.model)
+    else:
+        module = proc.model.transformer
+        tokenizer = wordpiece_tokenizer_from_hf(proc.model.tokenizer, module.config, f"Component '{name}' in {where}")
+        kind = "spacy-transformers"
+    if not hasattr(module, "config"):
+        raise ValueError(f"Component '{name}' in {where} has no trained encoder (was it initialized?).")
+    check_model_type(module.config, f"Component '{name}' in {where}")
+    return TransformerSource(name, kind, module.eval(), tokenizer, dict(nlp.config["components"][name]))
+
+
+def load_teacher(path: Path) -> Tuple[Any, WordpieceTokenizer]:
+    """(HF module, WordpieceTokenizer) from a model directory or a trained spaCy pipeline."""
+    path = Path(path)
+    if (path / "config.cfg").exists():
+        import spacy
+
+        source = find_transformer(spacy.load(path), str(path))
+        return source.module, source.tokenizer
+    from .backends.torch import load_pretrained
+
+    return load_pretrained(str(path))
+
+
+def strip_training_components(nlp: Language) -> List[str]:
+    """Remove the training-only components from `nlp`; returns their names."""
+    names = [name for name in nlp.pipe_names if nlp.get_pipe_meta(name).factory in TRAINING_ONLY_FACTORIES]
+    for name in names:
+        nlp.remove_pipe(name)
+    return names
+
+
+def to_plain_components(components: dict) -> None:
+    """Rewrite a config's [components] in place: training variants -> spaCy's own factories."""
+    for block in components.values():
+        if block.get("factory") in PLAIN_FACTORIES:
+            block["factory"], training_only = PLAIN_FACTORIES[block["factory"]]
+            for key in training_only:
+                block.pop(key, None)
