@@ -92,7 +92,7 @@ def main() -> int:
     timed(log, f"{args.task}-evaluate-frontier", ["python", str(Path(__file__).with_name("evaluate.py")), str(corpus), str(metrics), *evaluate])
     timed(log, f"{args.task}-benchmark-frontier", ["python", "-m", "spacy", "bertprod", "benchmark", *bench, "--data", str(corpus / "test.spacy"),
                                                    "--batch-size", "64", "--repeats", str(args.bench_repeats), "--latency-docs",
-                                                   str(args.latency_docs), "--output", str(metrics / "benchmark-frontier.json")])
+                                                   str(args.latency_docs), "--report", str(metrics / "benchmark-frontier.json")])
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Usage: python scripts/timed.py --log metrics/RUN/timings.jsonl LABEL -- COMMAND ...
 A leading `python` runs with this interpreter (as weasel does for the commands it runs), and
-the parent folder of an `--output` argument is created first (`spacy evaluate` needs it).
+the parent folder of an `--output` or `--report` argument is created first (`spacy evaluate` needs it).
 """
 import argparse
 import json
@@ -25,7 +25,7 @@ def main() -> int:
     if command and command[0] == "python":
         command[0] = sys.executable
     for flag, value in zip(command, command[1:]):
-        if flag in ("--output", "-o"):
+        if flag in ("--output", "-o", "--report"):
             Path(value).parent.mkdir(parents=True, exist_ok=True)  # spacy evaluate does not create it
     start = time.perf_counter()
     code = subprocess.call(command)

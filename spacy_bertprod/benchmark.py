@@ -30,7 +30,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def component_batches(nlp, docs, batch_size: int, planner=None):
     """The ONNX session and the exact padded batches the pipeline's ONNX component would run
     on `docs` (None if the pipeline has no ONNX transformer). `planner(lengths, max_items)`
-    replaces the component's length bucketing (scripts/compare_sessions.py compares planners)."""
+    replaces the component's length bucketing (`bertprod compare-encoders` compares planners)."""
     from .backends import ONNX_ENCODER
     from .component import BertprodTransformer
     from .transformer_model import _encode_docs, pad_batch, plan_buckets
@@ -171,8 +171,3 @@ def format_table(report: Dict) -> str:
             f"{r['load_s']:.2f} | - | - | - | - |"
         )
     return "\n".join(lines)
-
-
-def write_json(report: Dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2), encoding="utf8")

@@ -108,7 +108,8 @@ def test_padding_never_reaches_a_real_position(compressed_bert):
             numpy.testing.assert_array_equal(padded[0, : len(ids)], alone[0])
 
 
-def test_invariance_cli(compressed_bert, tmp_path):
+@pytest.mark.parametrize("flag", ["--report", "--output"])
+def test_invariance_cli(compressed_bert, tmp_path, flag):
     import subprocess
     import sys
 
@@ -116,9 +117,11 @@ def test_invariance_cli(compressed_bert, tmp_path):
     data.write_text("\n".join(SUBJECTS + LONG + ODD), encoding="utf8")
     out = tmp_path / "invariance.json"
     cmd = [sys.executable, "-m", "spacy", "bertprod", "invariance", str(compressed_bert["int8"]), "--data", str(data),
-           "--batch-sizes", "1,8,64", "--n-process", "2", "--output", str(out)]
+           "--batch-sizes", "1,8,64", "--n-process", "2", flag, str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + result.stdout
+    if flag == "--output":  # the old spelling still works, and says what to write instead
+        assert "deprecated: write `--report" in result.stdout + result.stderr
     report = json.loads(out.read_text())
     assert report["n_docs"] == len(SUBJECTS + LONG + ODD)
     for key in ("identical_batch_1", "identical_batch_8", "identical_batch_64", "identical_shuffled_batch_64", "identical_n_process_2"):

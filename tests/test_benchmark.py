@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def run_script(name: str, *args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True, **kwargs)
+def run_script(path: str, *args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / path), *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+def bertprod(command: str, *args, **kwargs) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "spacy", "bertprod", command, *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
 
 
 @pytest.mark.slow
@@ -20,7 +25,7 @@ def test_benchmark_cli(trained_bert, compressed_bert, tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "-m", "spacy", "bertprod", "benchmark", str(trained_bert), str(compressed_bert["int8"]),
-         "--data", str(data), "--batch-size", "16", "--repeats", "2", "--latency-docs", "10", "--output", str(out)],
+         "--data", str(data), "--batch-size", "16", "--repeats", "2", "--latency-docs", "10", "--report", str(out)],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -47,35 +52,35 @@ def test_benchmark_refuses_missing_data(trained_bert, tmp_path):
     assert result.returncode == 1 and "does not exist" in " ".join(result.stdout.split())
 
 
-def test_compare_sessions_script(compressed_bert, trained_bert, tmp_path):
+def test_compare_encoders(compressed_bert, trained_bert, tmp_path):
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(30)))
     out = tmp_path / "ab.json"
     pipelines = [str(compressed_bert["fp32"]), str(compressed_bert["int8"])]
-    result = run_script("compare_sessions.py", *pipelines, "--data", data, "--rounds", 3, "--output", out)
+    result = bertprod("compare-encoders", *pipelines, "--data", data, "--rounds", 3, "--report", out)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())["pipelines"]
     assert report[pipelines[0]]["vs_first"] == 1.0
     for run in report.values():
         assert len(run["seconds"]) == 3 and run["wordpieces_per_s_best"] >= run["wordpieces_per_s_median"] > 0
-    refused = run_script("compare_sessions.py", trained_bert, "--data", data)
-    assert refused.returncode != 0 and "no ONNX transformer" in refused.stderr
+    refused = bertprod("compare-encoders", trained_bert, "--data", data)
+    assert refused.returncode != 0 and "no ONNX transformer" in refused.stdout + refused.stderr
     # Bucketings side by side: the component's cost-based one pads less than the greedy one.
     data.write_text("\n".join(("Carol met Dave in Tokyo " * (1 + i % 7)).strip() for i in range(60)))
     entries = [f"greedy={pipelines[1]}:greedy", f"cost={pipelines[1]}:cost"]
-    result = run_script("compare_sessions.py", *entries, "--data", data, "--rounds", 2, "--output", out)
+    result = bertprod("compare-encoders", *entries, "--data", data, "--rounds", 2, "--report", out)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())["pipelines"]
     assert report["greedy"]["planner"] == "greedy" and report["cost"]["planner"] == "cost"
     assert report["cost"]["pad_fraction"] < report["greedy"]["pad_fraction"]
 
 
-def test_ort_profile_script(compressed_bert, tmp_path):
+def test_profile_encoder(compressed_bert, tmp_path):
     """Kernel time by operator, on the component's own session settings: no SkipLayerNormalization."""
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(20)))
     out = tmp_path / "ops.json"
-    result = run_script("ort_profile.py", compressed_bert["int8"], "--data", data, "--output", out, cwd=tmp_path)
+    result = bertprod("profile-encoder", compressed_bert["int8"], "--data", data, "--report", out, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     ops = json.loads(out.read_text())["ops"]
     assert "QAttention" in ops and "LayerNormalization" in ops and "SkipLayerNormalization" not in ops
@@ -89,11 +94,11 @@ def test_roofline_script(compressed_bert, trained_bert, tmp_path):
     data.write_text("\n".join(f"Carol met Dave in Tokyo on day {i}" for i in range(20)))
     out = tmp_path / "roofline.json"
     pipelines = [str(compressed_bert["fp32"]), str(compressed_bert["int8"])]
-    result = run_script("roofline.py", *pipelines, "--data", data, "--rounds", 2, "--output", out)
+    result = run_script("reports/speed/roofline.py", *pipelines, "--data", data, "--rounds", 2, "--output", out)
     assert result.returncode == 0, result.stdout + result.stderr
     for row in json.loads(out.read_text())["pipelines"]:
         assert row["weight_macs_per_wordpiece"] == 2 * (4 * 32 * 32 + 2 * 32 * 64)
         assert row["real_wordpieces_per_s"] > 0 and row["gemm_ceiling_wordpieces_per_s"] > 0
         assert all(gmacs > 0 for gmacs in row["int8_gemm_gmacs"].values())
-    refused = run_script("roofline.py", trained_bert, "--data", data)
+    refused = run_script("reports/speed/roofline.py", trained_bert, "--data", data)
     assert refused.returncode != 0 and "no ONNX transformer" in refused.stderr

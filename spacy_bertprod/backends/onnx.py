@@ -32,7 +32,7 @@ class OnnxSession:
         self.allow_spinning = allow_spinning
         self.model_bytes: Optional[bytes] = None
         self.source = "<memory>"
-        self.profile_prefix: Optional[str] = None  # ONNX Runtime's profiler (scripts/ort_profile.py)
+        self.profile_prefix: Optional[str] = None  # ONNX Runtime's profiler (`bertprod profile-encoder`)
         self._session = None
         self._lock = threading.Lock()
 

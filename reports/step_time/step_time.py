@@ -1,6 +1,6 @@
 """Seconds per training step of a spaCy config, on its own training corpus and batcher.
 
-    python scripts/step_time.py CONFIG [--steps 30] [--warmup 5] [--output step_time.json] [--key value ...]
+    python reports/step_time/step_time.py CONFIG [--steps 30] [--warmup 5] [--output step_time.json] [--key value ...]
 
 Initialises the pipeline exactly as `spacy train` would (init_nlp, same corpus, same batcher),
 then times `nlp.update` over the first batches: forward, backward and optimizer step, with no

@@ -1,6 +1,6 @@
 """ONNX Runtime settings for a compressed pipeline, by measurement (issue 11, item 2).
 
-    python scripts/runtime_settings.py PIPELINE --data TEXTS [--limit 3000] [--output DIR]
+    python reports/runtime_settings/runtime_settings.py PIPELINE --data TEXTS [--limit 3000] [--output DIR]
 
 Each variant runs in a fresh process: the pipeline is loaded with config overrides
 (`components.<transformer>.model.intra_op_num_threads`, `.allow_spinning`) and times
@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from spacy_bertprod.texts import read_texts
 
     texts = read_texts(Path(args.data), args.limit)

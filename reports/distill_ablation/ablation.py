@@ -1,6 +1,6 @@
 """A markdown table of dev and test scores for named runs, from `scripts/evaluate.py` outputs.
 
-    python scripts/ablation.py METRICS_DIR --score ents_f NAME="what changed" ... [--baseline NAME]
+    python reports/distill_ablation/ablation.py METRICS_DIR --score ents_f NAME="what changed" ... [--baseline NAME]
 
 Reads METRICS_DIR/<split>/<NAME>.json (dev and test) and prints one row per run, with the
 difference to the baseline row where one is named. Used for reports/distill_ablation.

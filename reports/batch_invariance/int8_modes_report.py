@@ -1,6 +1,6 @@
-"""reports/batch_invariance/report.md from what scripts/measure_int8_modes.sh wrote.
+"""reports/batch_invariance/report.md from what reports/batch_invariance/measure_int8_modes.sh wrote.
 
-    python scripts/int8_modes_report.py reports/batch_invariance [TASK ...]
+    python reports/batch_invariance/int8_modes_report.py reports/batch_invariance [TASK ...]
 
 Every number comes from a JSON file in <dir>/<task>/ (spacy evaluate, bertprod invariance,
 bertprod benchmark, compare_sessions.py); a missing file is shown as missing.
@@ -60,7 +60,7 @@ def main() -> None:
     folder = Path(sys.argv[1])
     tasks = sys.argv[2:] or [t for t in METRIC if (folder / t).is_dir()]
     out = ["# int8 activation scales: accuracy, same text same answer, speed", "",
-           "Made by `scripts/measure_int8_modes.sh` and `scripts/int8_modes_report.py`; numbers from the JSON files next to this report.", ""]
+           "Made by `reports/batch_invariance/measure_int8_modes.sh` and `reports/batch_invariance/int8_modes_report.py`; numbers from the JSON files next to this report.", ""]
     for task in tasks:
         out += section(folder / task, task)
     (folder / "report.md").write_text("\n".join(out), encoding="utf8")

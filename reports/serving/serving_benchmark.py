@@ -1,6 +1,6 @@
 """Measure the service and the corpus job on this machine (issue 10's numbers), into a report.
 
-    python scripts/serving_benchmark.py PIPELINE --data TEXTS --output reports/serving
+    python reports/serving/serving_benchmark.py PIPELINE --data TEXTS --output reports/serving
 
 1. For each (workers, texts per request): start `bertprod serve PIPELINE` on a free port, wait for
    /health, run `bertprod loadtest` with --concurrency clients (and in-process `nlp.pipe` on the
@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -54,7 +54,7 @@ def serve_and_load(pipeline: str, data: str, limit: int, workers: int, per_reque
             out = Path(tmp) / "load.json"
             subprocess.run([sys.executable, "-m", "spacy", "bertprod", "loadtest", url, "--data", data, "--limit", str(limit),
                             "--concurrency", str(concurrency), "--texts-per-request", str(per_request), "--repeats", str(repeats),
-                            "--pipeline", pipeline, "--output", str(out)], check=True, stdout=subprocess.DEVNULL)
+                            "--pipeline", pipeline, "--report", str(out)], check=True, stdout=subprocess.DEVNULL)
             result = json.loads(out.read_text())
         with urllib.request.urlopen(url + "/metrics") as r:
             metrics = r.read().decode()
@@ -108,7 +108,7 @@ def apply_runs(pipeline: str, data: str, limit: int, shard_size: int) -> list:
 
 def markdown(report: dict) -> str:
     lines = [f"# Serving and corpus annotation — {report['pipeline']}", "",
-             f"{report['machine']}; {report['texts']} texts from `{report['data']}`; `python scripts/serving_benchmark.py` "
+             f"{report['machine']}; {report['texts']} texts from `{report['data']}`; `python reports/serving/serving_benchmark.py` "
              f"({report['concurrency']} concurrent clients on loopback, lean asyncio HTTP/1.1 client on the same machine).", "",
              "| workers | texts/request | words/s | in-process words/s | service / in-process | p50 / p95 / p99 ms | mean texts per micro-batch | statuses | same entities | same top cat |",
              "|---|---|---|---|---|---|---|---|---|---|"]

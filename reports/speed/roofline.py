@@ -1,6 +1,6 @@
 """How close an ONNX encoder runs to this machine's int8 matrix-multiply ceiling.
 
-    python scripts/roofline.py PIPELINE [PIPELINE ...] --data test.spacy [--rounds 5] [--output roofline.json]
+    python reports/speed/roofline.py PIPELINE [PIPELINE ...] --data test.spacy [--rounds 5] [--output roofline.json]
 
 For each compressed pipeline: the multiply-accumulates per wordpiece of its weight matrices (read
 from the graph: every MatMul-like node's 2-D weight, K x N MACs per position), the real

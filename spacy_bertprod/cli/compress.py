@@ -1,0 +1,94 @@
+"""`compress` and `invariance`: ONNX pipelines, and whether they give the same text the same answer."""
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from wasabi import msg
+
+from ._util import bertprod_cli, optional_path, report_path, user_errors, write_report
+
+
+@bertprod_cli.command("compress")
+def compress_cli(
+    input_path: Path = typer.Argument(..., help="Saved pipeline with a transformer (spacy-transformers or bertprod torch)", exists=True, file_okay=False),
+    output_path: Path = typer.Argument(..., help="Folder for the ONNX pipeline"),
+    quantize: str = typer.Option("int8", "--quantize", "-q", help="int8 or fp32"),
+    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer"),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Per-channel (default) or per-tensor int8 weights"),
+    reduce_range: bool = typer.Option(False, "--reduce-range", help="7-bit weights (for CPUs without VNNI)"),
+    exclude_nodes: str = typer.Option("", "--exclude-nodes", help="Comma-separated ONNX node names to keep in fp32"),
+    quantize_embeddings: bool = typer.Option(True, "--quantize-embeddings/--no-quantize-embeddings", help="Also quantise the embedding tables (default)"),
+    activation_scales: str = typer.Option("calibrated", "--activation-scales", help="int8 activation scales: 'calibrated' on --sample (default; a text's result never depends on its batch-mates) or 'dynamic' (per batch, ONNX Runtime's quantize_dynamic)"),
+    calibration_percentile: float = typer.Option(99.99, "--calibration-percentile", help="Calibrated activation ranges keep this central percentage of the sample's values (100: min/max)"),
+    sample: Optional[Path] = typer.Option(None, "--sample", help="In-domain texts for int8 calibration and the parity check (.txt lines, .jsonl with 'text', or .spacy); a few hundred docs, e.g. the dev set. Without it: the pipeline's own [paths] dev (then train) corpus when it exists, else a built-in set"),
+    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads in the output pipeline (0: one per core)"),
+    trim_vocab: Optional[Path] = typer.Option(None, "--trim-vocab", help="Keep only the wordpieces these in-domain texts use (+ every single character and the specials): .spacy, .jsonl or lines; e.g. the training data"),
+    vocab_min_count: int = typer.Option(1, "--vocab-min-count", help="With --trim-vocab: keep wordpieces seen at least this often"),
+    prune_heads: float = typer.Option(0.0, "--prune-heads", help="Share of attention heads to remove, the least important on --prune-data first (Michel et al. 2019); 0: none"),
+    prune_ffn: float = typer.Option(0.0, "--prune-ffn", help="Share of feed-forward units to remove in every layer, the least important on --prune-data first; 0: none"),
+    prune_data: Optional[Path] = typer.Option(None, "--prune-data", help="Labelled .spacy docs (e.g. the dev set) whose loss ranks heads and units for --prune-heads/--prune-ffn"),
+    force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the report's summary as JSON here (the full report is OUTPUT_PATH/compress_report.json)"),
+):
+    """Rewrite a transformer pipeline onto ONNX Runtime (export, fusion, int8), heads unchanged."""
+    from ..compress import CompressSettings, compress_pipeline
+    from ..compress.quantize import QuantizeSettings
+    from ..texts import read_texts
+
+    with user_errors():
+        settings = CompressSettings(
+            quantize=quantize,
+            optimize=optimize,
+            quantization=QuantizeSettings(
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                nodes_to_exclude=[n for n in exclude_nodes.split(",") if n],
+                quantize_embeddings=quantize_embeddings,
+                activation_scales=activation_scales,
+                calibration_percentile=calibration_percentile,
+            ),
+            intra_op_num_threads=threads,
+            force=force,
+            sample_texts=read_texts(sample) if sample is not None else None,
+            sample_source=f"--sample {sample}",
+            vocab_texts=read_texts(trim_vocab) if optional_path(trim_vocab) is not None else None,
+            vocab_min_count=vocab_min_count,
+            prune_heads=prune_heads,
+            prune_ffn=prune_ffn,
+            prune_data=optional_path(prune_data),
+        )
+        result = compress_pipeline(input_path, output_path, settings)
+    msg.good(f"Wrote {output_path} (full report: {output_path / 'compress_report.json'})")
+    summary = ("sizes_bytes", "fusion_statistics", "vocabulary", "pruning", "parity")
+    write_report({key: result[key] for key in summary}, report)
+
+
+@bertprod_cli.command("invariance")
+def invariance_cli(
+    pipeline: str = typer.Argument(..., help="Pipeline folder or installed package name"),
+    data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
+    batch_sizes: str = typer.Option("1,16,64,256", "--batch-sizes", help="Comma-separated nlp.pipe batch sizes to compare with nlp(text)"),
+    n_process: int = typer.Option(2, "--n-process", help="Also compare nlp.pipe(n_process=N) (1: skip)"),
+    cats_tolerance: float = typer.Option(1e-4, "--cats-tolerance", help="Largest textcat score difference that still counts as the same"),
+    limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
+    old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True, help="Deprecated: --report"),
+):
+    """Same text, same answer? Share of docs whose predictions alone equal those in batches,
+    at other batch sizes, in shuffled order and in other processes."""
+    import spacy
+
+    from ..compress.parity import batch_invariance
+    from ..texts import read_texts
+
+    report = report_path(report, old_output, "invariance")
+    with user_errors(OSError):
+        texts = read_texts(data, limit)
+        sizes = [int(x) for x in batch_sizes.split(",") if x.strip()]
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"--batch-sizes needs positive integers, got '{batch_sizes}'.")
+        nlp = spacy.load(pipeline)
+        result = batch_invariance(nlp, texts, sizes, n_process=n_process, cats_tolerance=cats_tolerance)
+    result["pipeline"] = pipeline
+    write_report(result, report)
