@@ -7,6 +7,7 @@ look for components by factory name (`ner`, `textcat`), so the config's training
 (bertprod_distill_ner, bertprod_soft_textcat) are mapped back to spaCy's own for the check. Its
 warnings and errors are findings for the report, not a stop: our own data checks already ran.
 """
+
 import argparse
 import os
 import subprocess
@@ -14,9 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spacy_bertprod.source import to_plain_components
 from spacy.util import get_lang_class
 from thinc.api import Config
+
+from spacy_bertprod.source import to_plain_components
 
 
 def main() -> int:
@@ -27,7 +29,9 @@ def main() -> int:
     args = parser.parse_args()
     config = Config().from_disk(args.corpus / "config.cfg", interpolate=False)
     # spacy train fills unset defaults itself; debug data validates the file as it is.
-    config["paths"].update(train=str(args.corpus / "train.spacy"), dev=str(args.corpus / "dev.spacy"), encoder=args.encoder)
+    config["paths"].update(
+        train=str(args.corpus / "train.spacy"), dev=str(args.corpus / "dev.spacy"), encoder=args.encoder
+    )
     config = Config(get_lang_class(config["nlp"]["lang"]).default_config).merge(config).interpolate()
     to_plain_components(config["components"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,7 +39,9 @@ def main() -> int:
         config.to_disk(path)
         result = subprocess.run(
             [sys.executable, "-m", "spacy", "debug", "data", str(path)],
-            capture_output=True, text=True, env={**os.environ, "ANSI_COLORS_DISABLED": "1"},
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ANSI_COLORS_DISABLED": "1"},
         )
     output = result.stdout + result.stderr
     args.output.parent.mkdir(parents=True, exist_ok=True)

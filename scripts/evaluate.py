@@ -5,6 +5,7 @@
 Writes METRICS_DIR/<split>/<NAME>.json exactly as `python -m spacy evaluate FOLDER
 CORPUS_DIR/<split>.spacy --output ...` does: it calls the same function.
 """
+
 import argparse
 import sys
 from pathlib import Path

@@ -4,6 +4,7 @@ The upstream URLs and checksums live in project.yml (assets); this is the offlin
     python scripts/fetch_assets.py --mirror ../shared/data
 A file already in assets/ with the right checksum is left alone; a wrong one is an error.
 """
+
 import argparse
 import hashlib
 import shutil
@@ -19,15 +20,20 @@ def sha256(path: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mirror", type=Path, required=True, help="Folder laid out like SOURCES.tsv (e.g. ../shared/data)")
+    parser.add_argument(
+        "--mirror", type=Path, required=True, help="Folder laid out like SOURCES.tsv (e.g. ../shared/data)"
+    )
     parser.add_argument("--project", type=Path, default=Path("project.yml"))
     args = parser.parse_args()
     assets = yaml.safe_load(args.project.read_text())["assets"]
     if not args.mirror.is_dir() and not all(Path(a["dest"]).exists() for a in assets if "mirror_path" in a):
         # Not an error by itself: a run on the user's own data (vars.*_train/dev/test) needs none of
         # the default datasets, and `bertprod data` names any file that is missing when it is used.
-        print(f"WARNING the data mirror {args.mirror} is not here: the default datasets (WNUT-17, Banking77) are not "
-              "filled in. Fine for your own data; for the defaults pass --vars.mirror PATH_TO_MIRROR.", file=sys.stderr)
+        print(
+            f"WARNING the data mirror {args.mirror} is not here: the default datasets (WNUT-17, Banking77) are not "
+            "filled in. Fine for your own data; for the defaults pass --vars.mirror PATH_TO_MIRROR.",
+            file=sys.stderr,
+        )
         return 0
     failures = []
     for asset in assets:
@@ -42,7 +48,9 @@ def main() -> int:
             failures.append(f"{source} is missing from the mirror (needed for {dest}; upstream: {asset['url']})")
             continue
         if sha256(source) != expected:
-            failures.append(f"{source} does not match the sha256 in project.yml: the mirror is not the pinned upstream version")
+            failures.append(
+                f"{source} does not match the sha256 in project.yml: the mirror is not the pinned upstream version"
+            )
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)

@@ -11,6 +11,7 @@ benchmark` run times the shipped int8 student next to all of them: speeds compar
 run, and the report scales this run through that shared student. Everything lands in
 training/RUN/TASK/frontier/ and metrics/RUN/TASK/{dev,test}/frontier<L>-s<SEED>-<format>.json.
 """
+
 import argparse
 import subprocess
 import sys
@@ -25,7 +26,9 @@ def timed(log: Path, label: str, command: List[str]) -> None:
     full = [sys.executable, str(Path(__file__).with_name("timed.py")), "--log", str(log), label, "--", *command]
     print("$", " ".join(command), flush=True)
     if subprocess.run(full).returncode != 0:
-        raise SystemExit(f"frontier: step {label} failed (command above); fix it and re-run, finished students are kept.")
+        raise SystemExit(
+            f"frontier: step {label} failed (command above); fix it and re-run, finished students are kept."
+        )
 
 
 def parse_layers(text: str) -> List[int]:
@@ -43,7 +46,9 @@ def main() -> int:
     parser.add_argument("task", choices=TASKS)
     parser.add_argument("--run", default="full")
     parser.add_argument("--layers", default="4,2", help="student depths, comma separated")
-    parser.add_argument("--pick", default="spread", help="which teacher layers each student starts from (make-student --pick)")
+    parser.add_argument(
+        "--pick", default="spread", help="which teacher layers each student starts from (make-student --pick)"
+    )
     parser.add_argument("--steps", type=int, required=True, help="distillation steps (the shipped student's budget)")
     parser.add_argument("--eval-frequency", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -53,16 +58,27 @@ def main() -> int:
     parser.add_argument("--latency-docs", type=int, default=200)
     args = parser.parse_args()
     layers = parse_layers(args.layers)
-    corpus, training, metrics = Path("corpus") / args.run / args.task, Path("training") / args.run / args.task, Path("metrics") / args.run / args.task
+    corpus, training, metrics = (
+        Path("corpus") / args.run / args.task,
+        Path("training") / args.run / args.task,
+        Path("metrics") / args.run / args.task,
+    )
     log, out = Path("metrics") / args.run / "timings.jsonl", training / "frontier"
     teacher, shipped = training / "teacher" / "model-best", training / f"distilled-s{args.seed}"
     teacher_int8 = training / "teacher-onnx-int8"
-    for needed in (teacher, teacher_int8, shipped / "model-best", corpus / "distill" / "train.spacy", Path(f"{shipped}-onnx-int8")):
+    for needed in (
+        teacher,
+        teacher_int8,
+        shipped / "model-best",
+        corpus / "distill" / "train.spacy",
+        Path(f"{shipped}-onnx-int8"),
+    ):
         if not needed.exists():
             raise SystemExit(f"frontier: {needed} is missing; run the `{args.task}` workflow first.")
     if args.trim_vocab and not Path(args.trim_vocab).exists():
         raise SystemExit(f"frontier: the --trim-vocab corpus {args.trim_vocab} does not exist.")
-    # ner learns the int8 teacher's action distribution during training; textcat's soft targets are stored in the transfer set
+    # ner learns the int8 teacher's action distribution during training; textcat's soft targets are
+    # stored in the transfer set
     teacher_args = ["--paths.teacher", str(teacher_int8)] if args.task == "ner" else []
     evaluate: List[str] = []
     bench: List[str] = [f"{shipped}-onnx-int8"]
@@ -70,8 +86,25 @@ def main() -> int:
     def compress(model: Path, name: str, quantize: str, trim: bool = False) -> None:
         folder = out / name
         extra = ["--trim-vocab", args.trim_vocab] if trim else []
-        timed(log, f"{args.task}-{name}", ["python", "-m", "spacy", "bertprod", "compress", str(model), str(folder), "--quantize", quantize,
-                                           "--sample", str(corpus / "dev.spacy"), "--force", *extra])
+        timed(
+            log,
+            f"{args.task}-{name}",
+            [
+                "python",
+                "-m",
+                "spacy",
+                "bertprod",
+                "compress",
+                str(model),
+                str(folder),
+                "--quantize",
+                quantize,
+                "--sample",
+                str(corpus / "dev.spacy"),
+                "--force",
+                *extra,
+            ],
+        )
         evaluate.append(f"{folder}={name}")
         bench.append(str(folder))
 
@@ -79,20 +112,82 @@ def main() -> int:
         compress(shipped / "model-best", f"distilled-s{args.seed}-onnx-int8-trim", "int8", trim=True)
     for n in layers:
         init, student = out / f"frontier{n}-init", out / f"frontier{n}-s{args.seed}"
-        timed(log, f"{args.task}-frontier{n}-init", ["python", "-m", "spacy", "bertprod", "make-student", str(teacher), str(init),
-                                                     "--layers", str(n), "--pick", args.pick])
-        timed(log, f"{args.task}-frontier{n}-s{args.seed}", [
-            "python", "-m", "spacy", "train", str(corpus / "config.cfg"), "--output", str(student), "--paths.train", str(corpus / "distill"),
-            "--paths.dev", str(corpus / "dev.spacy"), "--paths.encoder", str(init), *teacher_args, "--training.max_steps", str(args.steps),
-            "--training.eval_frequency", str(args.eval_frequency), "--system.seed", str(args.seed), "--gpu-id", str(args.gpu_id)])
+        timed(
+            log,
+            f"{args.task}-frontier{n}-init",
+            [
+                "python",
+                "-m",
+                "spacy",
+                "bertprod",
+                "make-student",
+                str(teacher),
+                str(init),
+                "--layers",
+                str(n),
+                "--pick",
+                args.pick,
+            ],
+        )
+        timed(
+            log,
+            f"{args.task}-frontier{n}-s{args.seed}",
+            [
+                "python",
+                "-m",
+                "spacy",
+                "train",
+                str(corpus / "config.cfg"),
+                "--output",
+                str(student),
+                "--paths.train",
+                str(corpus / "distill"),
+                "--paths.dev",
+                str(corpus / "dev.spacy"),
+                "--paths.encoder",
+                str(init),
+                *teacher_args,
+                "--training.max_steps",
+                str(args.steps),
+                "--training.eval_frequency",
+                str(args.eval_frequency),
+                "--system.seed",
+                str(args.seed),
+                "--gpu-id",
+                str(args.gpu_id),
+            ],
+        )
         for quantize in ("fp32", "int8"):
             compress(student / "model-best", f"frontier{n}-s{args.seed}-onnx-{quantize}", quantize)
         if args.trim_vocab:
             compress(student / "model-best", f"frontier{n}-s{args.seed}-onnx-int8-trim", "int8", trim=True)
-    timed(log, f"{args.task}-evaluate-frontier", ["python", str(Path(__file__).with_name("evaluate.py")), str(corpus), str(metrics), *evaluate])
-    timed(log, f"{args.task}-benchmark-frontier", ["python", "-m", "spacy", "bertprod", "benchmark", *bench, "--data", str(corpus / "test.spacy"),
-                                                   "--batch-size", "64", "--repeats", str(args.bench_repeats), "--latency-docs",
-                                                   str(args.latency_docs), "--report", str(metrics / "benchmark-frontier.json")])
+    timed(
+        log,
+        f"{args.task}-evaluate-frontier",
+        ["python", str(Path(__file__).with_name("evaluate.py")), str(corpus), str(metrics), *evaluate],
+    )
+    timed(
+        log,
+        f"{args.task}-benchmark-frontier",
+        [
+            "python",
+            "-m",
+            "spacy",
+            "bertprod",
+            "benchmark",
+            *bench,
+            "--data",
+            str(corpus / "test.spacy"),
+            "--batch-size",
+            "64",
+            "--repeats",
+            str(args.bench_repeats),
+            "--latency-docs",
+            str(args.latency_docs),
+            "--report",
+            str(metrics / "benchmark-frontier.json"),
+        ],
+    )
     return 0
 
 

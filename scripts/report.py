@@ -1,10 +1,11 @@
-"""Write reports/<run>/report.md and accuracy_vs_speed.png from the files under metrics/<run>/.
+"""Write reports/<run>/README.md and accuracy_vs_speed.png from the files under metrics/<run>/.
 
 Every number comes from a file a command wrote: `spacy evaluate` JSON (accuracy, dev and test),
 the benchmark JSON (words/s, latency, size on disk), the data summary (`bertprod data`),
 `spacy debug data` output, the transfer-set counts, wheel.json and metrics/timings.jsonl. Nothing
 is typed by hand; a missing file is reported as missing. Tasks that did not run are left out.
 """
+
 import argparse
 import json
 import re
@@ -33,7 +34,11 @@ def task_spec(run: str, task: str) -> Dict:
 
 
 def seeds_of(metrics: Path, model: str) -> List[int]:
-    found = {int(m.group(1)) for p in (metrics / "test").glob(f"{model}-s*-onnx-int8.json") if (m := re.search(r"-s(\d+)-", p.name))}
+    found = {
+        int(m.group(1))
+        for p in (metrics / "test").glob(f"{model}-s*-onnx-int8.json")
+        if (m := re.search(r"-s(\d+)-", p.name))
+    }
     return sorted(found)
 
 
@@ -47,33 +52,57 @@ def mean_std(values: List[float]) -> str:
 
 def data_section(run: str, task: str, spec: Dict) -> List[str]:
     data = spec["data"]
-    lines = [f"### Data", ""]
+    lines = ["### Data", ""]
     if not data:
         return lines + [f"- missing corpus/{run}/{task}/data.json", ""]
     for name, info in data["files"].items():
         extra = "; ".join(f"{n:,} x {why}" for why, n in {**info["skipped"], **info["repaired"]}.items())
-        lines.append(f"- {name}: `{info['path']}` ({info['format']}, {info['docs']:,} docs){' — ' + extra if extra else ''}")
+        lines.append(
+            f"- {name}: `{info['path']}` ({info['format']}, {info['docs']:,} docs){' — ' + extra if extra else ''}"
+        )
     if "dev_carved" in data:
         carve = data["dev_carved"]
-        lines.append(f"- no dev file: a fixed {carve['share']:.0%} of train, stratified by {carve['stratified_by']} (seed {carve['seed']}), is the dev split")
+        lines.append(
+            f"- no dev file: a fixed {carve['share']:.0%} of train, stratified by {carve['stratified_by']} (seed "
+            f"{carve['seed']}), is the dev split"
+        )
     splits = ", ".join(f"{name} {', '.join(f'{v:,} {k}' for k, v in s.items())}" for name, s in data["splits"].items())
     lines.append(f"- after conversion: {splits}; {len(data['labels'])} labels")
     debug = Path("metrics") / run / task / "debug-data.txt"
     if debug.exists():
-        findings = [line.strip() for line in debug.read_text(encoding="utf8").splitlines() if line.strip().startswith(("⚠", "✘"))]
-        summary = next((line.strip() for line in reversed(debug.read_text(encoding="utf8").splitlines()) if "checks passed" in line or "error" in line.lower()), "")
+        findings = [
+            line.strip()
+            for line in debug.read_text(encoding="utf8").splitlines()
+            if line.strip().startswith(("⚠", "✘"))
+        ]
+        summary = next(
+            (
+                line.strip()
+                for line in reversed(debug.read_text(encoding="utf8").splitlines())
+                if "checks passed" in line or "error" in line.lower()
+            ),
+            "",
+        )
         lines.append(f"- `spacy debug data`: {summary or 'ran'}" + ("" if findings else ", no warnings"))
         lines += [f"  - {f}" for f in findings]
-    transfer, labelled = load(Path("metrics") / run / task / "transfer.json"), load(Path("metrics") / run / task / "teacher-label.json")
+    transfer, labelled = (
+        load(Path("metrics") / run / task / "transfer.json"),
+        load(Path("metrics") / run / task / "teacher-label.json"),
+    )
     if transfer:
         lines.append(
-            f"- transfer set: {transfer['variants']:,} word-replacement variants of {transfer['train_docs']:,} training docs "
-            f"({transfer['n_variants']} per doc, p={transfer['replace_prob']}, {transfer['n_neighbours']} embedding neighbours"
+            f"- transfer set: {transfer['variants']:,} word-replacement variants of {transfer['train_docs']:,} "
+            "training docs "
+            f"({transfer['n_variants']} per doc, p={transfer['replace_prob']}, {transfer['n_neighbours']} embedding "
+            "neighbours"
             f"{'' if transfer.get('replace_stop_words', True) else ', stop words kept'}) "
             f"+ {transfer['raw_texts']:,} raw texts = {transfer['transfer_docs']:,} docs"
         )
     if labelled:
-        lines.append(f"- labelled once by the teacher `{labelled.get('teacher', '?')}` (temperature {labelled['temperature']}): {labelled['docs']:,} docs")
+        lines.append(
+            f"- labelled once by the teacher `{labelled.get('teacher', '?')}` (temperature "
+            f"{labelled['temperature']}): {labelled['docs']:,} docs"
+        )
     return lines + [""]
 
 
@@ -82,7 +111,11 @@ def task_section(run: str, task: str, spec: Dict):
     key, name = spec["key"], spec["name"]
     bench = load(metrics / "benchmark.json")
     speed = {Path(r["pipeline"]).as_posix(): r for r in bench["results"]} if bench else {}
-    speed.update(frontier_speeds(load(metrics / "benchmark-frontier.json"), speed, f"training/{run}/{task}/distilled-s0-onnx-int8"))
+    speed.update(
+        frontier_speeds(
+            load(metrics / "benchmark-frontier.json"), speed, f"training/{run}/{task}/distilled-s0-onnx-int8"
+        )
+    )
     teacher = load(metrics / "test" / "teacher-torch.json")
     teacher_score = teacher[key] if teacher else None
     teacher_speed = speed.get(f"training/{run}/{task}/teacher/model-best", {}).get("words_per_s", {}).get("median")
@@ -98,20 +131,34 @@ def task_section(run: str, task: str, spec: Dict):
         size = row["size_on_disk_bytes"] / 1e6 if row else None
         p50 = row["latency_ms_batch1"]["p50"] if row else None
         share = f"{score / teacher_score:.1%}" if teacher_score else "n/a"
-        rows.append(f"| {label} | {fmt_label} | {score:.4f} | {share} | "
-                    + (f"{wps:,.0f} | {wps / teacher_speed:.1f}x | {p50:.1f} | {size:.1f} |" if wps and teacher_speed else "n/a | | | |"))
+        rows.append(
+            f"| {label} | {fmt_label} | {score:.4f} | {share} | "
+            + (
+                f"{wps:,.0f} | {wps / teacher_speed:.1f}x | {p50:.1f} | {size:.1f} |"
+                if wps and teacher_speed
+                else "n/a | | | |"
+            )
+        )
         points.append((kind, fmt, note, score, wps, size))
     lines = [f"## {task}: {name}", ""] + data_section(run, task, spec)
-    lines += ["### Every stage on the test split", "",
-              f"| model | format | {name} | of teacher | words/s | vs teacher torch | p50 ms (batch 1) | size MB |",
-              "|---|---|---|---|---|---|---|---|"] + rows + [""]
+    lines += (
+        [
+            "### Every stage on the test split",
+            "",
+            f"| model | format | {name} | of teacher | words/s | vs teacher torch | p50 ms (batch 1) | size MB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        + rows
+        + [""]
+    )
     lines += seeds_section(metrics, spec, teacher_score)
     lines += verdicts(metrics, task, spec, teacher_score, bench)
     return lines, points
 
 
 def stage_rows(run: str, task: str, metrics: Path):
-    """(metrics file, model label, format, format label, pipeline folder, plot kind, plot note) for every stage of the table.
+    """(metrics file, model label, format, format label, pipeline folder, plot kind, plot note) for
+    every stage of the table.
 
     The teacher and the seed-0 students in every format, then whatever the `frontier` workflow
     left: the shipped student with a trimmed vocabulary and the students of other depths
@@ -119,19 +166,49 @@ def stage_rows(run: str, task: str, metrics: Path):
     """
     base = f"training/{run}/{task}"
     rows = []
-    for model, label in (("teacher", "teacher (MiniLM-L6)"), ("control-s0", "student, gold only (control), seed 0"),
-                         ("distilled-s0", "student, distilled, seed 0")):
+    for model, label in (
+        ("teacher", "teacher (MiniLM-L6)"),
+        ("control-s0", "student, gold only (control), seed 0"),
+        ("distilled-s0", "student, distilled, seed 0"),
+    ):
         for fmt, fmt_label in FORMATS:
             folder = f"{base}/{model}/model-best" if fmt == "torch" else f"{base}/{model}-{fmt}"
             rows.append((f"{model}-{fmt}", label, fmt, fmt_label, folder, model.split("-s")[0], ""))
     if (metrics / "test" / "distilled-s0-onnx-int8-trim.json").exists():
-        rows.append(("distilled-s0-onnx-int8-trim", "student, distilled, seed 0", "onnx-int8-trim", TRIMMED, f"{base}/frontier/distilled-s0-onnx-int8-trim", "distilled", ""))
-    depths = sorted({int(m.group(1)) for p in (metrics / "test").glob("frontier*-s0-onnx-*.json") if (m := re.match(r"frontier(\d+)-s0-", p.name))}, reverse=True)
+        rows.append(
+            (
+                "distilled-s0-onnx-int8-trim",
+                "student, distilled, seed 0",
+                "onnx-int8-trim",
+                TRIMMED,
+                f"{base}/frontier/distilled-s0-onnx-int8-trim",
+                "distilled",
+                "",
+            )
+        )
+    depths = sorted(
+        {
+            int(m.group(1))
+            for p in (metrics / "test").glob("frontier*-s0-onnx-*.json")
+            if (m := re.match(r"frontier(\d+)-s0-", p.name))
+        },
+        reverse=True,
+    )
     for depth in depths:
         for fmt, fmt_label in FORMATS[1:] + [("onnx-int8-trim", TRIMMED)]:
             file = f"frontier{depth}-s0-{fmt}"
             if (metrics / "test" / f"{file}.json").exists():
-                rows.append((file, f"{depth}-layer student, distilled, seed 0", fmt, fmt_label, f"{base}/frontier/{file}", "frontier", f"{depth} layers, "))
+                rows.append(
+                    (
+                        file,
+                        f"{depth}-layer student, distilled, seed 0",
+                        fmt,
+                        fmt_label,
+                        f"{base}/frontier/{file}",
+                        "frontier",
+                        f"{depth} layers, ",
+                    )
+                )
     return rows
 
 
@@ -157,29 +234,45 @@ def frontier_speeds(frontier_bench: Optional[Dict], main: Dict[str, Dict], ancho
 
 def seeds_section(metrics: Path, spec: Dict, teacher_score: Optional[float]) -> List[str]:
     key = spec["key"]
-    lines = ["### Control vs distilled over seeds (mean ± sample std)", "",
-             "| student | format | seeds | dev | test | test, of teacher |", "|---|---|---|---|---|---|"]
+    lines = [
+        "### Control vs distilled over seeds (mean ± sample std)",
+        "",
+        "| student | format | seeds | dev | test | test, of teacher |",
+        "|---|---|---|---|---|---|",
+    ]
     for model, label in (("control", "gold only (control)"), ("distilled", "distilled")):
         seeds = seeds_of(metrics, model)
         for fmt, fmt_label in (FORMATS[0], FORMATS[2]):
             values = {}
             for split in ("dev", "test"):
-                values[split] = [s[key] for seed in seeds if (s := load(metrics / split / f"{model}-s{seed}-{fmt}.json"))]
-            share = f"{statistics.mean(values['test']) / teacher_score:.1%}" if values["test"] and teacher_score else "n/a"
-            lines.append(f"| {label} | {fmt_label} | {','.join(map(str, seeds)) or 'none'} | {mean_std(values['dev'])} | {mean_std(values['test'])} | {share} |")
+                values[split] = [
+                    s[key] for seed in seeds if (s := load(metrics / split / f"{model}-s{seed}-{fmt}.json"))
+                ]
+            share = (
+                f"{statistics.mean(values['test']) / teacher_score:.1%}" if values["test"] and teacher_score else "n/a"
+            )
+            lines.append(
+                f"| {label} | {fmt_label} | {','.join(map(str, seeds)) or 'none'} | {mean_std(values['dev'])} | "
+                f"{mean_std(values['test'])} | {share} |"
+            )
     return lines + [""]
 
 
 def verdicts(metrics: Path, task: str, spec: Dict, teacher_score: Optional[float], bench) -> List[str]:
     key, name = spec["key"], spec["name"]
     out = []
-    test = {m: [s[key] for seed in seeds_of(metrics, m) if (s := load(metrics / "test" / f"{m}-s{seed}-onnx-int8.json"))] for m in ("control", "distilled")}
+    test = {
+        m: [s[key] for seed in seeds_of(metrics, m) if (s := load(metrics / "test" / f"{m}-s{seed}-onnx-int8.json"))]
+        for m in ("control", "distilled")
+    }
     if test["distilled"] and teacher_score:
         share = statistics.mean(test["distilled"]) / teacher_score
         target = TARGET_SHARE[task]
         verdict = "met" if share >= target else f"MISSED by {target - share:.1%} of the teacher's score"
-        out.append(f"- Target: the int8 distilled student keeps >= {target:.0%} of the teacher's test {name} "
-                   f"(mean of {len(test['distilled'])} seed(s)): {share:.1%} -> {verdict}.")
+        out.append(
+            f"- Target: the int8 distilled student keeps >= {target:.0%} of the teacher's test {name} "
+            f"(mean of {len(test['distilled'])} seed(s)): {share:.1%} -> {verdict}."
+        )
     if test["distilled"] and test["control"]:
         diff = statistics.mean(test["distilled"]) - statistics.mean(test["control"])
         n = min(len(test["distilled"]), len(test["control"]))
@@ -191,24 +284,43 @@ def verdicts(metrics: Path, task: str, spec: Dict, teacher_score: Optional[float
                 word = "beats, by less than twice the seed noise (a narrow margin),"
             else:
                 word = "is within seed noise of" if diff > -noise else "is WORSE than"
-            out.append(f"- Distillation (int8, test, {n} seeds): the distilled student {word} the gold-only control "
-                       f"({diff:+.5f}; the larger seed std is {noise:.5f}).")
+            out.append(
+                f"- Distillation (int8, test, {n} seeds): the distilled student {word} the gold-only control "
+                f"({diff:+.5f}; the larger seed std is {noise:.5f})."
+            )
         else:
-            out.append(f"- Distillation (int8, test, 1 seed): {diff:+.4f} vs the gold-only control — one seed proves nothing; run the `seeds` workflow.")
+            out.append(
+                f"- Distillation (int8, test, 1 seed): {diff:+.4f} vs the gold-only control — one seed proves "
+                "nothing; run the `seeds` workflow."
+            )
     for path in sorted(metrics.glob("invariance-*.json")):
         inv = load(path)
-        conditions = ", ".join(k[len("identical_"):].replace("_", " ") for k in inv if k.startswith("identical_") and k != "identical_all")
-        out.append(f"- Same text, same answer ({path.stem[len('invariance-'):]}, {inv['n_docs']} test texts): {inv['identical_all']:.2%} of docs "
-                   f"get the same predictions alone (`nlp(text)`) as in every other setting ({conditions}).")
+        conditions = ", ".join(
+            k[len("identical_") :].replace("_", " ") for k in inv if k.startswith("identical_") and k != "identical_all"
+        )
+        out.append(
+            f"- Same text, same answer ({path.stem[len('invariance-') :]}, {inv['n_docs']} test texts): "
+            f"{inv['identical_all']:.2%} of docs "
+            f"get the same predictions alone (`nlp(text)`) as in every other setting ({conditions})."
+        )
     wheel = load(metrics / "wheel.json")
     if wheel:
-        out.append(f"- Installed wheel `{wheel.get('wheel', '?')}` ({wheel.get('wheel_bytes', 0) / 1e6:.1f} MB; fresh torch-free virtualenv, "
-                   f"{wheel.get('virtualenv_site_packages_bytes', 0) / 1e6:.0f} MB site-packages), `spacy evaluate` by package name: {name} {wheel[key]:.4f}.")
+        out.append(
+            f"- Installed wheel `{wheel.get('wheel', '?')}` ({wheel.get('wheel_bytes', 0) / 1e6:.1f} MB; fresh "
+            "torch-free virtualenv, "
+            f"{wheel.get('virtualenv_site_packages_bytes', 0) / 1e6:.0f} MB site-packages), `spacy evaluate` by "
+            f"package name: {name} {wheel[key]:.4f}."
+        )
     if bench:
         for result in bench["results"]:
             bare = result.get("bare_session")
             if bare and "distilled-s0-onnx-int8" in result["pipeline"]:
-                out.append(f"- spaCy-side overhead (int8 distilled student): the pipeline reaches {bare['pipeline_share_of_bare']:.0%} of the bare InferenceSession's words/s on the same batches ({bare['wordpieces_per_s']:,.0f} real wordpieces/s; {bare.get('pad_fraction', 0):.1%} of the batch positions are padding).")
+                out.append(
+                    "- spaCy-side overhead (int8 distilled student): the pipeline reaches "
+                    f"{bare['pipeline_share_of_bare']:.0%} of the bare InferenceSession's words/s on the same "
+                    f"batches ({bare['wordpieces_per_s']:,.0f} real wordpieces/s; "
+                    f"{bare.get('pad_fraction', 0):.1%} of the batch positions are padding)."
+                )
     return out + [""]
 
 
@@ -227,7 +339,13 @@ def plot(all_points, names: Dict[str, str], out: Path) -> None:
             if wps is None:
                 continue
             ax.scatter(wps, score, c=colors[kind], marker=markers[fmt], s=40 + (size or 0))
-            ax.annotate(note + (f"{size:.0f} MB" if size else ""), (wps, score), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            ax.annotate(
+                note + (f"{size:.0f} MB" if size else ""),
+                (wps, score),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("words/s (log, this machine)")
         ax.set_ylabel(names[task])
@@ -246,10 +364,17 @@ def main() -> None:
     args = parser.parse_args()
     out_dir = Path("reports") / args.run
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# spacy_bertprod report: {args.title or args.run} ({args.run} run)", "",
-             "Generated by `scripts/report.py` from `metrics/`; accuracy from `spacy evaluate`, speed and size from "
-             "`python -m spacy bertprod benchmark` (median of repeated passes, batch size 64, this machine's CPU cores); the frontier rows (other depths, trimmed vocabularies) come from the `frontier` workflow's own benchmark run, scaled through the shipped int8 student benchmarked in both runs.", "",
-             "![accuracy vs speed](accuracy_vs_speed.png)", ""]
+    lines = [
+        f"# spacy_bertprod report: {args.title or args.run} ({args.run} run)",
+        "",
+        "Generated by `scripts/report.py` from `metrics/`; accuracy from `spacy evaluate`, speed and size from "
+        "`python -m spacy bertprod benchmark` (median of repeated passes, batch size 64, this machine's CPU cores); "
+        "the frontier rows (other depths, trimmed vocabularies) come from the `frontier` workflow's own "
+        "benchmark run, scaled through the shipped int8 student benchmarked in both runs.",
+        "",
+        "![accuracy vs speed](accuracy_vs_speed.png)",
+        "",
+    ]
     all_points, names = {}, {}
     for task in ("ner", "textcat"):
         if not (Path("metrics") / args.run / task).exists():
@@ -271,7 +396,7 @@ def main() -> None:
             if total:
                 lines.append(f"| total of the timed `{task}` steps | {total:.1f} |")
         lines.append("")
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf8")
+    (out_dir / "README.md").write_text("\n".join(lines) + "\n", encoding="utf8")
     if all_points:
         plot(all_points, names, out_dir / "accuracy_vs_speed.png")
     print("\n".join(lines))

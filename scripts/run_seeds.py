@@ -11,6 +11,7 @@ it would take seed 2's entry for seed 1's and re-run (overwrite) seed 1's studen
 of each seed are therefore kept in project.seeds.lock and swapped in around that seed's runs,
 and the entries the lock had before (seed 0's, from the task workflows) are put back at the end.
 """
+
 import argparse
 import subprocess
 import sys
@@ -44,13 +45,14 @@ def save(names: List[str], seed: int) -> None:
     saved.update({f"{name}@seed{seed}": lock[name] for name in names if name in lock})
     srsly.write_yaml(SEED_LOCKS, saved)
 
+
 COMMANDS = ["control", "distill", "seed-evaluate"]
 
 
 def main() -> int:
     if "--" in sys.argv:
         split = sys.argv.index("--")
-        own, passthrough = sys.argv[1:split], sys.argv[split + 1:]
+        own, passthrough = sys.argv[1:split], sys.argv[split + 1 :]
     else:
         own, passthrough = sys.argv[1:], []
     parser = argparse.ArgumentParser(description=__doc__)
@@ -69,7 +71,17 @@ def main() -> int:
             swap_in(names, seed)
             try:
                 for name in names:
-                    cmd = [sys.executable, "-m", "spacy", "project", "run", name, ".", "--vars.seed", str(seed)] + passthrough
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "spacy",
+                        "project",
+                        "run",
+                        name,
+                        ".",
+                        "--vars.seed",
+                        str(seed),
+                    ] + passthrough
                     print("$", " ".join(cmd), flush=True)
                     if subprocess.run(cmd).returncode != 0:
                         return 1

@@ -4,6 +4,7 @@ Usage: python scripts/timed.py --log metrics/RUN/timings.jsonl LABEL -- COMMAND 
 A leading `python` runs with this interpreter (as weasel does for the commands it runs), and
 the parent folder of an `--output` or `--report` argument is created first (`spacy evaluate` needs it).
 """
+
 import argparse
 import json
 import subprocess

@@ -6,6 +6,7 @@ Every command of the workflows runs on it exactly as on MiniLM (same tokenizer, 
 3- and 4-layer students can be cut from it), but training, export and evaluation take seconds.
 The scores it gets mean nothing; the real MiniLM is what `ner`/`textcat`/`all` use.
 """
+
 import argparse
 import shutil
 from pathlib import Path
@@ -35,9 +36,14 @@ def main() -> None:
         shutil.copyfile(source / name, args.output / name)
     reference = BertConfig.from_pretrained(source)
     torch.manual_seed(args.seed)
-    config = BertConfig(vocab_size=reference.vocab_size, hidden_size=args.hidden, num_hidden_layers=args.layers,
-                        num_attention_heads=args.heads, intermediate_size=args.intermediate,
-                        max_position_embeddings=reference.max_position_embeddings)
+    config = BertConfig(
+        vocab_size=reference.vocab_size,
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        intermediate_size=args.intermediate,
+        max_position_embeddings=reference.max_position_embeddings,
+    )
     BertModel(config).save_pretrained(args.output, safe_serialization=True)
     print(f"wrote a {args.layers}-layer, {args.hidden}-wide random BERT with MiniLM-L6's tokenizer to {args.output}")
 

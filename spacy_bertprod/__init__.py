@@ -3,6 +3,7 @@
 Importing the package registers the `bertprod_transformer` factory, the architectures and the
 span getters. Nothing here imports torch.
 """
+
 from . import architectures, span_getters  # noqa: F401  (registers functions)
 from .about import __version__
 from .component import BertprodTransformer

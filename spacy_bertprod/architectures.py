@@ -3,7 +3,8 @@
 Nothing here imports torch. The trainable `spacy_bertprod.TorchTransformer.v1` lives with its
 backend (backends/torch.py) and is found through spaCy's registry (setup.cfg's entry points).
 """
-from typing import List, Optional
+
+from typing import List
 
 from spacy.util import registry
 from thinc.api import Model
@@ -29,7 +30,9 @@ def create_onnx_transformer(
     """
     from .backends.onnx import OnnxEncoder
 
-    return TransformerModel(OnnxEncoder(providers, intra_op_num_threads, inter_op_num_threads, allow_spinning), get_spans)
+    return TransformerModel(
+        OnnxEncoder(providers, intra_op_num_threads, inter_op_num_threads, allow_spinning), get_spans
+    )
 
 
 @registry.architectures("spacy_bertprod.TransformerListener.v1")

@@ -5,7 +5,7 @@ are its own and one pipeline's caches cannot help the next. For ONNX pipelines t
 InferenceSession is also timed on exactly the wordpiece batches the component builds, which
 shows how much the spaCy side (tokenization, alignment, pooling, heads) costs.
 """
-import json
+
 import multiprocessing
 import resource
 import statistics
@@ -70,11 +70,18 @@ def _bare_session(nlp, texts: List[str], batch_size: int, repeats: int) -> Optio
     median = statistics.median(times)
     # wordpieces_per_s counts real (non-pad) wordpieces; pad_fraction is the share of the padded
     # batch positions that are padding, which the encoder computes all the same.
-    return {"wordpieces_per_s": n_wordpieces / median, "words_per_s": n_words / median, "seconds": times,
-            "n_batches": len(batches), "pad_fraction": 1 - n_wordpieces / max(n_padded, 1)}
+    return {
+        "wordpieces_per_s": n_wordpieces / median,
+        "words_per_s": n_words / median,
+        "seconds": times,
+        "n_batches": len(batches),
+        "pad_fraction": 1 - n_wordpieces / max(n_padded, 1),
+    }
 
 
-def measure_pipeline(path: str, texts: List[str], batch_size: int, n_process: int, repeats: int, latency_docs: int) -> Dict:
+def measure_pipeline(
+    path: str, texts: List[str], batch_size: int, n_process: int, repeats: int, latency_docs: int
+) -> Dict:
     """Measure one pipeline (runs inside the worker process)."""
     import spacy
 
@@ -129,18 +136,29 @@ def _worker(queue, *args) -> None:
 
 
 def run_benchmark(
-    pipelines: List[str], texts: List[str], *, batch_size: int = 64, n_process: int = 1, repeats: int = 3,
+    pipelines: List[str],
+    texts: List[str],
+    *,
+    batch_size: int = 64,
+    n_process: int = 1,
+    repeats: int = 3,
     latency_docs: int = 200,
 ) -> Dict:
     """Measure each pipeline in its own spawned process; the first one is the baseline for ratios."""
     context = multiprocessing.get_context("spawn")
     results = []
     for number, path in enumerate(pipelines, 1):
-        print(f"[{number}/{len(pipelines)}] {path}: {len(texts):,} texts x {repeats} passes + {min(latency_docs, len(texts))} one by one", flush=True)
+        print(
+            f"[{number}/{len(pipelines)}] {path}: {len(texts):,} texts x {repeats} passes + "
+            f"{min(latency_docs, len(texts))} one by one",
+            flush=True,
+        )
         if not Path(path, "config.cfg").exists():
             raise ValueError(f"{path} is not a saved spaCy pipeline (no config.cfg).")
         queue = context.Queue()
-        process = context.Process(target=_worker, args=(queue, path, texts, batch_size, n_process, repeats, latency_docs))
+        process = context.Process(
+            target=_worker, args=(queue, path, texts, batch_size, n_process, repeats, latency_docs)
+        )
         process.start()
         status, payload = queue.get()
         process.join()
@@ -155,7 +173,10 @@ def run_benchmark(
 
 
 def format_table(report: Dict) -> str:
-    header = "| pipeline | words/s (median, min-max) | x first | p50 / p95 ms (batch 1) | peak RSS MB | size MB | load s | bare session words/s | real wordpieces/s | pad share | pipeline / bare |"
+    header = (
+        "| pipeline | words/s (median, min-max) | x first | p50 / p95 ms (batch 1) | peak RSS MB | size MB | load s "
+        "| bare session words/s | real wordpieces/s | pad share | pipeline / bare |"
+    )
     lines = [header, "|" + "---|" * 11]
     for r in report["results"]:
         w = r["words_per_s"]
@@ -164,9 +185,11 @@ def format_table(report: Dict) -> str:
         lines.append(
             f"| {r['pipeline']} | {w['median']:.0f} ({w['min']:.0f}-{w['max']:.0f}) | {r['speedup_vs_first']:.1f} | "
             f"{lat['p50']:.1f} / {lat['p95']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_on_disk_bytes'] / 1e6:.1f} | "
-            f"{r['load_s']:.2f} | {bare['words_per_s']:.0f} | {bare['wordpieces_per_s']:.0f} | {bare.get('pad_fraction', 0):.1%} | {bare['pipeline_share_of_bare']:.0%} |"
-            if bare else
-            f"| {r['pipeline']} | {w['median']:.0f} ({w['min']:.0f}-{w['max']:.0f}) | {r['speedup_vs_first']:.1f} | "
+            f"{r['load_s']:.2f} | {bare['words_per_s']:.0f} | {bare['wordpieces_per_s']:.0f} | "
+            f"{bare.get('pad_fraction', 0):.1%} | {bare['pipeline_share_of_bare']:.0%} |"
+            if bare
+            else f"| {r['pipeline']} | {w['median']:.0f} ({w['min']:.0f}-{w['max']:.0f}) | "
+            f"{r['speedup_vs_first']:.1f} | "
             f"{lat['p50']:.1f} / {lat['p95']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_on_disk_bytes'] / 1e6:.1f} | "
             f"{r['load_s']:.2f} | - | - | - | - |"
         )

@@ -5,15 +5,16 @@ downstream ner/textcat heads during training. Unlike it, the encoder can be ONNX
 weights are saved as real files (model.onnx, or config.json + model.safetensors) next to a
 `tokenizer.json`; nothing in the folder is ever unpickled.
 """
+
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
 
 import srsly
+from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
-from spacy import util
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
@@ -60,7 +61,12 @@ class BertprodTransformer(TrainablePipe):
     """Run a transformer encoder over docs and share its output with listening components."""
 
     def __init__(
-        self, vocab: Vocab, model: Model, name: str = "transformer", *, max_batch_items: int = 2048,
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "transformer",
+        *,
+        max_batch_items: int = 2048,
         pipe_batch_tokens: int = 8192,
     ):
         install_extensions()
@@ -166,8 +172,8 @@ class BertprodTransformer(TrainablePipe):
             raise ValueError(
                 f"Component '{self.name}' runs on ONNX Runtime, which is inference-only. Train the "
                 "pipeline from before `compress`, or freeze this component: "
-                f"[training] frozen_components = [\"{self.name}\"] and "
-                f"annotating_components = [\"{self.name}\"]."
+                f'[training] frozen_components = ["{self.name}"] and '
+                f'annotating_components = ["{self.name}"].'
             )
         docs = [eg.predicted for eg in examples]
         outputs, backprop = self.model.begin_update(docs)

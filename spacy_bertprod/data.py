@@ -3,6 +3,7 @@
 This is what `doc._.trf_data` holds and what listeners read. It deliberately has no torch
 dependency so that a compressed (ONNX) pipeline can be served without torch installed.
 """
+
 from dataclasses import dataclass
 from typing import Any, Dict
 

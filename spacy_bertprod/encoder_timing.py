@@ -62,8 +62,14 @@ def _prepare(entry: str, texts: List[str], batch_size: int) -> Tuple[str, Dict]:
     time_batches(session, batches)  # warm-up
     real = int(sum(b.attention_mask.sum() for b in batches))
     padded = int(sum(b.attention_mask.size for b in batches))
-    run = {"pipeline": path, "planner": planner, "session": session, "batches": batches, "real": real,
-           "pad_fraction": 1 - real / max(padded, 1)}
+    run = {
+        "pipeline": path,
+        "planner": planner,
+        "session": session,
+        "batches": batches,
+        "real": real,
+        "pad_fraction": 1 - real / max(padded, 1),
+    }
     return label, run
 
 
@@ -134,7 +140,10 @@ def profile_encoder(pipeline: str, texts: List[str], batch_size: int = 64) -> Di
 
 
 def format_profile(result: Dict) -> str:
-    rows = [f"{result['pipeline']}: {result['wall_s']:.2f} s wall, {result['kernel_s']:.2f} s in kernels",
-            "| operator | seconds | share |", "|---|---|---|"]
+    rows = [
+        f"{result['pipeline']}: {result['wall_s']:.2f} s wall, {result['kernel_s']:.2f} s in kernels",
+        "| operator | seconds | share |",
+        "|---|---|---|",
+    ]
     rows += [f"| {op} | {row['s']:.3f} | {row['share']:.1%} |" for op, row in result["ops"].items()]
     return "\n".join(rows)

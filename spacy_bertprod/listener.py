@@ -4,6 +4,7 @@ Same layer structure as `spacy-transformers.TransformerListener.v1`
 (chain(listener, trfs2arrays(pooling))), so a head trained against the stock listener loads its
 weights unchanged after `compress` swaps the architecture name.
 """
+
 from typing import Callable, List, Optional
 
 import numpy
@@ -94,9 +95,7 @@ def _pool_forward(model: Model, datas: List[TransformerData], is_train: bool):
     if not datas or sum(len(r) for r in rows) == 0:
         # Nothing aligned anywhere (empty docs, or docs the transformer never saw): thinc's
         # Ragged loses the width of empty data, so build the zero vectors directly.
-        return [model.ops.alloc2f(n, width) for n in n_tokens], lambda d: [
-            numpy.zeros_like(d_.hidden) for d_ in datas
-        ]
+        return [model.ops.alloc2f(n, width) for n in n_tokens], lambda d: [numpy.zeros_like(d_.hidden) for d_ in datas]
     flat = Ragged(model.ops.asarray2f(numpy.concatenate(rows)), model.ops.asarray1i(numpy.concatenate(lengths)))
     pooled, backprop_pooling = pooling(flat, is_train)
     outputs = model.ops.xp.split(pooled, numpy.cumsum(n_tokens)[:-1])

@@ -1,4 +1,5 @@
 """Progress for long commands: a tqdm bar on a terminal, nothing in logs and CI."""
+
 from typing import Iterable, Optional, TypeVar
 
 T = TypeVar("T")

@@ -4,6 +4,7 @@ Same semantics as `spacy-transformers.*_spans.v1`, so a compressed pipeline wind
 exactly as the pipeline it came from. A span that is still longer than the encoder's wordpiece
 limit is split further by the tokenizer (see tokenization.py), never truncated.
 """
+
 from functools import partial
 from typing import Callable, Iterable, List
 

@@ -1,4 +1,5 @@
 """Reading the user's texts (benchmark data, compress samples) from the formats we accept."""
+
 from pathlib import Path
 from typing import List
 

@@ -9,6 +9,7 @@ and no transformers, and it is used without padding or truncation state, so one 
 shared by threads (the "Already borrowed" crash of spacy-transformers #6879 comes from mutating
 that state per call).
 """
+
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
@@ -98,7 +99,9 @@ class EncodedBatch:
     aligns: List[Ragged]
 
 
-def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: Sequence[Sequence[Span]]) -> EncodedBatch:
+def encode_docs(
+    tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: Sequence[Sequence[Span]]
+) -> EncodedBatch:
     """Encode the (non-empty) windows of a batch of docs and align the wordpieces to tokens.
 
     Computed for the whole batch at once: one tokenizer call and a fixed number of numpy
@@ -181,7 +184,9 @@ def encode_docs(tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: S
     return EncodedBatch(sequences, doc_n_seqs, aligns)
 
 
-def _char_to_token(docs: Sequence[Doc], char_base: numpy.ndarray, doc_tokens: numpy.ndarray, total_chars: int) -> numpy.ndarray:
+def _char_to_token(
+    docs: Sequence[Doc], char_base: numpy.ndarray, doc_tokens: numpy.ndarray, total_chars: int
+) -> numpy.ndarray:
     """Global character -> global token (-1: none). A token also claims the character right after
     it (its trailing space, as spacy-transformers), unless another token's body covers it."""
     c2t = numpy.full((total_chars,), -1, dtype="int64")
@@ -197,7 +202,9 @@ def _char_to_token(docs: Sequence[Doc], char_base: numpy.ndarray, doc_tokens: nu
     return c2t
 
 
-def _ragged_per_doc(pair_tok: numpy.ndarray, sorted_wp: numpy.ndarray, doc_tokens: numpy.ndarray, token_base: numpy.ndarray) -> List[Ragged]:
+def _ragged_per_doc(
+    pair_tok: numpy.ndarray, sorted_wp: numpy.ndarray, doc_tokens: numpy.ndarray, token_base: numpy.ndarray
+) -> List[Ragged]:
     """Split the (token, wordpiece) pairs, sorted by global token, into one Ragged per doc."""
     per_token = numpy.bincount(pair_tok, minlength=int(doc_tokens.sum())).astype("int32")
     aligns: List[Ragged] = []

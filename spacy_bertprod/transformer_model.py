@@ -4,6 +4,7 @@ Windows of all docs in a batch are tokenized together, sorted by length and run 
 most `max_batch_items` padded wordpieces, cut where the padding saved pays for another encoder
 call: short texts are not padded to the longest one.
 """
+
 from typing import Callable, List, Optional, Tuple
 
 import numpy
@@ -13,7 +14,7 @@ from thinc.api import Model
 from .backends import EncoderBatch
 from .data import TransformerData
 from .span_getters import SpanGetter
-from .tokenization import WordpieceTokenizer, Wordpieces, encode_docs
+from .tokenization import Wordpieces, WordpieceTokenizer, encode_docs
 
 NAME = "bertprod_transformer_model"
 

@@ -1,4 +1,5 @@
 """Tiny random encoders and small pipelines built locally: the suite never touches a hub."""
+
 import contextlib
 import random
 from pathlib import Path
@@ -30,8 +31,12 @@ def _save_bert(folder: Path, max_positions: int = 64, hidden_size: int = 32, int
     tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), model_max_length=max_positions)
     tokenizer.save_pretrained(folder)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=intermediate_size, max_position_embeddings=max_positions,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_positions,
     )
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
@@ -42,14 +47,23 @@ def _save_roberta(folder: Path, max_positions: int = 64) -> Path:
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
 
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(CORPUS, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    trainer.train_from_iterator(
+        CORPUS, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     folder.mkdir(parents=True)
     trainer.save_model(str(folder))
-    tokenizer = RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_positions)
+    tokenizer = RobertaTokenizerFast(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_positions
+    )
     tokenizer.save_pretrained(folder)
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=max_positions + 2, pad_token_id=1,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions + 2,
+        pad_token_id=1,
     )
     RobertaModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
@@ -65,17 +79,28 @@ def _save_albert(folder: Path, max_positions: int = 64) -> Path:
     trainer.train_from_iterator(CORPUS, vocab_size=300, special_tokens=specials, unk_token="<unk>")
     backend = trainer._tokenizer
     backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", backend.token_to_id("[CLS]")), ("[SEP]", backend.token_to_id("[SEP]"))]
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", backend.token_to_id("[CLS]")), ("[SEP]", backend.token_to_id("[SEP]"))],
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", cls_token="[CLS]", sep_token="[SEP]",
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
         model_max_length=max_positions,
     )
     folder.mkdir(parents=True)
     tokenizer.save_pretrained(folder)
     config = AlbertConfig(
-        vocab_size=len(tokenizer), embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=max_positions, pad_token_id=0,
+        vocab_size=len(tokenizer),
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        pad_token_id=0,
     )
     AlbertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
@@ -129,7 +154,9 @@ def listener_block(arch: str = "spacy_bertprod.TransformerListener.v1"):
     return {"@architectures": arch, "grad_factor": 1.0, "pooling": {"@layers": "reduce_mean.v1"}}
 
 
-def build_pipeline(encoder_dir: Path, *, stock: bool = False, window: int = 16, stride: int = 12, textcat: str = "textcat"):
+def build_pipeline(
+    encoder_dir: Path, *, stock: bool = False, window: int = 16, stride: int = 12, textcat: str = "textcat"
+):
     """A blank English pipeline: transformer + ner + textcat listening to it."""
     nlp = spacy.blank("en")
     if stock:
@@ -139,7 +166,11 @@ def build_pipeline(encoder_dir: Path, *, stock: bool = False, window: int = 16, 
             "model": {
                 "@architectures": "spacy-transformers.TransformerModel.v3",
                 "name": str(encoder_dir),
-                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": window, "stride": stride},
+                "get_spans": {
+                    "@span_getters": "spacy-transformers.strided_spans.v1",
+                    "window": window,
+                    "stride": stride,
+                },
                 "tokenizer_config": {"use_fast": True},
             }
         }
@@ -155,12 +186,34 @@ def build_pipeline(encoder_dir: Path, *, stock: bool = False, window: int = 16, 
         }
         nlp.add_pipe("bertprod_transformer", name="transformer", config=trf_config)
         arch = "spacy_bertprod.TransformerListener.v1"
-    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
-                                          "extra_state_tokens": False, "hidden_width": 32, "maxout_pieces": 2,
-                                          "use_upper": True, "tok2vec": listener_block(arch)}})
-    nlp.add_pipe(textcat, config={"model": {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": textcat == "textcat",
-                                            "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False,
-                                            "use_reduce_mean": True, "tok2vec": listener_block(arch)}})
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "extra_state_tokens": False,
+                "hidden_width": 32,
+                "maxout_pieces": 2,
+                "use_upper": True,
+                "tok2vec": listener_block(arch),
+            }
+        },
+    )
+    nlp.add_pipe(
+        textcat,
+        config={
+            "model": {
+                "@architectures": "spacy.TextCatReduce.v1",
+                "exclusive_classes": textcat == "textcat",
+                "use_reduce_first": False,
+                "use_reduce_last": False,
+                "use_reduce_max": False,
+                "use_reduce_mean": True,
+                "tok2vec": listener_block(arch),
+            }
+        },
+    )
     return nlp
 
 
@@ -173,7 +226,7 @@ def train(nlp, examples, steps: int = 8, seed: int = 0):
     history = []
     for step in range(steps):
         losses = {}
-        batch = examples[(step * 8) % len(examples):][:8] or examples[:8]
+        batch = examples[(step * 8) % len(examples) :][:8] or examples[:8]
         nlp.update(batch, sgd=optimizer, losses=losses)
         history.append(losses)
     return history

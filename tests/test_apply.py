@@ -1,5 +1,6 @@
 """`bertprod apply`: a corpus annotated into resumable shards, every document exactly once, the
 same output from the local engine and from a Ray actor pool, even when an actor is killed."""
+
 import json
 import os
 import signal
@@ -12,12 +13,16 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from conftest import PEOPLE, PLACES
 from spacy_bertprod.serving.apply import ApplyError, apply, read_output
+
+from conftest import PEOPLE, PLACES
 
 
 def write_corpus(path: Path, n: int = 45) -> list:
-    records = [{"id": i, "text": f"{PEOPLE[i % len(PEOPLE)]} flew to {PLACES[i % len(PLACES)]} on day {i}", "source": "test"} for i in range(n)]
+    records = [
+        {"id": i, "text": f"{PEOPLE[i % len(PEOPLE)]} flew to {PLACES[i % len(PLACES)]} on day {i}", "source": "test"}
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
     return records
 
@@ -31,7 +36,9 @@ def test_local_apply_writes_every_record_once_with_its_fields_and_annotations(co
     assert all(r["source"] == "test" and r["text"] == records[r["id"]]["text"] for r in out)
     nlp = spacy.load(compressed_bert["int8"])
     for row, doc in zip(out, nlp.pipe(r["text"] for r in records)):
-        assert [(e["start"], e["end"], e["label"]) for e in row["ents"]] == [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+        assert [(e["start"], e["end"], e["label"]) for e in row["ents"]] == [
+            (e.start_char, e.end_char, e.label_) for e in doc.ents
+        ]
         assert row["cats"] == pytest.approx(doc.cats)
 
 
@@ -78,10 +85,16 @@ def test_parquet_input_and_spacy_output(compressed_bert, tmp_path):
     pq.write_table(pa.Table.from_pylist(records), tmp_path / "in.parquet", row_group_size=5)
     apply(str(compressed_bert["int8"]), tmp_path / "in.parquet", tmp_path / "out", fmt="spacy", shard_size=10)
     nlp = spacy.load(compressed_bert["int8"])
-    docs = [d for part in sorted((tmp_path / "out").glob("part-*.spacy")) for d in DocBin().from_disk(part).get_docs(nlp.vocab)]
+    docs = [
+        d
+        for part in sorted((tmp_path / "out").glob("part-*.spacy"))
+        for d in DocBin().from_disk(part).get_docs(nlp.vocab)
+    ]
     assert [d.text for d in docs] == [r["text"] for r in records]
     assert [d.user_data["fields"]["id"] for d in docs] == list(range(23))
-    assert [[e.text for e in d.ents] for d in docs] == [[e.text for e in d.ents] for d in nlp.pipe(r["text"] for r in records)]
+    assert [[e.text for e in d.ents] for d in docs] == [
+        [e.text for e in d.ents] for d in nlp.pipe(r["text"] for r in records)
+    ]
     pq.write_table(pa.Table.from_pylist([{"body": "x"}]), tmp_path / "bad.parquet")
     with pytest.raises(ApplyError, match="no column 'text'"):
         apply(str(compressed_bert["int8"]), tmp_path / "bad.parquet", tmp_path / "out2")
@@ -93,8 +106,22 @@ def test_ray_engine_matches_local_and_survives_a_killed_actor(compressed_bert, t
     records = write_corpus(tmp_path / "in.jsonl", n=400)
     apply(str(compressed_bert["int8"]), tmp_path / "in.jsonl", tmp_path / "local", shard_size=10)
     out = tmp_path / "ray"
-    command = [sys.executable, "-m", "spacy", "bertprod", "apply", str(compressed_bert["int8"]), str(tmp_path / "in.jsonl"), str(out),
-               "--engine", "ray", "--workers", "2", "--shard-size", "10"]
+    command = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "bertprod",
+        "apply",
+        str(compressed_bert["int8"]),
+        str(tmp_path / "in.jsonl"),
+        str(out),
+        "--engine",
+        "ray",
+        "--workers",
+        "2",
+        "--shard-size",
+        "10",
+    ]
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     killed = None

@@ -1,5 +1,6 @@
 """Same text, same answer: a doc's predictions never depend on its batch-mates, their order,
 the batch size, the padding or the process (int8 with calibrated activation scales, and fp32)."""
+
 import json
 import random
 
@@ -7,9 +8,10 @@ import numpy
 import pytest
 import spacy
 
-from conftest import PEOPLE, PLACES, WORDS, assert_same, snapshot
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.quantize import QuantizeSettings
+
+from conftest import PEOPLE, PLACES, WORDS, assert_same, snapshot
 
 rng = random.Random(7)
 SUBJECTS = [
@@ -20,7 +22,13 @@ SUBJECTS = [
 # Batch-mates chosen to move a per-batch activation scale or the padding as far as possible.
 LONG = ["Frank moved to Madrid and " * 40, " ".join(rng.choices(WORDS, k=300))]
 SHORT = ["x", "Bob", "hi !"]
-ODD = ["👩‍👩‍👧‍👦🔥🔥🔥 ﷽ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "https://example.com/" + "a" * 400, "ALL CAPS SHOUTING!!!!!!!", "\u200b\u200d zero width", "9" * 200]
+ODD = [
+    "👩‍👩‍👧‍👦🔥🔥🔥 ﷽ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "https://example.com/" + "a" * 400,
+    "ALL CAPS SHOUTING!!!!!!!",
+    "\u200b\u200d zero width",
+    "9" * 200,
+]
 
 
 @pytest.fixture(scope="module", params=["int8", "fp32"])
@@ -79,10 +87,13 @@ def test_dynamic_scales_stay_available_and_are_reported(trained_bert, tmp_path):
     assert "identical_batch_64" in report["parity"]["batch_invariance"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"activation_scales": "per-batch"}, "activation scales must be one of"),
-    ({"calibration_percentile": 20.0}, "percentile must be in"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"activation_scales": "per-batch"}, "activation scales must be one of"),
+        ({"calibration_percentile": 20.0}, "percentile must be in"),
+    ],
+)
 def test_bad_quantization_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         QuantizeSettings(**kwargs)
@@ -116,15 +127,35 @@ def test_invariance_cli(compressed_bert, tmp_path, flag):
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(SUBJECTS + LONG + ODD), encoding="utf8")
     out = tmp_path / "invariance.json"
-    cmd = [sys.executable, "-m", "spacy", "bertprod", "invariance", str(compressed_bert["int8"]), "--data", str(data),
-           "--batch-sizes", "1,8,64", "--n-process", "2", flag, str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "bertprod",
+        "invariance",
+        str(compressed_bert["int8"]),
+        "--data",
+        str(data),
+        "--batch-sizes",
+        "1,8,64",
+        "--n-process",
+        "2",
+        flag,
+        str(out),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + result.stdout
     if flag == "--output":  # the old spelling still works, and says what to write instead
         assert "deprecated: write `--report" in result.stdout + result.stderr
     report = json.loads(out.read_text())
     assert report["n_docs"] == len(SUBJECTS + LONG + ODD)
-    for key in ("identical_batch_1", "identical_batch_8", "identical_batch_64", "identical_shuffled_batch_64", "identical_n_process_2"):
+    for key in (
+        "identical_batch_1",
+        "identical_batch_8",
+        "identical_batch_64",
+        "identical_shuffled_batch_64",
+        "identical_n_process_2",
+    ):
         assert report[key] == 1.0, key
 
 
@@ -136,8 +167,19 @@ def test_compress_sample_errors_name_the_file(trained_bert, tmp_path, content, m
     sample = tmp_path / ("sample.jsonl" if content else "sample.txt")
     sample.write_text(content, encoding="utf8")
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "bertprod", "compress", str(trained_bert), str(tmp_path / "out"), "--sample", str(sample)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "bertprod",
+            "compress",
+            str(trained_bert),
+            str(tmp_path / "out"),
+            "--sample",
+            str(sample),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     said = "".join(result.stdout.split())  # wasabi wraps long lines

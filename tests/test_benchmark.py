@@ -1,4 +1,5 @@
 """The benchmark runs end to end and reports sane, positive numbers (it asserts no speed target)."""
+
 import json
 import subprocess
 import sys
@@ -24,9 +25,27 @@ def test_benchmark_cli(trained_bert, compressed_bert, tmp_path):
     data.write_text("\n".join(json.dumps({"text": f"Alice flew to Paris on day {i} with Bob"}) for i in range(40)))
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "bertprod", "benchmark", str(trained_bert), str(compressed_bert["int8"]),
-         "--data", str(data), "--batch-size", "16", "--repeats", "2", "--latency-docs", "10", "--report", str(out)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "bertprod",
+            "benchmark",
+            str(trained_bert),
+            str(compressed_bert["int8"]),
+            "--data",
+            str(data),
+            "--batch-size",
+            "16",
+            "--repeats",
+            "2",
+            "--latency-docs",
+            "10",
+            "--report",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
@@ -46,8 +65,18 @@ def test_benchmark_cli(trained_bert, compressed_bert, tmp_path):
 
 def test_benchmark_refuses_missing_data(trained_bert, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "bertprod", "benchmark", str(trained_bert), "--data", str(tmp_path / "nope.jsonl")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "bertprod",
+            "benchmark",
+            str(trained_bert),
+            "--data",
+            str(tmp_path / "nope.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "does not exist" in " ".join(result.stdout.split())
 

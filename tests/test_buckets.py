@@ -1,4 +1,5 @@
 """Length buckets: every sequence exactly once, within the size limit, little padding."""
+
 import random
 
 import pytest

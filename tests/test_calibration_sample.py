@@ -6,14 +6,15 @@ import shutil
 import unicodedata
 
 import pytest
+import spacy
 from spacy.tokens import DocBin
 from thinc.api import Config
 
-import spacy
-from conftest import make_examples
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.parity import MAX_CHANGED_SHARE, agreement_check
 from spacy_bertprod.compress.sample import built_in_rows, choose_sample, find_config_corpus, thin_evenly
+
+from conftest import make_examples
 
 REGISTERS = {
     "news",

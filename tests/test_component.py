@@ -1,4 +1,5 @@
 """The bertprod_transformer component with the torch backend: training, listeners, saving."""
+
 import numpy
 import pytest
 import spacy

@@ -1,12 +1,14 @@
 """`compress`: stock spacy-transformers and bertprod torch pipelines -> ONNX, heads unchanged."""
+
 import json
 
 import numpy
 import pytest
 import spacy
 
-from conftest import TEXTS, build_pipeline, make_examples, train
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
+
+from conftest import TEXTS, build_pipeline, make_examples, train
 
 
 def _predictions(nlp, texts):
@@ -63,7 +65,9 @@ def test_session_does_not_fuse_skip_layer_norm_back(compressed_bert, tmp_path, q
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.optimized_model_filepath = str(tmp_path / f"{name}.onnx")
-        onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+        onnxruntime.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+        )
         ops[name] = [node.op_type for node in onnx.load(str(tmp_path / f"{name}.onnx")).graph.node]
     assert "SkipLayerNormalization" not in ops["ours"]
     assert "LayerNormalization" in ops["ours"]
@@ -149,14 +153,16 @@ def test_cli_compress(trained_bert, tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
         [sys.executable, "-m", "spacy", "bertprod", "compress", str(trained_bert), str(out), "--quantize", "int8"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "Quantising to int8" in result.stdout
     assert (out / "compress_report.json").exists()
     again = subprocess.run(
         [sys.executable, "-m", "spacy", "bertprod", "compress", str(trained_bert), str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert again.returncode == 1 and "--force" in again.stdout
 
@@ -164,9 +170,9 @@ def test_cli_compress(trained_bert, tmp_path):
 @pytest.mark.parametrize("quantize_embeddings", [False, True])
 def test_int8_file_under_35_percent_of_fp32(tmp_path, quantize_embeddings):
     """On an encoder whose weights are mostly matrices (as in real BERTs) int8 is < 35% of fp32."""
-    from conftest import _save_bert
-
     from spacy_bertprod.compress.quantize import QuantizeSettings
+
+    from conftest import _save_bert
 
     encoder = _save_bert(tmp_path / "wide", hidden_size=128, intermediate_size=512)
     nlp = build_pipeline(encoder)
@@ -174,7 +180,9 @@ def test_int8_file_under_35_percent_of_fp32(tmp_path, quantize_embeddings):
     nlp.to_disk(tmp_path / "pipeline")
     sizes = {}
     for quantize in ("fp32", "int8"):
-        settings = CompressSettings(quantize=quantize, quantization=QuantizeSettings(quantize_embeddings=quantize_embeddings))
+        settings = CompressSettings(
+            quantize=quantize, quantization=QuantizeSettings(quantize_embeddings=quantize_embeddings)
+        )
         report = compress_pipeline(tmp_path / "pipeline", tmp_path / quantize, settings)
         sizes[quantize] = report["sizes_bytes"]["onnx_final"]
     assert sizes["int8"] < 0.35 * sizes["fp32"], sizes

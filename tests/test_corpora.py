@@ -1,5 +1,6 @@
 """The user's own data: every supported format in, .spacy splits out; every broken file stopped
 with its file, line and a fix. Fixtures are written by the tests."""
+
 import json
 
 import pytest
@@ -74,7 +75,11 @@ def test_bioes_tags(tmp_path):
 
 def test_prodigy_jsonl_spans_and_rejects_counted(tmp_path):
     rows = [
-        {"text": "Ada Lovelace lived in London", "spans": [{"start": 0, "end": 12, "label": "PER"}, {"start": 22, "end": 28, "label": "LOC"}], "answer": "accept"},
+        {
+            "text": "Ada Lovelace lived in London",
+            "spans": [{"start": 0, "end": 12, "label": "PER"}, {"start": 22, "end": 28, "label": "LOC"}],
+            "answer": "accept",
+        },
         {"text": "Paris is nice", "spans": [{"start": 0, "end": 5, "label": "LOC"}]},
         {"text": "ignore me", "spans": [], "answer": "reject"},
         {"text": "Bob met Ada", "entities": [[0, 3, "PER"], [8, 11, "PER"]]},
@@ -82,16 +87,37 @@ def test_prodigy_jsonl_spans_and_rejects_counted(tmp_path):
     train = write(tmp_path / "train.jsonl", "\n".join(json.dumps(r) for r in rows))
     info = prepare_ner(train, train, train, tmp_path / "out")
     out = docs(tmp_path / "out" / "train.spacy")
-    assert [ents(d) for d in out] == [[("Ada Lovelace", "PER"), ("London", "LOC")], [("Paris", "LOC")], [("Bob", "PER"), ("Ada", "PER")]]
+    assert [ents(d) for d in out] == [
+        [("Ada Lovelace", "PER"), ("London", "LOC")],
+        [("Paris", "LOC")],
+        [("Bob", "PER"), ("Ada", "PER")],
+    ]
     assert info["files"]["train"]["skipped"] == {"Prodigy answer 'reject'": 1}
 
 
-@pytest.mark.parametrize("rows,message", [
-    ([{"text": "Ada Lovelace", "spans": [{"start": 0, "end": 2, "label": "PER"}]}], r"train.jsonl:1: span 'Ad' \(0-2, PER\) does not start and end on token boundaries"),
-    ([{"text": "Ada Lovelace", "spans": [{"start": 0, "end": 12, "label": "PER"}, {"start": 4, "end": 12, "label": "PER"}]}], "train.jsonl:1: spans .* overlap"),
-    ([{"text": "Ada"}, {"txt": "Bob"}], "train.jsonl:2: has no 'text' string"),
-    ([{"text": "Ada", "spans": [{"start": 0, "end": 9, "label": "PER"}]}], "train.jsonl:1: span .* outside the text"),
-])
+@pytest.mark.parametrize(
+    "rows,message",
+    [
+        (
+            [{"text": "Ada Lovelace", "spans": [{"start": 0, "end": 2, "label": "PER"}]}],
+            r"train.jsonl:1: span 'Ad' \(0-2, PER\) does not start and end on token boundaries",
+        ),
+        (
+            [
+                {
+                    "text": "Ada Lovelace",
+                    "spans": [{"start": 0, "end": 12, "label": "PER"}, {"start": 4, "end": 12, "label": "PER"}],
+                }
+            ],
+            "train.jsonl:1: spans .* overlap",
+        ),
+        ([{"text": "Ada"}, {"txt": "Bob"}], "train.jsonl:2: has no 'text' string"),
+        (
+            [{"text": "Ada", "spans": [{"start": 0, "end": 9, "label": "PER"}]}],
+            "train.jsonl:1: span .* outside the text",
+        ),
+    ],
+)
 def test_bad_jsonl_spans_name_file_and_line(tmp_path, rows, message):
     train = write(tmp_path / "train.jsonl", "\n".join(json.dumps(r) for r in rows))
     with pytest.raises(DataError, match=message):
@@ -107,20 +133,31 @@ def test_broken_ner_files(tmp_path):
     with pytest.raises(DataError, match=r"one.conll:1: expected 'token<TAB>tag'"):
         prepare_ner(write(tmp_path / "one.conll", "Ada\n"), None, test, tmp_path / "out")
     with pytest.raises(DataError, match=r"latin.conll:2: is not valid UTF-8"):
-        prepare_ner(write(tmp_path / "latin.conll", "Ada\tB-PER\nJos\xe9\tI-PER\n", "latin1"), None, test, tmp_path / "out")
+        prepare_ner(
+            write(tmp_path / "latin.conll", "Ada\tB-PER\nJos\xe9\tI-PER\n", "latin1"), None, test, tmp_path / "out"
+        )
     with pytest.raises(DataError, match=r"test2.conll:2: has entity labels the training data never has: \['ORG'\]"):
-        prepare_ner(write(tmp_path / "train.conll", CONLL_TRAIN), None, write(tmp_path / "test2.conll", "x\tO\nIBM\tB-ORG\n"), tmp_path / "out")
+        prepare_ner(
+            write(tmp_path / "train.conll", CONLL_TRAIN),
+            None,
+            write(tmp_path / "test2.conll", "x\tO\nIBM\tB-ORG\n"),
+            tmp_path / "out",
+        )
     with pytest.raises(DataError, match=r"does not exist"):
         prepare_ner(tmp_path / "nope.conll", None, test, tmp_path / "out")
     with pytest.raises(DataError, match=r"extension \(.xlsx\)"):
         prepare_ner(write(tmp_path / "data.xlsx", "x"), None, test, tmp_path / "out")
 
 
-INTENTS = "text,label\n" + "\n".join(f"{t},{l}" for l, ts in {
-    "greet": ["hi there", "hello", "good morning", "hey", "howdy"],
-    "bye": ["bye now", "see you", "good night", "farewell", "later"],
-    "thanks": ["thanks a lot", "thank you", "cheers", "much obliged", "ta"],
-}.items() for t in ts)
+INTENTS = "text,label\n" + "\n".join(
+    f"{t},{label}"
+    for label, ts in {
+        "greet": ["hi there", "hello", "good morning", "hey", "howdy"],
+        "bye": ["bye now", "see you", "good night", "farewell", "later"],
+        "thanks": ["thanks a lot", "thank you", "cheers", "much obliged", "ta"],
+    }.items()
+    for t in ts
+)
 
 
 def test_csv_intents_with_a_carved_stratified_dev(tmp_path):
@@ -132,19 +169,31 @@ def test_csv_intents_with_a_carved_stratified_dev(tmp_path):
     assert len(docs(tmp_path / "out" / "train.spacy")) == 12
     assert info["labels"] == ["bye", "greet", "thanks"]
     again = prepare_textcat(train, None, test, tmp_path / "again", dev_share=0.2)
-    assert [d.text for d in docs(tmp_path / "again" / "dev.spacy")] == [d.text for d in dev] and again["splits"] == info["splits"]
+    assert [d.text for d in docs(tmp_path / "again" / "dev.spacy")] == [d.text for d in dev] and again[
+        "splits"
+    ] == info["splits"]
 
 
 def test_tsv_and_jsonl_textcat(tmp_path):
     tsv = write(tmp_path / "train.tsv", "intent\tutterance\ngreet\thello\nbye\tsee you\n")
-    jsonl = write(tmp_path / "test.jsonl", '{"text": "hi", "label": "greet"}\n{"text": "ciao", "cats": {"bye": 1.0, "greet": 0.0}}\n')
+    jsonl = write(
+        tmp_path / "test.jsonl",
+        '{"text": "hi", "label": "greet"}\n{"text": "ciao", "cats": {"bye": 1.0, "greet": 0.0}}\n',
+    )
     prepare_textcat(tsv, tsv, jsonl, tmp_path / "out")
-    assert [d.cats for d in docs(tmp_path / "out" / "test.spacy")] == [{"bye": 0.0, "greet": 1.0}, {"bye": 1.0, "greet": 0.0}]
+    assert [d.cats for d in docs(tmp_path / "out" / "test.spacy")] == [
+        {"bye": 0.0, "greet": 1.0},
+        {"bye": 1.0, "greet": 0.0},
+    ]
 
 
 def test_multilabel_jsonl_end_to_end_config(tmp_path):
-    rows = [{"text": "refund late and rude", "labels": ["refund", "service"]}, {"text": "rude staff", "labels": ["service"]},
-            {"text": "money back please", "labels": ["refund"]}, {"text": "fine", "labels": []}]
+    rows = [
+        {"text": "refund late and rude", "labels": ["refund", "service"]},
+        {"text": "rude staff", "labels": ["service"]},
+        {"text": "money back please", "labels": ["refund"]},
+        {"text": "fine", "labels": []},
+    ]
     train = write(tmp_path / "train.jsonl", "\n".join(json.dumps(r) for r in rows))
     info = prepare_textcat(train, train, train, tmp_path / "out", multilabel=True)
     assert info["task"] == "textcat_multilabel"
@@ -168,10 +217,14 @@ def test_broken_textcat_files(tmp_path):
     with pytest.raises(DataError, match=r"nolab.csv:3: has an empty label"):
         prepare_textcat(write(tmp_path / "nolab.csv", "text,label\nhi,greet\nyo,\n"), None, test, tmp_path / "o")
     with pytest.raises(DataError, match=r"bad.jsonl:2: is not valid JSON"):
-        prepare_textcat(write(tmp_path / "bad.jsonl", '{"text": "a", "label": "x"}\n{"text": \n'), None, test, tmp_path / "o")
+        prepare_textcat(
+            write(tmp_path / "bad.jsonl", '{"text": "a", "label": "x"}\n{"text": \n'), None, test, tmp_path / "o"
+        )
     train = write(tmp_path / "train.csv", INTENTS)
     with pytest.raises(DataError, match=r"test2.csv:3: has labels the training data never has: \['complain'\]"):
-        prepare_textcat(train, None, write(tmp_path / "test2.csv", "text,label\nhi,greet\nugh,complain\n"), tmp_path / "o")
+        prepare_textcat(
+            train, None, write(tmp_path / "test2.csv", "text,label\nhi,greet\nugh,complain\n"), tmp_path / "o"
+        )
     with pytest.raises(DataError, match=r"empty.csv: is empty"):
         prepare_textcat(write(tmp_path / "empty.csv", ""), None, test, tmp_path / "o")
 
@@ -199,7 +252,19 @@ def test_cli_reports_carve_and_fails_cleanly(tmp_path):
 
     train = write(tmp_path / "train.csv", INTENTS)
     test = write(tmp_path / "test.csv", "text,label\nhello you,greet\n")
-    base = [sys.executable, "-m", "spacy", "bertprod", "data", "textcat", str(tmp_path / "out"), "--train", str(train), "--test", str(test)]
+    base = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "bertprod",
+        "data",
+        "textcat",
+        str(tmp_path / "out"),
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+    ]
     result = subprocess.run(base + ["--dev", "", "--config", "configs/textcat.cfg"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "carved" in result.stdout and (tmp_path / "out" / "config.cfg").exists()

@@ -1,10 +1,11 @@
 """Distillation: the transfer set, teacher labels, and the NER action-distribution distiller."""
+
 import random
 
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from spacy.training import Example
 from typer.testing import CliRunner
 
@@ -68,7 +69,9 @@ def test_stop_words_are_kept_when_asked(encoders, tmp_path):
     DocBin(docs=[doc]).to_disk(train)
     stop = [t.is_stop for t in doc]
     assert any(stop) and not all(stop)
-    kept = make_transfer_set(train, encoders["bert"], tmp_path / "kept.spacy", n_variants=6, replace_prob=1.0, replace_stop_words=False)
+    kept = make_transfer_set(
+        train, encoders["bert"], tmp_path / "kept.spacy", n_variants=6, replace_prob=1.0, replace_stop_words=False
+    )
     assert kept["replace_stop_words"] is False and kept["variants"] >= 1
     for variant in DocBin().from_disk(tmp_path / "kept.spacy").get_docs(nlp.vocab):
         assert [t.text for t, s in zip(variant, stop) if s] == [t.text for t, s in zip(doc, stop) if s]
@@ -110,19 +113,25 @@ def test_teacher_label_keeps_gold_and_labels_the_rest(trained_bert, tmp_path):
     unlabelled = [nlp.make_doc(t) for t in ("Carol flew to Lisbon", "Dave works in Madrid today")]
     DocBin(docs=unlabelled).to_disk(tmp_path / "transfer.spacy")
     out = tmp_path / "labelled.spacy"
-    info = teacher_label(trained_bert, [tmp_path / "gold.spacy", tmp_path / "transfer.spacy"], out, soft_weight=0.5, temperature=2.0)
+    info = teacher_label(
+        trained_bert, [tmp_path / "gold.spacy", tmp_path / "transfer.spacy"], out, soft_weight=0.5, temperature=2.0
+    )
     assert info["docs"] == 8 and info["gold_ner"] == 6 and info["silver_ner"] == 2
     assert info["soft_cats_mixed_with_gold"] == 6 and info["soft_cats_teacher_only"] == 2
     docs = list(DocBin().from_disk(out).get_docs(nlp.vocab))
     teacher = spacy.load(trained_bert)
     for before, after in zip(gold, docs[:6]):
-        assert [(e.start_char, e.end_char, e.label_) for e in after.ents] == [(e.start_char, e.end_char, e.label_) for e in before.ents]
+        assert [(e.start_char, e.end_char, e.label_) for e in after.ents] == [
+            (e.start_char, e.end_char, e.label_) for e in before.ents
+        ]
         assert sum(after.cats.values()) == pytest.approx(1.0)
         top_gold = max(before.cats, key=before.cats.get)
         assert after.cats[top_gold] >= 0.5  # half of the weight is the gold label's
     for doc in docs[6:]:
         predicted = teacher(doc.text)
-        assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [(e.start_char, e.end_char, e.label_) for e in predicted.ents]
+        assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
+            (e.start_char, e.end_char, e.label_) for e in predicted.ents
+        ]
         assert doc.cats == pytest.approx(soften(predicted.cats, 2.0, exclusive=True), abs=1e-5)
 
 
@@ -137,7 +146,10 @@ def test_a_student_equal_to_its_teacher_gets_no_gradient(trained_bert, temperatu
     student = _distilling_student(trained_bert, temperature)
     ner = student.get_pipe("ner")
     assert type(ner).__name__ == "DistillingEntityRecognizer"
-    examples = [Example(student.make_doc(t), student.make_doc(t)) for t in ("Alice flew to Paris", "Grace met Bob in Tokyo today")]
+    examples = [
+        Example(student.make_doc(t), student.make_doc(t))
+        for t in ("Alice flew to Paris", "Grace met Bob in Tokyo today")
+    ]
     for node in ner.model.walk():
         for name in node.param_names:
             if node.has_grad(name):
@@ -152,10 +164,15 @@ def test_distillation_moves_a_student_towards_its_teacher(trained_bert, encoders
     from spacy_bertprod.distill.student import make_student
 
     make_student(trained_bert, tmp_path / "student-encoder", 1)
-    student = spacy.load(trained_bert, config={"components": {
-        "ner": {"factory": "bertprod_distill_ner", "teacher": str(trained_bert)},
-        "transformer": {"model": {"name": str(tmp_path / "student-encoder")}},
-    }})
+    student = spacy.load(
+        trained_bert,
+        config={
+            "components": {
+                "ner": {"factory": "bertprod_distill_ner", "teacher": str(trained_bert)},
+                "transformer": {"model": {"name": str(tmp_path / "student-encoder")}},
+            }
+        },
+    )
     student.remove_pipe("textcat")
     teacher = spacy.load(trained_bert)
     texts = [eg.reference.text for eg in make_examples(student, n=24, seed=5)]
@@ -167,7 +184,7 @@ def test_distillation_moves_a_student_towards_its_teacher(trained_bert, encoders
     history = []
     for step in range(30):
         losses = {}
-        student.update(examples[(step * 8) % 24:][:8], sgd=optimizer, losses=losses, drop=0.0)
+        student.update(examples[(step * 8) % 24 :][:8], sgd=optimizer, losses=losses, drop=0.0)
         history.append(losses["ner"])
     assert numpy.mean(history[-6:]) < 0.7 * numpy.mean(history[:6])
 
@@ -178,7 +195,9 @@ def test_a_temperature_that_is_not_positive_is_refused(trained_bert):
 
 
 def test_student_with_labels_its_teacher_lacks_is_refused(trained_bert):
-    student = spacy.load(trained_bert, config={"components": {"ner": {"factory": "bertprod_distill_ner", "teacher": str(trained_bert)}}})
+    student = spacy.load(
+        trained_bert, config={"components": {"ner": {"factory": "bertprod_distill_ner", "teacher": str(trained_bert)}}}
+    )
     ner = student.get_pipe("ner")
     ner.add_label("PRODUCT")
     ner._action_map = None
@@ -207,17 +226,50 @@ def test_cli_augment_and_teacher_label(trained_bert, encoders, tmp_path):
     nlp = spacy.blank("en")
     DocBin(docs=[eg.reference for eg in make_examples(nlp, n=10)]).to_disk(tmp_path / "train.spacy")
     runner = CliRunner()
-    result = runner.invoke(app, ["augment", str(tmp_path / "train.spacy"), str(tmp_path / "transfer.spacy"),
-                                 "--encoder", str(trained_bert), "-n", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "augment",
+            str(tmp_path / "train.spacy"),
+            str(tmp_path / "transfer.spacy"),
+            "--encoder",
+            str(trained_bert),
+            "-n",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["teacher-label", str(trained_bert), str(tmp_path / "train.spacy"),
-                                 str(tmp_path / "transfer.spacy"), "--output", str(tmp_path / "labelled.spacy"), "-T", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "teacher-label",
+            str(trained_bert),
+            str(tmp_path / "train.spacy"),
+            str(tmp_path / "transfer.spacy"),
+            "--output",
+            str(tmp_path / "labelled.spacy"),
+            "-T",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert '"silver_ner"' in result.output
-    result = runner.invoke(app, ["teacher-label", str(trained_bert), str(tmp_path / "nope.spacy"), "--output", str(tmp_path / "x.spacy")])
+    result = runner.invoke(
+        app, ["teacher-label", str(trained_bert), str(tmp_path / "nope.spacy"), "--output", str(tmp_path / "x.spacy")]
+    )
     assert result.exit_code == 1 and "nope.spacy" in result.output
-    result = runner.invoke(app, ["augment", str(tmp_path / "train.spacy"), str(tmp_path / "t.spacy"),
-                                 "--encoder", str(trained_bert), "--replace-prob", "1.5"])
+    result = runner.invoke(
+        app,
+        [
+            "augment",
+            str(tmp_path / "train.spacy"),
+            str(tmp_path / "t.spacy"),
+            "--encoder",
+            str(trained_bert),
+            "--replace-prob",
+            "1.5",
+        ],
+    )
     assert result.exit_code == 1 and "replace_prob" in result.output
 
 
@@ -249,9 +301,20 @@ def test_layer_distillation_trains_the_student_towards_the_teachers_layers(train
     from spacy_bertprod.distill.student import make_student
 
     make_student(trained_bert, tmp_path / "student-encoder", 1)
-    student = spacy.load(trained_bert, config={"components": {"transformer": {"model": {
-        "name": str(tmp_path / "student-encoder"), "layer_teacher": str(trained_bert), "layer_weight": 1.0,
-    }}}})
+    student = spacy.load(
+        trained_bert,
+        config={
+            "components": {
+                "transformer": {
+                    "model": {
+                        "name": str(tmp_path / "student-encoder"),
+                        "layer_teacher": str(trained_bert),
+                        "layer_weight": 1.0,
+                    }
+                }
+            }
+        },
+    )
     examples = make_examples(student, n=24, seed=5)
     from thinc.api import fix_random_seed
 
@@ -260,7 +323,7 @@ def test_layer_distillation_trains_the_student_towards_the_teachers_layers(train
     history = []
     for step in range(30):
         losses = {}
-        student.update(examples[(step * 8) % 24:][:8], sgd=optimizer, losses=losses, drop=0.0)
+        student.update(examples[(step * 8) % 24 :][:8], sgd=optimizer, losses=losses, drop=0.0)
         history.append(losses["transformer_layers"])
     assert history[0] > 0 and numpy.mean(history[-6:]) < 0.7 * numpy.mean(history[:6])
     # Prediction never needs the teacher, and a plain student reports no layer loss.
@@ -272,8 +335,14 @@ def test_layer_distillation_trains_the_student_towards_the_teachers_layers(train
 
 def test_a_layer_teacher_that_does_not_fit_is_refused_before_training(trained_bert, encoders, tmp_path):
     def student_with(layer_teacher):
-        return spacy.load(trained_bert, config={"components": {"transformer": {"model": {
-            "name": str(encoders["bert"]), "layer_teacher": layer_teacher}}}})
+        return spacy.load(
+            trained_bert,
+            config={
+                "components": {
+                    "transformer": {"model": {"name": str(encoders["bert"]), "layer_teacher": layer_teacher}}
+                }
+            },
+        )
 
     examples = make_examples(spacy.blank("en"), n=4)
     with pytest.raises(ValueError, match="needs a student made from this teacher"):

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import spacy
 from spacy.tokens import Doc, DocBin
 
-import spacy
 from conftest import TEXTS, _save_bert, make_examples
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +53,9 @@ def _predictions(nlp):
     return [(tuple((e.text, e.label_) for e in d.ents), d.cats) for d in nlp.pipe(texts)]
 
 
-@pytest.mark.parametrize("task, config, what", [("ner", "configs/ner.cfg", "ents"), ("textcat", "configs/textcat.cfg", "cats")])
+@pytest.mark.parametrize(
+    "task, config, what", [("ner", "configs/ner.cfg", "ents"), ("textcat", "configs/textcat.cfg", "cats")]
+)
 def test_workflow_commands_train_on_the_gpu(tmp_path, task, config, what):
     enc = _save_bert(tmp_path / "enc", max_positions=64, hidden_size=64, intermediate_size=128)
     nlp = spacy.blank("en")
@@ -61,23 +63,84 @@ def test_workflow_commands_train_on_the_gpu(tmp_path, task, config, what):
         egs = make_examples(nlp, n=160 if split == "train" else 40, seed=seed)
         DocBin(docs=[_only(eg.reference, what) for eg in egs]).to_disk(tmp_path / f"{split}.spacy")
     W, gpu = tmp_path, ["--gpu-id", "0", "--training.eval_frequency", "20"]
-    _run("-m", "spacy", "bertprod", "data", task, W / task, "--train", W / "train.spacy", "--dev", W / "dev.spacy",
-         "--test", W / "test.spacy", "--config", config)
+    _run(
+        "-m",
+        "spacy",
+        "bertprod",
+        "data",
+        task,
+        W / task,
+        "--train",
+        W / "train.spacy",
+        "--dev",
+        W / "dev.spacy",
+        "--test",
+        W / "test.spacy",
+        "--config",
+        config,
+    )
     paths = ["--paths.train", W / task / "train.spacy", "--paths.dev", W / task / "dev.spacy"]
     train = ["-m", "spacy", "train", W / task / "config.cfg", *paths]
     _run(*train, "--output", W / "teacher", "--paths.encoder", enc, "--training.max_steps", "40", *gpu)
-    _run(*train, "--output", W / "teacher-mp", "--paths.encoder", enc, "--training.max_steps", "20",
-         "--components.transformer.model.mixed_precision", "true", *gpu)
+    _run(
+        *train,
+        "--output",
+        W / "teacher-mp",
+        "--paths.encoder",
+        enc,
+        "--training.max_steps",
+        "20",
+        "--components.transformer.model.mixed_precision",
+        "true",
+        *gpu,
+    )
     teacher = W / "teacher" / "model-best"
     _run("-m", "spacy", "bertprod", "compress", teacher, W / "teacher-onnx", "--quantize", "fp32", "--force")
-    _run("-m", "spacy", "bertprod", "augment", W / task / "train.spacy", W / "transfer.spacy", "--encoder", teacher, "-n", "2")
-    _run("-m", "spacy", "bertprod", "teacher-label", W / "teacher-onnx", W / task / "train.spacy", W / "transfer.spacy",
-         "--output", W / "distill" / "train.spacy", "-T", "2")
+    _run(
+        "-m",
+        "spacy",
+        "bertprod",
+        "augment",
+        W / task / "train.spacy",
+        W / "transfer.spacy",
+        "--encoder",
+        teacher,
+        "-n",
+        "2",
+    )
+    _run(
+        "-m",
+        "spacy",
+        "bertprod",
+        "teacher-label",
+        W / "teacher-onnx",
+        W / task / "train.spacy",
+        W / "transfer.spacy",
+        "--output",
+        W / "distill" / "train.spacy",
+        "-T",
+        "2",
+    )
     _run("-m", "spacy", "bertprod", "make-student", teacher, W / "student-init", "--layers", "1")
     teacher_arg = ["--paths.teacher", W / "teacher-onnx"] if task == "ner" else []
-    _run("-m", "spacy", "train", W / task / "config.cfg", "--output", W / "distilled", "--paths.train", W / "distill",
-         "--paths.dev", W / task / "dev.spacy", "--paths.encoder", W / "student-init", *teacher_arg,
-         "--training.max_steps", "30", *gpu)
+    _run(
+        "-m",
+        "spacy",
+        "train",
+        W / task / "config.cfg",
+        "--output",
+        W / "distilled",
+        "--paths.train",
+        W / "distill",
+        "--paths.dev",
+        W / task / "dev.spacy",
+        "--paths.encoder",
+        W / "student-init",
+        *teacher_arg,
+        "--training.max_steps",
+        "30",
+        *gpu,
+    )
 
     from spacy_bertprod.backends.torch import hf_module
 

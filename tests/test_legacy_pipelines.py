@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 import spacy
+
 from conftest import TEXTS
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy"

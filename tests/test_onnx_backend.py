@@ -1,4 +1,5 @@
 """The ONNX backend as a spaCy component: listeners, copies, processes, threads, faults."""
+
 import copy
 import pickle
 import shutil
@@ -14,7 +15,10 @@ from conftest import TEXTS, assert_same, make_examples, snapshot
 # spaCy's textcat scores an empty doc 0.0 when its whole batch is empty and ~0.5 otherwise,
 # so batching comparisons use non-empty texts (empty ones are covered in test_empty_and_odd_inputs).
 NON_EMPTY = [t for t in TEXTS if t.strip()]
-MORE_TEXTS = [f"{p} flew to {c} on day {i}" for i, (p, c) in enumerate(zip(["Alice", "Bob", "Carol"] * 10, ["Paris", "Tokyo", "Berlin"] * 10))]
+MORE_TEXTS = [
+    f"{p} flew to {c} on day {i}"
+    for i, (p, c) in enumerate(zip(["Alice", "Bob", "Carol"] * 10, ["Paris", "Tokyo", "Berlin"] * 10))
+]
 
 
 @pytest.fixture(scope="module")

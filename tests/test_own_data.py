@@ -2,6 +2,7 @@
 NER dataset and a multi-label JSONL dataset, through the whole `all` workflow to installed wheels
 and a report, with no file edited — only vars. (CSV intents go through the same `bertprod data`
 command: Banking77 in the smoke run, and test_corpora.py format by format.)"""
+
 import json
 import random
 import shutil
@@ -43,7 +44,13 @@ def sailing_conll(n: int, seed: int) -> str:
     for i in range(n):
         person, ship = rng.choice(PEOPLE).split(), rng.choice(SHIPS)
         tokens = [(w, ("B-" if j == 0 else "I-") + "PER") for j, w in enumerate(person)]
-        tokens += [("sailed", "O"), ("on", "O"), ("the", "O"), (ship, ("I-" if i % 7 == 0 else "B-") + "SHIP"), ("today", "O")]
+        tokens += [
+            ("sailed", "O"),
+            ("on", "O"),
+            ("the", "O"),
+            (ship, ("I-" if i % 7 == 0 else "B-") + "SHIP"),
+            ("today", "O"),
+        ]
         lines += [f"{w}\t{t}" for w, t in tokens] + [""]
     return "\n".join(lines)
 
@@ -56,15 +63,64 @@ def own_run(tmp_path_factory):
         (data / f"{name}.conll").write_text(sailing_conll(n, seed), encoding="utf8")
     # Your own encoder goes in through vars too: a small random BERT (MiniLM's tokenizer) keeps this quick.
     encoder = data / "encoder"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "tiny_encoder.py"), str(encoder)], check=True, capture_output=True)
-    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(REPO), "--vars.run", RUN, "--vars.teacher_model", str(encoder),
-           "--vars.ner_train", str(data / "train.conll"), "--vars.ner_dev", "", "--vars.ner_test", str(data / "test.conll"),
-           "--vars.textcat_train", str(data / "train.jsonl"), "--vars.textcat_dev", "", "--vars.textcat_test", str(data / "test.jsonl"),
-           "--vars.textcat_multilabel", "true", "--vars.ner_package", "sailors", "--vars.textcat_package", "support_topics",
-           "--vars.title", "Sailors and support tickets", "--vars.ner_steps", "8", "--vars.textcat_steps", "8",
-           "--vars.ner_student_steps", "6", "--vars.textcat_student_steps", "6", "--vars.ner_distill_steps", "6",
-           "--vars.textcat_distill_steps", "6", "--vars.eval_frequency", "4", "--vars.augment_n", "2",
-           "--vars.bench_repeats", "1", "--vars.latency_docs", "10", "--vars.frontier_layers", "2"]
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "tiny_encoder.py"), str(encoder)], check=True, capture_output=True
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy",
+        "project",
+        "run",
+        "all",
+        str(REPO),
+        "--vars.run",
+        RUN,
+        "--vars.teacher_model",
+        str(encoder),
+        "--vars.ner_train",
+        str(data / "train.conll"),
+        "--vars.ner_dev",
+        "",
+        "--vars.ner_test",
+        str(data / "test.conll"),
+        "--vars.textcat_train",
+        str(data / "train.jsonl"),
+        "--vars.textcat_dev",
+        "",
+        "--vars.textcat_test",
+        str(data / "test.jsonl"),
+        "--vars.textcat_multilabel",
+        "true",
+        "--vars.ner_package",
+        "sailors",
+        "--vars.textcat_package",
+        "support_topics",
+        "--vars.title",
+        "Sailors and support tickets",
+        "--vars.ner_steps",
+        "8",
+        "--vars.textcat_steps",
+        "8",
+        "--vars.ner_student_steps",
+        "6",
+        "--vars.textcat_student_steps",
+        "6",
+        "--vars.ner_distill_steps",
+        "6",
+        "--vars.textcat_distill_steps",
+        "6",
+        "--vars.eval_frequency",
+        "4",
+        "--vars.augment_n",
+        "2",
+        "--vars.bench_repeats",
+        "1",
+        "--vars.latency_docs",
+        "10",
+        "--vars.frontier_layers",
+        "2",
+    ]
     with kept_project_locks(REPO):
         result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     yield result
@@ -77,7 +133,9 @@ def test_conll_ner_goes_through_to_a_wheel(own_run):
     assert own_run.returncode == 0, own_run.stdout[-6000:] + own_run.stderr[-3000:]
     data = json.loads((REPO / "corpus" / RUN / "ner" / "data.json").read_text())
     assert data["labels"] == ["PER", "SHIP"] and "dev_carved" in data
-    assert sum(data["files"]["train"]["repaired"].values()) == 13  # sentences 0, 7, ..., 84: I- after O, repaired and counted
+    assert (
+        sum(data["files"]["train"]["repaired"].values()) == 13
+    )  # sentences 0, 7, ..., 84: I- after O, repaired and counted
     wheel = json.loads((REPO / "metrics" / RUN / "ner" / "wheel.json").read_text())
     assert 0.0 <= wheel["ents_f"] <= 1.0 and wheel["wheel"].startswith("en_sailors-")
 
@@ -91,6 +149,8 @@ def test_multilabel_jsonl_goes_through_to_a_wheel_and_a_report(own_run):
     assert 'factory = "bertprod_soft_textcat_multilabel"' in config
     wheel = json.loads((REPO / "metrics" / RUN / "textcat" / "wheel.json").read_text())
     assert 0.0 <= wheel["cats_macro_f"] <= 1.0 and wheel["wheel"].startswith("en_support_topics-")
-    report = (REPO / "reports" / RUN / "report.md").read_text()
-    assert "Sailors and support tickets" in report and "macro F (multi-label)" in report and "## ner: entity F1" in report
+    report = (REPO / "reports" / RUN / "README.md").read_text()
+    assert (
+        "Sailors and support tickets" in report and "macro F (multi-label)" in report and "## ner: entity F1" in report
+    )
     assert "I- tag without a B- before it" in report

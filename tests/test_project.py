@@ -5,6 +5,7 @@ what it produced: real scores in every metrics file, dev and test, two seeds of 
 report, and wheels that loaded in a fresh torch-free virtualenv. Needs the data mirror at
 ../shared/data (as on the dev machines and CI).
 """
+
 import json
 import subprocess
 import sys
@@ -12,15 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kept_project_locks
 from spacy_bertprod.compress.pipeline import REPORT_FILE
+
+from conftest import kept_project_locks
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "data"
 MODELS = ["teacher", "control-s0", "distilled-s0"]
 STAGES = [f"{m}-{f}" for m in MODELS for f in ("torch", "onnx-fp32", "onnx-int8")]
-# the `frontier` workflow (smoke: --vars.frontier_layers 2): the shipped int8 student with a trimmed vocabulary, a 2-layer student
-FRONTIER = ["distilled-s0-onnx-int8-trim"] + [f"frontier{n}-s0-onnx-{f}" for n in (2,) for f in ("fp32", "int8", "int8-trim")]
+# the `frontier` workflow (smoke: --vars.frontier_layers 2): the shipped int8 student with a trimmed vocabulary,
+# a 2-layer student
+FRONTIER = ["distilled-s0-onnx-int8-trim"] + [
+    f"frontier{n}-s0-onnx-{f}" for n in (2,) for f in ("fp32", "int8", "int8-trim")
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,9 @@ def smoke_run():
     with kept_project_locks(REPO):
         result = subprocess.run(
             [sys.executable, "-m", "spacy", "project", "run", "smoke", str(REPO)],
-            cwd=REPO, capture_output=True, text=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return REPO
@@ -46,7 +53,9 @@ def test_smoke_metrics_hold_real_scores(smoke_run, task, key):
             assert isinstance(scores[key], float) and 0.0 <= scores[key] <= 1.0
             assert scores["speed"] > 0
     bench = json.loads((metrics / "benchmark.json").read_text())
-    assert len(bench["results"]) == len(STAGES)  # the frontier is benchmarked by its own workflow, next to the shipped student
+    assert len(bench["results"]) == len(
+        STAGES
+    )  # the frontier is benchmarked by its own workflow, next to the shipped student
     frontier = json.loads((metrics / "benchmark-frontier.json").read_text())
     assert [Path(r["pipeline"]).name for r in frontier["results"]] == ["distilled-s0-onnx-int8"] + FRONTIER
     frontier_dir = smoke_run / "training" / "smoke" / task / "frontier"
@@ -56,7 +65,9 @@ def test_smoke_metrics_hold_real_scores(smoke_run, task, key):
     assert all(r["words_per_s"]["median"] > 0 for r in bench["results"] + frontier["results"])
     wheel = json.loads((metrics / "wheel.json").read_text())
     student_int8 = json.loads((metrics / "test" / "distilled-s0-onnx-int8.json").read_text())
-    assert wheel[key] == pytest.approx(student_int8[key], abs=1e-6), "the installed wheel scores like its pipeline folder"
+    assert wheel[key] == pytest.approx(student_int8[key], abs=1e-6), (
+        "the installed wheel scores like its pipeline folder"
+    )
     invariance = json.loads((metrics / "invariance-distilled-s0-onnx-int8.json").read_text())
     assert invariance["identical_all"] == 1.0, invariance  # same text, same answer, whatever the batch
     transfer = json.loads((metrics / "transfer.json").read_text())
@@ -76,7 +87,7 @@ def test_smoke_seed_study_adds_seed_1(smoke_run):
 
 @pytest.mark.slow
 def test_smoke_report_and_wheels(smoke_run):
-    report = (smoke_run / "reports" / "smoke" / "report.md").read_text()
+    report = (smoke_run / "reports" / "smoke" / "README.md").read_text()
     assert "## ner" in report and "## textcat" in report and "missing" not in report
     assert "Same text, same answer" in report and "spacy debug data" in report
     assert "| distilled | ONNX int8 | 0,1 |" in report  # two seeds of the NER students, averaged
@@ -92,7 +103,8 @@ commands:
 """ + "".join(
     f"""- name: ner-{command}
   script:
-  - python -c "import pathlib; p = pathlib.Path('ran.log'); p.write_text(p.read_text() + '{command} ${{vars.seed}}\\\\n' if p.exists() else '{command} ${{vars.seed}}\\\\n'); pathlib.Path('out-{command}-${{vars.seed}}').write_text('x')"
+  - python -c "open('ran.log', 'a').write('{command} ${{vars.seed}}\\\\n')"
+  - python -c "open('out-{command}-${{vars.seed}}', 'w').write('x')"
   outputs:
   - out-{command}-${{vars.seed}}
 """
@@ -106,7 +118,12 @@ def test_seed_study_reruns_nothing_that_has_not_changed(tmp_path):
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, str(REPO / "scripts" / "run_seeds.py"), *args], cwd=tmp_path, capture_output=True, text=True
     )
-    main = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "ner-control", "."], cwd=tmp_path, capture_output=True, text=True)
+    main = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "ner-control", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert main.returncode == 0, main.stderr
     for attempt in range(2):
         result = run("--seeds", "1,2", "--tasks", "ner")
@@ -115,16 +132,41 @@ def test_seed_study_reruns_nothing_that_has_not_changed(tmp_path):
     expected = ["control 0"] + [f"{c} {s}" for s in (1, 2) for c in ("control", "distill", "seed-evaluate")]
     assert [line for line in ran if line] == expected  # the second study ran nothing again
     # seed 0's entry (the task workflow's) is back, so that workflow does not re-run either
-    again = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "ner-control", "."], cwd=tmp_path, capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "ner-control", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert "Skipping" in again.stdout and (tmp_path / "ran.log").read_text().count("control 0") == 1
     (tmp_path / "out-distill-1").unlink()  # a lost output of seed 1: only that command runs again
     assert run("--seeds", "1,2", "--tasks", "ner").returncode == 0
     assert (tmp_path / "ran.log").read_text().count("distill 1") == 2
 
 
-@pytest.mark.parametrize("layers,message", [("4,x", "--layers takes comma-separated layer counts"), ("0", "at least one positive layer count"),
-                                            ("2", "is missing; run the `ner` workflow first")])
+@pytest.mark.parametrize(
+    "layers,message",
+    [
+        ("4,x", "--layers takes comma-separated layer counts"),
+        ("0", "at least one positive layer count"),
+        ("2", "is missing; run the `ner` workflow first"),
+    ],
+)
 def test_frontier_refuses_bad_depths_and_a_missing_workflow(tmp_path, layers, message):
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "frontier.py"), "ner", "--run", "nowhere", "--steps", "1", "--layers", layers],
-                            cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "frontier.py"),
+            "ner",
+            "--run",
+            "nowhere",
+            "--steps",
+            "1",
+            "--layers",
+            layers,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and message in result.stderr

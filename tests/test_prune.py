@@ -1,15 +1,17 @@
 """Structured pruning (`compress --prune-heads/--prune-ffn`): importance comes from the pipeline's own
 loss, a head or unit that contributes nothing goes first, measuring changes nothing, and the pruned
 ONNX encoder computes exactly what the pruned torch encoder does."""
+
 import numpy
 import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from conftest import TEXTS, make_examples
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.prune import choose_heads, measure_importance, prune_encoder
 from spacy_bertprod.source import find_transformer
+
+from conftest import TEXTS, make_examples
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,8 @@ def _silence(module, layer: int, head: int, unit: int):
     block = module.encoder.layer[layer]
     size = block.attention.self.attention_head_size
     with torch.no_grad():
-        block.attention.self.value.weight[head * size:(head + 1) * size] = 0.0
-        block.attention.self.value.bias[head * size:(head + 1) * size] = 0.0
+        block.attention.self.value.weight[head * size : (head + 1) * size] = 0.0
+        block.attention.self.value.bias[head * size : (head + 1) * size] = 0.0
         for other in module.encoder.layer:
             other.output.dense.weight[:, unit] = 0.0
 
@@ -78,7 +80,9 @@ def test_every_layer_keeps_a_head():
 def test_compress_prunes_and_the_onnx_encoder_matches_the_pruned_torch_encoder(trained_bert, labelled, tmp_path):
     full = compress_pipeline(trained_bert, tmp_path / "full", CompressSettings(quantize="fp32"))
     report = compress_pipeline(
-        trained_bert, tmp_path / "pruned", CompressSettings(quantize="fp32", prune_heads=0.25, prune_ffn=0.5, prune_data=labelled)
+        trained_bert,
+        tmp_path / "pruned",
+        CompressSettings(quantize="fp32", prune_heads=0.25, prune_ffn=0.5, prune_data=labelled),
     )
     pruning = report["pruning"]
     assert sorted(pruning["heads_kept_per_layer"]) == [1, 2] and pruning["ffn_units_kept_per_layer"] == 32
@@ -95,18 +99,27 @@ def test_pruning_asks_for_labelled_data_and_sane_shares(trained_bert, labelled, 
     with pytest.raises(ValueError, match="--prune-data"):
         compress_pipeline(trained_bert, tmp_path / "a", CompressSettings(quantize="fp32", prune_heads=0.5))
     with pytest.raises(FileNotFoundError, match="missing.spacy"):
-        compress_pipeline(trained_bert, tmp_path / "b", CompressSettings(quantize="fp32", prune_ffn=0.5, prune_data=tmp_path / "missing.spacy"))
+        compress_pipeline(
+            trained_bert,
+            tmp_path / "b",
+            CompressSettings(quantize="fp32", prune_ffn=0.5, prune_data=tmp_path / "missing.spacy"),
+        )
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        compress_pipeline(trained_bert, tmp_path / "c", CompressSettings(quantize="fp32", prune_heads=1.0, prune_data=labelled))
+        compress_pipeline(
+            trained_bert, tmp_path / "c", CompressSettings(quantize="fp32", prune_heads=1.0, prune_data=labelled)
+        )
 
 
 def test_a_pruned_student_trains_saves_loads_and_compresses(trained_bert, labelled, tmp_path):
     """make-student --prune-*: the narrower encoder round-trips through HF, the torch backend and compress."""
-    from conftest import build_pipeline, train
     from spacy_bertprod.backends.torch import load_pretrained
     from spacy_bertprod.distill.student import make_student
 
-    info = make_student(trained_bert, tmp_path / "student", 2, pick="bottom", prune_heads=0.25, prune_ffn=0.5, prune_data=labelled)
+    from conftest import build_pipeline, train
+
+    info = make_student(
+        trained_bert, tmp_path / "student", 2, pick="bottom", prune_heads=0.25, prune_ffn=0.5, prune_data=labelled
+    )
     assert info["pruning"]["ffn_units_kept_per_layer"] == 32 and info["student_parameters"] < info["teacher_parameters"]
     module, _ = load_pretrained(str(tmp_path / "student"))
     assert module.encoder.layer[0].intermediate.dense.out_features == 32
@@ -131,7 +144,9 @@ def test_a_stock_spacy_transformers_pipeline_can_be_pruned(encoders, labelled, t
     train(nlp, make_examples(nlp), steps=4)
     nlp.to_disk(tmp_path / "stock")
     report = compress_pipeline(
-        tmp_path / "stock", tmp_path / "pruned", CompressSettings(quantize="int8", prune_ffn=0.25, prune_heads=0.25, prune_data=labelled)
+        tmp_path / "stock",
+        tmp_path / "pruned",
+        CompressSettings(quantize="int8", prune_ffn=0.25, prune_heads=0.25, prune_data=labelled),
     )
     assert report["transformer"]["source"] == "spacy-transformers"
     assert report["pruning"]["ffn_units_kept_per_layer"] == 48 and sum(report["pruning"]["heads_kept_per_layer"]) == 3

@@ -1,4 +1,5 @@
 """Hostile input, long documents, faults and safe loading (issue: reliability and security)."""
+
 import pickle
 import shutil
 
@@ -8,8 +9,6 @@ import spacy
 import srsly
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import TEXTS
 
 
 class Planted:
@@ -46,14 +45,18 @@ def _check_doc(doc):
         assert total == pytest.approx(1.0, abs=1e-4) or (len(doc) == 0 and total == 0.0)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(texts=st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=300), min_size=1, max_size=6))
 def test_random_unicode_onnx(onnx_fp32, texts):
     for doc in onnx_fp32.pipe(texts):
         _check_doc(doc)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(texts=st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=200), min_size=1, max_size=4))
 def test_random_unicode_torch(torch_nlp, texts):
     for doc in torch_nlp.pipe(texts):
@@ -61,9 +64,21 @@ def test_random_unicode_torch(torch_nlp, texts):
 
 
 HOSTILE = [
-    "", " ", "\t\n\r", "a", "😀" * 50, "東京都渋谷区" * 20, "مرحبا بالعالم " * 10, "e\u0301" * 30,
-    "👨\u200d👩\u200d👧" * 10, "\x00\x01\x02\x1b[31m", "\ufeff\u200b\u2028\u2029", "x" * 10000,
-    "http://" + "a/" * 3000, "[UNK] [CLS] [SEP] [PAD] <s> </s>", "ǅ̸̧̛̖̗̘̙̜̝̞̟̠̤̥̦̩̪̫̬̭̮̯̰̱̲̳̹̺̻̼ͅ͏͓͔͕͖͙͚",
+    "",
+    " ",
+    "\t\n\r",
+    "a",
+    "😀" * 50,
+    "東京都渋谷区" * 20,
+    "مرحبا بالعالم " * 10,
+    "e\u0301" * 30,
+    "👨\u200d👩\u200d👧" * 10,
+    "\x00\x01\x02\x1b[31m",
+    "\ufeff\u200b\u2028\u2029",
+    "x" * 10000,
+    "http://" + "a/" * 3000,
+    "[UNK] [CLS] [SEP] [PAD] <s> </s>",
+    "ǅ̸̧̛̖̗̘̙̜̝̞̟̠̤̥̦̩̪̫̬̭̮̯̰̱̲̳̹̺̻̼ͅ͏͓͔͕͖͙͚",
 ]
 
 
@@ -84,7 +99,9 @@ def test_long_document_every_token_gets_a_vector(onnx_fp32):
     assert (lengths > 0).all(), "every token of a 50,000-word doc is aligned to wordpieces"
     from spacy_bertprod.listener import TransformerListener
 
-    tok2vec = next(n for n in onnx_fp32.get_pipe("ner").model.walk() if n.layers and isinstance(n.layers[0], TransformerListener))
+    tok2vec = next(
+        n for n in onnx_fp32.get_pipe("ner").model.walk() if n.layers and isinstance(n.layers[0], TransformerListener)
+    )
     vectors = tok2vec.predict([doc])[0]
     assert (numpy.abs(vectors).sum(axis=1) > 0).all()
     # The text repeats every 10 tokens and windows start every 12 (tiny test pipeline), so
@@ -130,9 +147,9 @@ def test_model_dir_with_only_a_pickled_checkpoint_is_refused(encoders, tmp_path)
 
 
 def test_heads_of_another_width_are_refused(compressed_bert, tmp_path):
-    from conftest import _save_bert, build_pipeline, make_examples
-
     from spacy_bertprod.compress import CompressSettings, compress_pipeline
+
+    from conftest import _save_bert, build_pipeline, make_examples
 
     wide = _save_bert(tmp_path / "wide", hidden_size=64, intermediate_size=64)
     nlp = build_pipeline(wide)
@@ -150,10 +167,11 @@ def test_heads_of_another_width_are_refused(compressed_bert, tmp_path):
 def test_onnx_file_of_another_width_is_refused(compressed_bert, tmp_path):
     import hashlib
 
-    from conftest import _save_bert
     from transformers import AutoModel
 
     from spacy_bertprod.compress.export import export_onnx
+
+    from conftest import _save_bert
 
     other = AutoModel.from_pretrained(_save_bert(tmp_path / "w64", hidden_size=64, intermediate_size=64))
     path = tmp_path / "pipeline"

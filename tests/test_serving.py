@@ -4,7 +4,7 @@ hostile clients get the right 4xx/503 while everyone else is still served.
 The service runs on a real uvicorn server on a free loopback port (in a thread, or as the CLI
 in a subprocess), so limits, timeouts and shutdown are those of the deployed server.
 """
-import asyncio
+
 import json
 import re
 import socket
@@ -45,8 +45,11 @@ class Server:
     def __init__(self, app, **config):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    timeout_graceful_shutdown=20, **config))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=20, **config
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
@@ -100,7 +103,7 @@ def test_answers_equal_in_process_pipeline_in_input_order(compressed_bert):
             assert all(abs(cats[k] - cats_ref[k]) < 1e-5 for k in cats)
         for doc, text in zip(response.json()["docs"], TEXTS):
             for ent in doc["ents"]:
-                assert text[ent["start"]:ent["end"]] == ent["text"]
+                assert text[ent["start"] : ent["end"]] == ent["text"]
         assert process(server.url, []).json() == {"docs": []}
         with_vectors = process(server.url, ["Alice flew to Paris"], vectors=True).json()["docs"][0]
         assert [t["text"] for t in with_vectors["tokens"]] == ["Alice", "flew", "to", "Paris"]
@@ -110,7 +113,11 @@ def test_answers_equal_in_process_pipeline_in_input_order(compressed_bert):
 
 def test_concurrent_requests_are_micro_batched_and_int8_answers_do_not_depend_on_batch_mates(compressed_bert):
     nlp = spacy.load(compressed_bert["int8"])
-    texts = [f"{name} flew to {place} with Carol" for name in ("Alice", "Bob", "Dave") for place in ("Paris", "Tokyo", "Lisbon", "Madrid")] * 2
+    texts = [
+        f"{name} flew to {place} with Carol"
+        for name in ("Alice", "Bob", "Dave")
+        for place in ("Paris", "Tokyo", "Lisbon", "Madrid")
+    ] * 2
     settings = ServeSettings(pipeline="int8", max_wait_ms=200)
     with Server(create_app(settings, nlp=spacy.load(compressed_bert["int8"]))) as server:
         with ThreadPoolExecutor(len(texts)) as pool:
@@ -144,7 +151,9 @@ def test_hostile_requests_get_clear_4xx_and_the_service_keeps_serving(compressed
     settings = ServeSettings(pipeline="int8", max_body_bytes=10_000, max_texts=100, max_chars=500)
     with Server(create_app(settings, nlp=spacy.load(compressed_bert["int8"]))) as server:
         for body, status, fragment in HOSTILE:
-            response = httpx.post(server.url + "/v1/process", content=body, headers={"content-type": "application/json"})
+            response = httpx.post(
+                server.url + "/v1/process", content=body, headers={"content-type": "application/json"}
+            )
             assert response.status_code == status, (body[:40], response.text)
             assert fragment in response.json()["error"]["message"], response.text
         too_many = process(server.url, ["a"] * 101)
@@ -157,7 +166,10 @@ def test_a_slow_body_gets_408_while_other_clients_are_served(compressed_bert):
     settings = ServeSettings(pipeline="int8", body_timeout_s=1.0)
     with Server(create_app(settings, nlp=spacy.load(compressed_bert["int8"]))) as server:
         slow = socket.create_connection(("127.0.0.1", server.port))
-        slow.sendall(b"POST /v1/process HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"texts\"")
+        slow.sendall(
+            b"POST /v1/process HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+            b'200\r\n\r\n{"texts"'
+        )
         started = time.time()
         assert process(server.url, ["Bob works in Berlin"]).status_code == 200  # not blocked by the trickler
         slow.settimeout(10)
@@ -226,9 +238,25 @@ def test_openapi_documents_the_request_and_response_schema(compressed_bert):
 
 def test_serve_cli_with_two_workers_serves_and_stops_cleanly(compressed_bert):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "spacy", "bertprod", "serve", str(compressed_bert["int8"]),
-                             "--port", str(port), "--workers", "2", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "bertprod",
+            "serve",
+            str(compressed_bert["int8"]),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline, ready = time.time() + 120, False
@@ -260,7 +288,9 @@ def test_loadtest_reports_latency_throughput_and_agreement_with_in_process(compr
 
     texts = [f"{name} flew to {place}" for name in ("Alice", "Bob", "Grace") for place in ("Paris", "Tokyo")] * 5
     with Server(create_app(ServeSettings(pipeline="int8"), nlp=spacy.load(compressed_bert["int8"]))) as server:
-        result = loadtest(server.url, texts, concurrency=8, texts_per_request=2, repeats=2, pipeline=str(compressed_bert["int8"]))
+        result = loadtest(
+            server.url, texts, concurrency=8, texts_per_request=2, repeats=2, pipeline=str(compressed_bert["int8"])
+        )
     assert result["statuses"] == {"200": 30} and result["errors"] == 0
     assert result["words_per_s"] > 0 and result["in_process_words_per_s"] > 0
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]

@@ -1,5 +1,5 @@
 """Wordpiece alignment: identical to spacy-transformers', and nothing is ever truncated."""
-import numpy
+
 import pytest
 import spacy
 
@@ -49,7 +49,13 @@ def test_alignment_matches_spacy_transformers(hf_and_ours, text):
     nlp = spacy.blank("en")
     doc = nlp(text)
     spans = configure_strided_spans(window=4, stride=3)([doc])[0]
-    encoded = hf([s.text for s in spans], add_special_tokens=True, return_offsets_mapping=True, padding="longest", return_tensors="np")
+    encoded = hf(
+        [s.text for s in spans],
+        add_special_tokens=True,
+        return_offsets_mapping=True,
+        padding="longest",
+        return_tensors="np",
+    )
     expected = get_alignment_via_offset_mapping(spans, encoded["offset_mapping"])
     batch = encode_docs(ours, [doc], [spans])
     assert batch.doc_n_seqs == [len(spans)]  # no window was split
@@ -113,7 +119,9 @@ def test_tokenizer_pickles(hf_and_ours):
     _, ours = hf_and_ours
     again = pickle.loads(pickle.dumps(ours))
     doc = spacy.blank("en")("hello world")
-    assert [p.ids.tolist() for p in again.encode_spans([doc[:]])[0]] == [p.ids.tolist() for p in ours.encode_spans([doc[:]])[0]]
+    assert [p.ids.tolist() for p in again.encode_spans([doc[:]])[0]] == [
+        p.ids.tolist() for p in ours.encode_spans([doc[:]])[0]
+    ]
 
 
 def test_bad_stride_is_refused():

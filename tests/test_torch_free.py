@@ -1,6 +1,6 @@
 """A compressed pipeline serves from a virtualenv with no torch, transformers or spacy-transformers."""
+
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -28,7 +28,9 @@ def test_serving_without_torch(compressed_bert, tmp_path):
         [str(python), "-m", "pip", "install", "--quiet", str(REPO)], capture_output=True, text=True
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    listed = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True).stdout.lower()
+    listed = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
+    ).stdout.lower()
     for heavy in ("torch==", "transformers==", "spacy-transformers=="):
         assert heavy not in listed, f"{heavy} was installed by a plain `pip install spacy_bertprod`"
     run = subprocess.run([str(python), "-c", CHECK, str(compressed_bert["int8"])], capture_output=True, text=True)

@@ -1,15 +1,17 @@
 """Vocabulary trimming (`compress --trim-vocab`): the kept wordpieces keep their vectors, every
 text still tokenizes, and the compressed pipeline predicts exactly as before on in-domain text."""
+
 import json
 
 import numpy
 import pytest
 import spacy
 
-from conftest import TEXTS
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.vocab import trim_vocabulary, unk_share
 from spacy_bertprod.transformer_model import get_tokenizer
+
+from conftest import TEXTS
 
 DOMAIN = ["Alice flew to Paris yesterday", "Bob works in Berlin with Carol", "Grace visited Tokyo and met Dave"]
 
@@ -49,7 +51,9 @@ def test_out_of_domain_text_still_tokenizes_without_new_unknowns(trained_bert):
     module, tokenizer = _torch_parts(trained_bert)
     _, small_tokenizer, info = trim_vocabulary(module, tokenizer, DOMAIN[:1], DOMAIN)
     others = ["how do i top up my card in lisbon", "microsoft and tesla moved to new york", "zzzz qqq ünïcödé 東京"]
-    assert unk_share(small_tokenizer, others)["unk"] == unk_share(tokenizer, others)["unk"] > 0  # 東京: never in the vocabulary
+    assert (
+        unk_share(small_tokenizer, others)["unk"] == unk_share(tokenizer, others)["unk"] > 0
+    )  # 東京: never in the vocabulary
     for text in others:  # dropped pieces fall back to shorter ones: the same characters
         pieces = small_tokenizer.tokenizer.encode(text, add_special_tokens=False).tokens
         assert "".join(p.removeprefix("##") for p in pieces if p != "[UNK]")
@@ -62,14 +66,21 @@ def test_out_of_domain_text_still_tokenizes_without_new_unknowns(trained_bert):
 
 def test_compress_with_a_trimmed_vocabulary_predicts_as_before_in_domain(trained_bert, tmp_path):
     full = compress_pipeline(trained_bert, tmp_path / "full", CompressSettings(quantize="fp32", sample_texts=DOMAIN))
-    report = compress_pipeline(trained_bert, tmp_path / "trim", CompressSettings(quantize="fp32", sample_texts=DOMAIN, vocab_texts=DOMAIN))
+    report = compress_pipeline(
+        trained_bert, tmp_path / "trim", CompressSettings(quantize="fp32", sample_texts=DOMAIN, vocab_texts=DOMAIN)
+    )
     vocabulary = report["vocabulary"]
     assert vocabulary["kept"] < vocabulary["original_size"] and full["vocabulary"] is None
     assert report["sizes_bytes"]["onnx_final"] < full["sizes_bytes"]["onnx_final"]
     reference, trimmed = spacy.load(tmp_path / "full"), spacy.load(tmp_path / "trim")
-    assert len(json.loads(get_tokenizer(trimmed.get_pipe("transformer").model).tokenizer_json)["model"]["vocab"]) == vocabulary["kept"]
+    assert (
+        len(json.loads(get_tokenizer(trimmed.get_pipe("transformer").model).tokenizer_json)["model"]["vocab"])
+        == vocabulary["kept"]
+    )
     for a, b in zip(reference.pipe(DOMAIN), trimmed.pipe(DOMAIN)):
-        assert [(e.start_char, e.end_char, e.label_) for e in a.ents] == [(e.start_char, e.end_char, e.label_) for e in b.ents]
+        assert [(e.start_char, e.end_char, e.label_) for e in a.ents] == [
+            (e.start_char, e.end_char, e.label_) for e in b.ents
+        ]
         assert all(abs(a.cats[k] - b.cats[k]) < 1e-5 for k in a.cats)
     assert len(list(trimmed.pipe(TEXTS))) == len(TEXTS)  # any text still runs
 

@@ -1,10 +1,11 @@
-"""reports/batch_invariance/report.md from what reports/batch_invariance/measure_int8_modes.sh wrote.
+"""reports/batch_invariance/README.md from what reports/batch_invariance/measure_int8_modes.sh wrote.
 
     python reports/batch_invariance/int8_modes_report.py reports/batch_invariance [TASK ...]
 
 Every number comes from a JSON file in <dir>/<task>/ (spacy evaluate, bertprod invariance,
 bertprod benchmark, compare_sessions.py); a missing file is shown as missing.
 """
+
 import json
 import sys
 from pathlib import Path
@@ -29,16 +30,27 @@ def section(folder: Path, task: str):
     original = load(folder / "eval-original.json")
     ab = load(folder / "ab.json") or {"pipelines": {}}
     speed = {Path(p).name: r for p, r in ab["pipelines"].items()}
-    lines = [f"## {task}", "", f"| pipeline | test {name} | Δ vs original | same answer alone / batch 1,16,64,256 / shuffled / 2 processes | bare session wordpieces/s (interleaved median) | vs dynamic int8 |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"## {task}",
+        "",
+        f"| pipeline | test {name} | Δ vs original | same answer alone / batch 1,16,64,256 / shuffled / 2 processes "
+        "| bare session wordpieces/s (interleaved median) | vs dynamic int8 |",
+        "|---|---|---|---|---|---|",
+    ]
     for variant, label in LABELS.items():
         scores = load(folder / f"eval-{variant}.json")
         if scores is None:
             continue
         inv = load(folder / f"invariance-{variant}.json")
         conditions = ["batch_1", "batch_16", "batch_64", "batch_256", "shuffled_batch_256", "n_process_2"]
-        cells = ("missing" if inv is None else
-                 " / ".join(f"{inv[f'identical_{c}']:.2%}" if f"identical_{c}" in inv else "not run" for c in conditions) + f" (n={inv['n_docs']})")
+        cells = (
+            "missing"
+            if inv is None
+            else " / ".join(
+                f"{inv[f'identical_{c}']:.2%}" if f"identical_{c}" in inv else "not run" for c in conditions
+            )
+            + f" (n={inv['n_docs']})"
+        )
         run = speed.get(variant)
         dynamic = speed.get("int8-dynamic")
         wps = f"{run['wordpieces_per_s_median']:,.0f}" if run else ""
@@ -47,23 +59,39 @@ def section(folder: Path, task: str):
         lines.append(f"| {label} | {scores[key] * 100:.2f} | {delta} | {cells} | {wps} | {rel} |")
     bench = load(folder / "benchmark.json")
     if bench:
-        lines += ["", "Whole pipelines, `bertprod benchmark` (each in its own process, one after the other; words/s median of the repeats):", ""]
+        lines += [
+            "",
+            "Whole pipelines, `bertprod benchmark` (each in its own process, one after the other; words/s median of "
+            "the repeats):",
+            "",
+        ]
         for result in bench["results"]:
-            lines.append(f"- {Path(result['pipeline']).name}: {result['words_per_s']['median']:,.0f} words/s "
-                         f"({result['words_per_s']['min']:,.0f}-{result['words_per_s']['max']:,.0f}), "
-                         f"{result['speedup_vs_first']:.1f}x the first, batch-1 p50 {result['latency_ms_batch1']['p50']:.1f} ms")
-    lines += ["", "The original pipeline was checked in one process on the first 600 texts: spacy-transformers hangs with n_process > 1."]
+            lines.append(
+                f"- {Path(result['pipeline']).name}: {result['words_per_s']['median']:,.0f} words/s "
+                f"({result['words_per_s']['min']:,.0f}-{result['words_per_s']['max']:,.0f}), "
+                f"{result['speedup_vs_first']:.1f}x the first, batch-1 p50 {result['latency_ms_batch1']['p50']:.1f} ms"
+            )
+    lines += [
+        "",
+        "The original pipeline was checked in one process on the first 600 texts: spacy-transformers hangs with "
+        "n_process > 1.",
+    ]
     return lines + [""]
 
 
 def main() -> None:
     folder = Path(sys.argv[1])
     tasks = sys.argv[2:] or [t for t in METRIC if (folder / t).is_dir()]
-    out = ["# int8 activation scales: accuracy, same text same answer, speed", "",
-           "Made by `reports/batch_invariance/measure_int8_modes.sh` and `reports/batch_invariance/int8_modes_report.py`; numbers from the JSON files next to this report.", ""]
+    out = [
+        "# int8 activation scales: accuracy, same text same answer, speed",
+        "",
+        "Made by `reports/batch_invariance/measure_int8_modes.sh` and "
+        "`reports/batch_invariance/int8_modes_report.py`; numbers from the JSON files next to this report.",
+        "",
+    ]
     for task in tasks:
         out += section(folder / task, task)
-    (folder / "report.md").write_text("\n".join(out), encoding="utf8")
+    (folder / "README.md").write_text("\n".join(out), encoding="utf8")
     print("\n".join(out))
 
 

@@ -20,7 +20,7 @@ args_int8_calibrated_p99999="--calibration-percentile 99.999"
 args_int8_calibrated_minmax="--calibration-percentile 100"
 for v in "${variants[@]}"; do
   var="args_${v//-/_}"
-  [ -d "$W/$v" ] || python -m spacy bertprod compress "$SRC" "$W/$v" --sample "$DEV" --force ${!var} > "$M/compress-$v.log" 2>&1
+  [ -d "$W/$v" ] || python -m spacy bertprod compress "$SRC" "$W/$v" --sample "$DEV" --force ${!var} > "$W/compress-$v.log" 2>&1
 done
 python -m spacy evaluate "$SRC" "$TEST" --output "$M/eval-original.json" > /dev/null
 # spacy-transformers pipelines hang with n_process > 1 (spaCy #6662): the original runs in one process.

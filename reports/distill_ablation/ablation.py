@@ -5,6 +5,7 @@
 Reads METRICS_DIR/<split>/<NAME>.json (dev and test) and prints one row per run, with the
 difference to the baseline row where one is named. Used for reports/distill_ablation.
 """
+
 import argparse
 import json
 import sys
@@ -33,7 +34,14 @@ def main() -> int:
         name, sep, description = item.partition("=")
         if not sep:
             parser.error(f"expected NAME=description, got {item!r}")
-        rows.append((name, description, score(args.metrics, "dev", name, args.score), score(args.metrics, "test", name, args.score)))
+        rows.append(
+            (
+                name,
+                description,
+                score(args.metrics, "dev", name, args.score),
+                score(args.metrics, "test", name, args.score),
+            )
+        )
     base = {name: (dev, test) for name, _, dev, test in rows}.get(args.baseline)
     print(f"| run | what changed | dev {args.score} | test {args.score} |")
     print("|---|---|---|---|")

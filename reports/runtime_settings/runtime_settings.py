@@ -7,6 +7,7 @@ Each variant runs in a fresh process: the pipeline is loaded with config overrid
 `nlp.pipe` (median of passes after a warm-up), with n_process 1 or 2, plus batch-1 latency.
 Writes DIR/runtime_settings.json and prints a table. A benchmark: nothing is asserted.
 """
+
 import argparse
 import json
 import multiprocessing
@@ -40,7 +41,10 @@ def measure(path: str, texts, threads: int, spinning: bool, n_process: int, pass
     import spacy
 
     name = transformer_name(path)
-    overrides = {f"components.{name}.model.intra_op_num_threads": threads, f"components.{name}.model.allow_spinning": spinning}
+    overrides = {
+        f"components.{name}.model.intra_op_num_threads": threads,
+        f"components.{name}.model.allow_spinning": spinning,
+    }
     nlp = spacy.load(path, config=overrides)
     words = sum(len(d) for d in nlp.tokenizer.pipe(texts))
     list(nlp.pipe(texts[:256], batch_size=64, n_process=n_process))
@@ -56,8 +60,13 @@ def measure(path: str, texts, threads: int, spinning: bool, n_process: int, pass
             started = time.perf_counter()
             nlp(text)
             latencies.append((time.perf_counter() - started) * 1000)
-    queue.put({"words_per_s": words / statistics.median(times), "runs": [words / t for t in times],
-               "p50_ms": statistics.median(latencies) if latencies else None})
+    queue.put(
+        {
+            "words_per_s": words / statistics.median(times),
+            "runs": [words / t for t in times],
+            "p50_ms": statistics.median(latencies) if latencies else None,
+        }
+    )
 
 
 def main() -> int:
@@ -76,14 +85,37 @@ def main() -> int:
     rows = []
     for label, threads, spinning, n_process in VARIANTS:
         queue = context.Queue()
-        proc = context.Process(target=measure, args=(args.pipeline, texts, threads, spinning, n_process, args.passes, queue))
+        proc = context.Process(
+            target=measure, args=(args.pipeline, texts, threads, spinning, n_process, args.passes, queue)
+        )
         proc.start()
         result = queue.get()
         proc.join()
-        rows.append({"variant": label, "intra_op_num_threads": threads, "allow_spinning": spinning, "n_process": n_process, **result})
-        print(f"{label}: {result['words_per_s']:,.0f} words/s" + (f", batch-1 p50 {result['p50_ms']:.1f} ms" if result["p50_ms"] else ""), flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
-    report = {"pipeline": args.pipeline, "data": args.data, "texts": len(texts), "machine": f"{cpu}, {os.cpu_count()} cores", "variants": rows}
+        rows.append(
+            {
+                "variant": label,
+                "intra_op_num_threads": threads,
+                "allow_spinning": spinning,
+                "n_process": n_process,
+                **result,
+            }
+        )
+        print(
+            f"{label}: {result['words_per_s']:,.0f} words/s"
+            + (f", batch-1 p50 {result['p50_ms']:.1f} ms" if result["p50_ms"] else ""),
+            flush=True,
+        )
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        "unknown CPU",
+    )
+    report = {
+        "pipeline": args.pipeline,
+        "data": args.data,
+        "texts": len(texts),
+        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "variants": rows,
+    }
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
         (args.output / "runtime_settings.json").write_text(json.dumps(report, indent=2), encoding="utf8")

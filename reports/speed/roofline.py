@@ -10,6 +10,7 @@ and rows per call. "GEMM ceiling" is the wordpieces/s the encoder would reach if
 but its weight GEMMs at that speed (attention scores, GELU, LayerNorm and quantisation free):
 the upper bound that kernel tuning inside ONNX Runtime's stock operators could approach.
 """
+
 import argparse
 import json
 import os
@@ -26,8 +27,15 @@ from spacy_bertprod.benchmark import component_batches, time_batches
 from spacy_bertprod.texts import read_texts
 
 MATMUL_OPS = {
-    "MatMul", "Gemm", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul",
-    "Attention", "QAttention", "MultiHeadAttention",
+    "MatMul",
+    "Gemm",
+    "MatMulInteger",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
+    "QLinearMatMul",
+    "Attention",
+    "QAttention",
+    "MultiHeadAttention",
 }
 
 
@@ -49,21 +57,23 @@ def weight_shapes(model_bytes: bytes) -> Counter:
 
 def int8_gemm_gmacs(rows: int, k: int, n: int, threads: int, seconds: float = 1.0) -> float:
     """Best GMAC/s of ONNX Runtime's MatMulInteger (uint8 x int8 -> int32) for rows x k x n."""
-    import onnx
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
     rng = numpy.random.default_rng(0)
     weight = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=numpy.int8), "W")
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["A", "W"], ["Y"])], "gemm",
+        [helper.make_node("MatMulInteger", ["A", "W"], ["Y"])],
+        "gemm",
         [helper.make_tensor_value_info("A", TensorProto.UINT8, [rows, k])],
-        [helper.make_tensor_value_info("Y", TensorProto.INT32, [rows, n])], [weight],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [rows, n])],
+        [weight],
     )
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(), options,
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(),
+        options,
         providers=["CPUExecutionProvider"],
     )
     feed = {"A": rng.integers(0, 256, (rows, k), dtype=numpy.uint8)}
@@ -109,10 +119,15 @@ def main() -> None:
         gemm_s = sum(k * n * count / (peak[k, n] * 1e9) for (k, n), count in shapes.items())
         ceiling = real / (gemm_s * sum(positions))
         row = {
-            "pipeline": path, "encoder_calls": len(batches), "median_positions_per_call": gemm_rows,
-            "pad_fraction": 1 - real / sum(positions), "weight_macs_per_wordpiece": macs,
-            "real_wordpieces_per_s": real / seconds, "achieved_gmacs": macs * sum(positions) / seconds / 1e9,
-            "int8_gemm_gmacs": {f"{k}x{n}": gmacs for (k, n), gmacs in peak.items()}, "gemm_ceiling_wordpieces_per_s": ceiling,
+            "pipeline": path,
+            "encoder_calls": len(batches),
+            "median_positions_per_call": gemm_rows,
+            "pad_fraction": 1 - real / sum(positions),
+            "weight_macs_per_wordpiece": macs,
+            "real_wordpieces_per_s": real / seconds,
+            "achieved_gmacs": macs * sum(positions) / seconds / 1e9,
+            "int8_gemm_gmacs": {f"{k}x{n}": gmacs for (k, n), gmacs in peak.items()},
+            "gemm_ceiling_wordpieces_per_s": ceiling,
             "share_of_ceiling": real / seconds / ceiling,
         }
         rows.append(row)

@@ -7,6 +7,7 @@ then times `nlp.update` over the first batches: forward, backward and optimizer 
 evaluation. Extra `--section.key value` arguments override the config as on spacy's CLI. Used
 to compare the bertprod torch backend with stock spacy-transformers at the same batch size.
 """
+
 import argparse
 import json
 import statistics

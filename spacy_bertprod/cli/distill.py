@@ -6,27 +6,54 @@ from typing import List, Optional
 import typer
 from wasabi import msg
 
-from ._util import bertprod_cli, optional_path, report_path, user_errors, write_report
+from ._util import bertprod_cli, optional_path, user_errors, write_report
 
 
 @bertprod_cli.command("make-student")
 def make_student_cli(
-    teacher: Path = typer.Argument(..., help="Teacher: a model directory or a trained pipeline with a transformer", exists=True),
+    teacher: Path = typer.Argument(
+        ..., help="Teacher: a model directory or a trained pipeline with a transformer", exists=True
+    ),
     output: Path = typer.Argument(..., help="Folder for the student model (config.json, model.safetensors, tokenizer)"),
     layers: int = typer.Option(3, "--layers", "-l", help="Student depth"),
-    pick: str = typer.Option("spread", "--pick", help="Which teacher layers: 'spread' (evenly spaced, top layer kept: 6 -> 3 takes 1,3,5) or 'bottom' (the first ones: 0,1,2)"),
-    layer_map: str = typer.Option("", "--layer-map", help="Comma-separated teacher layers (0-based) to copy; overrides --pick"),
-    prune_heads: float = typer.Option(0.0, "--prune-heads", help="Also remove this share of the teacher's attention heads, least important on --prune-data first"),
-    prune_ffn: float = typer.Option(0.0, "--prune-ffn", help="Also remove this share of every layer's feed-forward units, least important on --prune-data first"),
-    prune_data: Optional[Path] = typer.Option(None, "--prune-data", help="Labelled .spacy docs (e.g. the dev set) whose loss through the teacher pipeline ranks heads and units"),
+    pick: str = typer.Option(
+        "spread",
+        "--pick",
+        help="Which teacher layers: 'spread' (evenly spaced, top layer kept: 6 -> 3 takes 1,3,5) or 'bottom' (the "
+        "first ones: 0,1,2)",
+    ),
+    layer_map: str = typer.Option(
+        "", "--layer-map", help="Comma-separated teacher layers (0-based) to copy; overrides --pick"
+    ),
+    prune_heads: float = typer.Option(
+        0.0,
+        "--prune-heads",
+        help="Also remove this share of the teacher's attention heads, least important on --prune-data first",
+    ),
+    prune_ffn: float = typer.Option(
+        0.0,
+        "--prune-ffn",
+        help="Also remove this share of every layer's feed-forward units, least important on --prune-data first",
+    ),
+    prune_data: Optional[Path] = typer.Option(
+        None,
+        "--prune-data",
+        help="Labelled .spacy docs (e.g. the dev set) whose loss through the teacher pipeline ranks heads and units",
+    ),
 ):
     """Initialise a shallower (and with --prune-*, narrower) student encoder from a teacher's layers."""
     from ..distill.student import make_student
 
     with user_errors():
         info = make_student(
-            teacher, output, layers, [int(x) for x in layer_map.split(",") if x.strip()] or None, pick=pick,
-            prune_heads=prune_heads, prune_ffn=prune_ffn, prune_data=optional_path(prune_data),
+            teacher,
+            output,
+            layers,
+            [int(x) for x in layer_map.split(",") if x.strip()] or None,
+            pick=pick,
+            prune_heads=prune_heads,
+            prune_ffn=prune_ffn,
+            prune_data=optional_path(prune_data),
         )
     msg.good(f"Student with {info['student_layers']} layers (teacher layers {info['layer_map']}) in {output}")
     write_report(info, None)
@@ -36,12 +63,27 @@ def make_student_cli(
 def augment_cli(
     train_path: Path = typer.Argument(..., help="Gold training docs (.spacy)"),
     output_path: Path = typer.Argument(..., help="Where to write the transfer set (.spacy, unannotated)"),
-    encoder: Path = typer.Option(..., "--encoder", help="Where the replacement words come from: the teacher (a trained torch pipeline) or its model directory"),
-    n_variants: int = typer.Option(10, "--n-variants", "-n", help="Word-replacement variants per training doc (0: raw text only)"),
+    encoder: Path = typer.Option(
+        ...,
+        "--encoder",
+        help="Where the replacement words come from: the teacher (a trained torch pipeline) or its model directory",
+    ),
+    n_variants: int = typer.Option(
+        10, "--n-variants", "-n", help="Word-replacement variants per training doc (0: raw text only)"
+    ),
     replace_prob: float = typer.Option(0.4, "--replace-prob", help="Probability that an eligible word is replaced"),
-    n_neighbours: int = typer.Option(15, "--neighbours", help="Replacement candidates per word: its nearest wordpieces in the encoder's embedding"),
-    replace_stop_words: bool = typer.Option(True, "--replace-stop-words/--keep-stop-words", help="Whether the language's stop words may be replaced too (--keep-stop-words: variants stay closer to real text)"),
-    raw_text: Optional[Path] = typer.Option(None, "--raw-text", help="Unlabelled in-domain texts to add (.txt lines, .jsonl with 'text', or .spacy)"),
+    n_neighbours: int = typer.Option(
+        15, "--neighbours", help="Replacement candidates per word: its nearest wordpieces in the encoder's embedding"
+    ),
+    replace_stop_words: bool = typer.Option(
+        True,
+        "--replace-stop-words/--keep-stop-words",
+        help="Whether the language's stop words may be replaced too (--keep-stop-words: variants stay closer to real "
+        "text)",
+    ),
+    raw_text: Optional[Path] = typer.Option(
+        None, "--raw-text", help="Unlabelled in-domain texts to add (.txt lines, .jsonl with 'text', or .spacy)"
+    ),
     raw_limit: int = typer.Option(0, "--raw-limit", help="Use only the first N raw texts (0: all)"),
     lang: str = typer.Option("en", "--lang", help="spaCy language whose tokenizer splits the raw texts"),
     seed: int = typer.Option(0, "--seed"),
@@ -52,8 +94,17 @@ def augment_cli(
 
     with user_errors():
         info = make_transfer_set(
-            train_path, encoder, output_path, n_variants=n_variants, replace_prob=replace_prob,
-            n_neighbours=n_neighbours, replace_stop_words=replace_stop_words, raw_text=optional_path(raw_text), raw_limit=raw_limit, lang=lang, seed=seed,
+            train_path,
+            encoder,
+            output_path,
+            n_variants=n_variants,
+            replace_prob=replace_prob,
+            n_neighbours=n_neighbours,
+            replace_stop_words=replace_stop_words,
+            raw_text=optional_path(raw_text),
+            raw_limit=raw_limit,
+            lang=lang,
+            seed=seed,
         )
     msg.good(f"Wrote {output_path}: {info['transfer_docs']:,} docs")
     write_report(info, report)
@@ -61,11 +112,19 @@ def augment_cli(
 
 @bertprod_cli.command("teacher-label")
 def teacher_label_cli(
-    teacher: Path = typer.Argument(..., help="Trained teacher pipeline (a compressed ONNX one is fastest)", exists=True, file_okay=False),
-    input_paths: List[Path] = typer.Argument(..., help="Docs to label (.spacy): gold training docs and/or a transfer set"),
+    teacher: Path = typer.Argument(
+        ..., help="Trained teacher pipeline (a compressed ONNX one is fastest)", exists=True, file_okay=False
+    ),
+    input_paths: List[Path] = typer.Argument(
+        ..., help="Docs to label (.spacy): gold training docs and/or a transfer set"
+    ),
     output_path: Path = typer.Option(..., "--output", "-o", help="Where to write the teacher-labelled docs (.spacy)"),
-    soft_weight: float = typer.Option(0.5, "--soft-weight", help="Weight of the teacher's textcat scores against gold, where a doc has gold"),
-    temperature: float = typer.Option(1.0, "--temperature", "-T", help="Softmax temperature of the teacher's textcat probabilities (>1: softer)"),
+    soft_weight: float = typer.Option(
+        0.5, "--soft-weight", help="Weight of the teacher's textcat scores against gold, where a doc has gold"
+    ),
+    temperature: float = typer.Option(
+        1.0, "--temperature", "-T", help="Softmax temperature of the teacher's textcat probabilities (>1: softer)"
+    ),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the counts as JSON here"),
 ):
@@ -73,6 +132,8 @@ def teacher_label_cli(
     from ..distill.targets import teacher_label
 
     with user_errors():
-        info = teacher_label(teacher, input_paths, output_path, soft_weight=soft_weight, temperature=temperature, batch_size=batch_size)
+        info = teacher_label(
+            teacher, input_paths, output_path, soft_weight=soft_weight, temperature=temperature, batch_size=batch_size
+        )
     msg.good(f"Wrote {output_path}")
     write_report(info, report)

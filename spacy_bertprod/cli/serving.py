@@ -1,12 +1,11 @@
 """Serving: `serve` (HTTP), `loadtest`, `apply` (corpus annotation, local or Ray)."""
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
-from wasabi import msg
 
-from ._util import bertprod_cli, optional_path, report_path, user_errors, write_report
+from ._util import bertprod_cli, report_path, user_errors, write_report
 
 
 @bertprod_cli.command("serve")
@@ -15,16 +14,30 @@ def serve_cli(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 in a container)"),
     port: int = typer.Option(8000, "--port"),
     workers: int = typer.Option(1, "--workers", help="Worker processes, each with its own copy of the pipeline"),
-    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads per worker (0: the pipeline's setting; cores/workers with --workers > 1)"),
-    spin: bool = typer.Option(False, "--spin/--no-spin", help="Let ONNX Runtime's idle threads spin (off by default: they would take the CPU the event loop needs)"),
+    threads: int = typer.Option(
+        0,
+        "--threads",
+        help="ONNX Runtime intra-op threads per worker (0: the pipeline's setting; cores/workers with --workers > 1)",
+    ),
+    spin: bool = typer.Option(
+        False,
+        "--spin/--no-spin",
+        help="Let ONNX Runtime's idle threads spin (off by default: they would take the CPU the event loop needs)",
+    ),
     max_batch_words: int = typer.Option(4096, "--max-batch-words", help="Micro-batch word budget"),
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="Longest a request waits for batch-mates"),
-    max_queue_texts: int = typer.Option(8192, "--max-queue-texts", help="Texts that may wait; beyond it: 503 + Retry-After"),
+    max_queue_texts: int = typer.Option(
+        8192, "--max-queue-texts", help="Texts that may wait; beyond it: 503 + Retry-After"
+    ),
     max_body_bytes: int = typer.Option(2 * 1024 * 1024, "--max-body-bytes"),
     max_texts: int = typer.Option(1000, "--max-texts", help="Texts per request"),
     max_chars: int = typer.Option(100_000, "--max-chars", help="Characters per text (longer: 413, never truncated)"),
-    body_timeout_s: float = typer.Option(10.0, "--body-timeout", help="Seconds a request body may take to arrive (slow bodies: 408)"),
-    limit_concurrency: int = typer.Option(1024, "--limit-concurrency", help="Open connections per worker before uvicorn answers 503"),
+    body_timeout_s: float = typer.Option(
+        10.0, "--body-timeout", help="Seconds a request body may take to arrive (slow bodies: 408)"
+    ),
+    limit_concurrency: int = typer.Option(
+        1024, "--limit-concurrency", help="Open connections per worker before uvicorn answers 503"
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ):
     """HTTP service: POST /v1/process, GET /health, GET /metrics, with dynamic micro-batching."""
@@ -32,10 +45,21 @@ def serve_cli(
     from ..serving.settings import ServeSettings
 
     with user_errors():
-        settings = ServeSettings(pipeline=pipeline, threads=threads, allow_spinning=spin, max_batch_words=max_batch_words, max_wait_ms=max_wait_ms,
-                                 max_queue_texts=max_queue_texts, max_body_bytes=max_body_bytes, max_texts=max_texts,
-                                 max_chars=max_chars, body_timeout_s=body_timeout_s)
-        run_server(settings, host=host, port=port, workers=workers, limit_concurrency=limit_concurrency, log_level=log_level)
+        settings = ServeSettings(
+            pipeline=pipeline,
+            threads=threads,
+            allow_spinning=spin,
+            max_batch_words=max_batch_words,
+            max_wait_ms=max_wait_ms,
+            max_queue_texts=max_queue_texts,
+            max_body_bytes=max_body_bytes,
+            max_texts=max_texts,
+            max_chars=max_chars,
+            body_timeout_s=body_timeout_s,
+        )
+        run_server(
+            settings, host=host, port=port, workers=workers, limit_concurrency=limit_concurrency, log_level=log_level
+        )
 
 
 @bertprod_cli.command("loadtest")
@@ -45,7 +69,11 @@ def loadtest_cli(
     concurrency: int = typer.Option(32, "--concurrency", "-c", help="Concurrent clients"),
     texts_per_request: int = typer.Option(1, "--texts-per-request"),
     repeats: int = typer.Option(1, "--repeats", help="Passes over the texts"),
-    pipeline: Optional[str] = typer.Option(None, "--pipeline", help="Also run the texts through this pipeline in-process: speed ratio and same-answer share"),
+    pipeline: Optional[str] = typer.Option(
+        None,
+        "--pipeline",
+        help="Also run the texts through this pipeline in-process: speed ratio and same-answer share",
+    ),
     limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
     old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True, help="Deprecated: --report"),
@@ -56,8 +84,14 @@ def loadtest_cli(
 
     report = report_path(report, old_output, "loadtest")
     with user_errors():
-        result = loadtest(url, read_texts(data, limit), concurrency=concurrency, texts_per_request=texts_per_request,
-                          repeats=repeats, pipeline=pipeline)
+        result = loadtest(
+            url,
+            read_texts(data, limit),
+            concurrency=concurrency,
+            texts_per_request=texts_per_request,
+            repeats=repeats,
+            pipeline=pipeline,
+        )
     write_report(result, report)
 
 
@@ -66,10 +100,19 @@ def apply_cli(
     pipeline: str = typer.Argument(..., help="Installed package name or pipeline folder"),
     input_path: Path = typer.Argument(..., help="JSONL or Parquet with a text field; other fields are passed through"),
     output: Path = typer.Argument(..., help="Folder of shards (part-NNNNN.jsonl or .spacy); rerun to resume"),
-    engine: str = typer.Option("local", "--engine", help="local (nlp.pipe, n_process=--workers) or ray (Ray Data actor pool)"),
+    engine: str = typer.Option(
+        "local", "--engine", help="local (nlp.pipe, n_process=--workers) or ray (Ray Data actor pool)"
+    ),
     workers: int = typer.Option(1, "--workers", help="Processes (local) or Ray actors (ray)"),
-    threads: int = typer.Option(0, "--threads", help="ONNX Runtime threads per worker (0: cores / workers locally, 1 per Ray actor; Ray reserves that many CPUs per actor)"),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one, or RAY_ADDRESS)"),
+    threads: int = typer.Option(
+        0,
+        "--threads",
+        help="ONNX Runtime threads per worker (0: cores / workers locally, 1 per Ray actor; Ray reserves that many "
+        "CPUs per actor)",
+    ),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="Ray cluster address (default: start a local one, or RAY_ADDRESS)"
+    ),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (entities and cats per record) or spacy (DocBins)"),
     text_field: str = typer.Option("text", "--text-field"),
     shard_size: int = typer.Option(10_000, "--shard-size", help="Records per output shard"),
@@ -80,6 +123,18 @@ def apply_cli(
     from ..serving.apply import ApplyError, apply
 
     with user_errors(ApplyError, OSError):
-        result = apply(pipeline, input_path, output, engine=engine, fmt=fmt, text_field=text_field, shard_size=shard_size,
-                       batch_size=batch_size, workers=workers, address=address, overwrite=overwrite, threads=threads)
+        result = apply(
+            pipeline,
+            input_path,
+            output,
+            engine=engine,
+            fmt=fmt,
+            text_field=text_field,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            workers=workers,
+            address=address,
+            overwrite=overwrite,
+            threads=threads,
+        )
     write_report(result, None)

@@ -2,6 +2,7 @@
 
 Needs the `train` extra (torch, transformers, onnx); the pipelines it writes do not.
 """
+
 from .pipeline import CompressSettings, compress_pipeline
 
 __all__ = ["CompressSettings", "compress_pipeline"]

@@ -13,6 +13,7 @@ outliers in the sample do not waste the 256 levels. (onnxruntime.quantization's 
 would see the pad positions too, and they target QDQ graphs, not these DynamicQuantizeLinear
 inputs.)
 """
+
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,16 @@ def freeze_activation_scales(model, ranges: Dict[str, ActivationRange]) -> int:
         quantized, scale_name, zero_name = node.output
         scale, zero_point = _scale_zero_point(ranges[source].low, ranges[source].high)
         model.graph.initializer.extend(
-            [numpy_helper.from_array(numpy.array(scale), scale_name), numpy_helper.from_array(numpy.array(zero_point), zero_name)]
+            [
+                numpy_helper.from_array(numpy.array(scale), scale_name),
+                numpy_helper.from_array(numpy.array(zero_point), zero_name),
+            ]
         )
-        nodes.append(helper.make_node("QuantizeLinear", [source, scale_name, zero_name], [quantized], name=f"{node.name}_calibrated"))
+        nodes.append(
+            helper.make_node(
+                "QuantizeLinear", [source, scale_name, zero_name], [quantized], name=f"{node.name}_calibrated"
+            )
+        )
         n_frozen += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)

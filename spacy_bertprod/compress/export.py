@@ -1,4 +1,5 @@
 """torch.onnx export of a HF encoder with dynamic batch and sequence axes."""
+
 import inspect
 from pathlib import Path
 from typing import List

@@ -5,6 +5,7 @@ SkipLayerNormalization is deliberately not fused: on x86 CPUs its ONNX Runtime k
 student's session time (reports/speed/README.md). The ONNX Runtime session is told not to fuse it
 back at load time either (backends/onnx.py).
 """
+
 from pathlib import Path
 from typing import Any, Dict
 

@@ -1,4 +1,5 @@
 """How much the compressed encoder and pipeline agree with the original, on sample texts."""
+
 from typing import Dict, List, Sequence
 
 import numpy
@@ -29,7 +30,10 @@ def encoder_parity(
     for batch in encoder_batches(tokenizer, spans):
         n_wordpieces += int(batch.attention_mask.sum())
         with torch.no_grad():
-            feeds = {"input_ids": torch.from_numpy(batch.input_ids), "attention_mask": torch.from_numpy(batch.attention_mask)}
+            feeds = {
+                "input_ids": torch.from_numpy(batch.input_ids),
+                "attention_mask": torch.from_numpy(batch.attention_mask),
+            }
             if "token_type_ids" in names:
                 feeds["token_type_ids"] = torch.zeros_like(feeds["input_ids"])
             expected = module(**feeds).last_hidden_state.float().numpy()

@@ -6,6 +6,7 @@ quantise and calibrate → write the ONNX pipeline → check parity → report. 
 temporary folder next to OUT and renamed into place only when complete, so an interrupted run
 never leaves a half-written pipeline that looks valid.
 """
+
 import json
 import shutil
 import tempfile
@@ -133,7 +134,11 @@ def _meta(nlp: Language, quantize: str) -> Dict:
     import onnxruntime
 
     meta = dict(nlp.meta)
-    keep = [r for r in meta.get("requirements", []) if not r.lower().startswith(("spacy-transformers", "spacy_transformers", "spacy_bertprod", "onnxruntime"))]
+    keep = [
+        r
+        for r in meta.get("requirements", [])
+        if not r.lower().startswith(("spacy-transformers", "spacy_transformers", "spacy_bertprod", "onnxruntime"))
+    ]
     major, minor = __version__.split(".")[:2]
     ort_major, ort_minor = onnxruntime.__version__.split(".")[:2]
     meta["requirements"] = keep + [
@@ -152,7 +157,8 @@ def _log_sample(sample: CalibrationSample, settings: CompressSettings) -> None:
         _log(f"    {use}: {len(sample.texts):,} docs{thinned} from {sample.source}")
     elif int8:
         _log(
-            f"!!! No --sample, and the pipeline's config names no training corpus that exists here ([paths] dev/train): "
+            "!!! No --sample, and the pipeline's config names no training corpus that exists here ([paths] "
+            "dev/train): "
             f"int8 activation ranges are calibrated on {sample.source}. For the best accuracy pass in-domain text, "
             "e.g. --sample your_dev.spacy."
         )
@@ -234,7 +240,8 @@ def shrink(loaded: Loaded, settings: CompressSettings, timings: Dict[str, float]
             )
         p = shrunk.pruning
         _log(
-            f"    importance measured on {p['n_examples']:,} examples; heads kept per layer {p['heads_kept_per_layer']}, "
+            f"    importance measured on {p['n_examples']:,} examples; heads kept per layer "
+            f"{p['heads_kept_per_layer']}, "
             f"feed-forward units kept {p['ffn_units_kept_per_layer']} of {p['ffn_units_original']}; parameters "
             f"{p['parameters_before']:,} -> {p['parameters_after']:,}"
         )
@@ -325,7 +332,9 @@ def check_parity(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, out: Path) -> D
     return parity
 
 
-def build_report(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, parity: Dict, out: Path, output_path: Path, timings) -> Dict:
+def build_report(
+    loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, parity: Dict, out: Path, output_path: Path, timings
+) -> Dict:
     """compress_report.json: what went in, what was done, sizes, parity and timings."""
     config = shrunk.module.config
     sizes = {

@@ -14,6 +14,7 @@ The removal itself is the library's: `PreTrainedModel.prune_heads` and
 `transformers.pytorch_utils.prune_linear_layer`. Fewer heads and units are fewer multiplications;
 what that buys in speed and costs in accuracy is measured in reports/pruning.
 """
+
 import copy
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -32,7 +33,8 @@ def _layers(module) -> Sequence[Any]:
         return node
     raise ValueError(
         f"Pruning supports BERT-style encoders (BERT, RoBERTa, DistilBERT, ELECTRA, MiniLM); "
-        f"{type(module).__name__} has no encoder.layer or transformer.layer. Compress without --prune-heads/--prune-ffn."
+        f"{type(module).__name__} has no encoder.layer or transformer.layer. Compress without "
+        "--prune-heads/--prune-ffn."
     )
 
 
@@ -45,7 +47,9 @@ def feed_forward_pairs(module) -> List[Tuple[Any, Any, str, str]]:
         elif hasattr(layer, "ffn"):
             pairs.append((layer.ffn, layer.ffn, "lin1", "lin2"))
         else:
-            raise ValueError(f"Cannot find the feed-forward block of {type(layer).__name__}: pruning supports BERT-style layers.")
+            raise ValueError(
+                f"Cannot find the feed-forward block of {type(layer).__name__}: pruning supports BERT-style layers."
+            )
     return pairs
 
 
@@ -71,9 +75,13 @@ def measure_importance(nlp, module, examples: Iterable, batch_size: int = 8) -> 
         raise ValueError("This encoder already had heads pruned; prune the pipeline it was made from instead.")
     head_gate = torch.ones(n_layers, n_heads, requires_grad=True)
     pairs = feed_forward_pairs(module)
-    ffn_gates = [torch.ones(getattr(down, down_name).in_features, requires_grad=True) for _, down, _, down_name in pairs]
+    ffn_gates = [
+        torch.ones(getattr(down, down_name).in_features, requires_grad=True) for _, down, _, down_name in pairs
+    ]
     hooks = [
-        getattr(down, down_name).register_forward_pre_hook(lambda _m, inputs, gate=gate: (inputs[0] * gate,) + tuple(inputs[1:]))
+        getattr(down, down_name).register_forward_pre_hook(
+            lambda _m, inputs, gate=gate: (inputs[0] * gate,) + tuple(inputs[1:])
+        )
         for (_, down, _, down_name), gate in zip(pairs, ffn_gates)
     ]
     forward = module.forward
@@ -186,7 +194,8 @@ def prune_encoder(module, importance: Dict[str, numpy.ndarray], heads_fraction: 
         setattr(pruned.config, _ffn_config_key(pruned.config), keep_units)
     heads_kept = [n_heads - len(removed_heads.get(layer, [])) for layer in range(importance["heads"].shape[0])]
     report = {
-        "importance": "Michel et al. 2019: |dL/d gate| of the pipeline's own loss, summed over batches of labelled examples",
+        "importance": "Michel et al. 2019: |dL/d gate| of the pipeline's own loss, summed over batches of labelled "
+        "examples",
         "n_examples": int(importance["n_examples"]),
         "heads_fraction": heads_fraction,
         "ffn_fraction": ffn_fraction,

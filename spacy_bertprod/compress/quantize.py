@@ -7,6 +7,7 @@ Two ways to pick activation scales:
   Outputs move slightly with the rest of the batch; kept for comparison and for users who
   cannot supply sample text.
 """
+
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
@@ -31,9 +32,7 @@ class QuantizeSettings:
 
     def __post_init__(self):
         if self.activation_scales not in ACTIVATION_SCALES:
-            raise ValueError(
-                f"activation scales must be one of {ACTIVATION_SCALES}, not '{self.activation_scales}'."
-            )
+            raise ValueError(f"activation scales must be one of {ACTIVATION_SCALES}, not '{self.activation_scales}'.")
         if not 50.0 < self.calibration_percentile <= 100.0:
             raise ValueError(
                 f"The calibration percentile must be in (50, 100] (100 = min/max), got {self.calibration_percentile}."
@@ -46,7 +45,12 @@ class QuantizeSettings:
         return ops
 
     def to_dict(self) -> Dict:
-        return {**asdict(self), "op_types": self.op_types(), "weight_type": "QInt8", "batch_invariant": self.activation_scales == "calibrated"}
+        return {
+            **asdict(self),
+            "op_types": self.op_types(),
+            "weight_type": "QInt8",
+            "batch_invariant": self.activation_scales == "calibrated",
+        }
 
 
 def quantize_onnx(

@@ -8,6 +8,7 @@ greedy longest-match), and only characters the original vocabulary never had bec
 Ids are renumbered in their original order; the tokenizer (`tokenizer.json`) and the encoder's
 embedding are rewritten together, so the pair stays consistent. WordPiece (BERT family) only.
 """
+
 import copy
 import json
 from collections import Counter
@@ -38,7 +39,9 @@ def _remap_post_processor(node: Any, remap: Dict[int, int]) -> None:
         _remap_post_processor(child, remap)
 
 
-def choose_vocabulary(tokenizer: WordpieceTokenizer, texts: Sequence[str], min_count: int = 1) -> Tuple[numpy.ndarray, Dict[str, Any]]:
+def choose_vocabulary(
+    tokenizer: WordpieceTokenizer, texts: Sequence[str], min_count: int = 1
+) -> Tuple[numpy.ndarray, Dict[str, Any]]:
     """The ids to keep (sorted) and what was counted."""
     data = json.loads(tokenizer.tokenizer_json)
     model = data.get("model", {})
@@ -58,7 +61,9 @@ def choose_vocabulary(tokenizer: WordpieceTokenizer, texts: Sequence[str], min_c
     for encoding in tokenizer.tokenizer.encode_batch(texts, add_special_tokens=False):
         counts.update(encoding.ids)
     used = {i for i, n in counts.items() if n >= min_count}
-    characters = {i for tok, i in vocab.items() if len(tok) == 1 or (tok.startswith(prefix) and len(tok) == len(prefix) + 1)}
+    characters = {
+        i for tok, i in vocab.items() if len(tok) == 1 or (tok.startswith(prefix) and len(tok) == len(prefix) + 1)
+    }
     specials = set(_special_ids(data)) | {vocab[model["unk_token"]], tokenizer.pad_id}
     keep = numpy.asarray(sorted(used | characters | specials), dtype="int64")
     info = {
@@ -85,7 +90,9 @@ def trimmed_tokenizer(tokenizer: WordpieceTokenizer, keep: numpy.ndarray) -> Wor
     _remap_post_processor(data.get("post_processor"), remap)
     if data.get("padding"):
         data["padding"]["pad_id"] = remap[int(data["padding"]["pad_id"])]
-    return WordpieceTokenizer(json.dumps(data, ensure_ascii=False), max_length=tokenizer.max_length, pad_id=remap[tokenizer.pad_id])
+    return WordpieceTokenizer(
+        json.dumps(data, ensure_ascii=False), max_length=tokenizer.max_length, pad_id=remap[tokenizer.pad_id]
+    )
 
 
 def trimmed_encoder(module, keep: numpy.ndarray):
@@ -116,16 +123,20 @@ def unk_share(tokenizer: WordpieceTokenizer, texts: Sequence[str]) -> Dict[str, 
     return {"unk": unknown, "unk_share": unknown / max(total, 1), "wordpieces_per_text": total / max(len(ids), 1)}
 
 
-def trim_vocabulary(module, tokenizer: WordpieceTokenizer, corpus: Sequence[str], check_texts: Sequence[str], min_count: int = 1):
+def trim_vocabulary(
+    module, tokenizer: WordpieceTokenizer, corpus: Sequence[str], check_texts: Sequence[str], min_count: int = 1
+):
     """(trimmed encoder copy, trimmed tokenizer, report); `check_texts` measure the [UNK] share before/after."""
     keep, info = choose_vocabulary(tokenizer, corpus, min_count)
     new_tokenizer = trimmed_tokenizer(tokenizer, keep)
     new_module = trimmed_encoder(module, keep)
     width = new_module.get_input_embeddings().embedding_dim
-    info.update({
-        "embedding_rows_removed": int(info["original_size"] - len(keep)),
-        "embedding_parameters_removed": int((info["original_size"] - len(keep)) * width),
-        "check_before": unk_share(tokenizer, check_texts),
-        "check_after": unk_share(new_tokenizer, check_texts),
-    })
+    info.update(
+        {
+            "embedding_rows_removed": int(info["original_size"] - len(keep)),
+            "embedding_parameters_removed": int((info["original_size"] - len(keep)) * width),
+            "check_before": unk_share(tokenizer, check_texts),
+            "check_after": unk_share(new_tokenizer, check_texts),
+        }
+    )
     return new_module, new_tokenizer, info

@@ -5,6 +5,7 @@ stratified dev split when none is given, discover the labels, refuse test labels
 never saw, and write `data.json` with what was read, repaired, skipped and carved, so the report
 can say it.
 """
+
 import json
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -23,8 +24,16 @@ def _ner_key(doc: Doc) -> str:
 
 
 def prepare_ner(
-    train: Path, dev: Optional[Path], test: Path, output: Path, *,
-    train_limit: int = 0, eval_limit: int = 0, dev_share: float = 0.1, seed: int = 0, lang: str = "en",
+    train: Path,
+    dev: Optional[Path],
+    test: Path,
+    output: Path,
+    *,
+    train_limit: int = 0,
+    eval_limit: int = 0,
+    dev_share: float = 0.1,
+    seed: int = 0,
+    lang: str = "en",
 ) -> Dict:
     nlp = spacy.blank(lang)
     splits: Dict[str, List[Doc]] = {}
@@ -37,7 +46,12 @@ def prepare_ner(
         raise ValueError("NER data needs a training file and a test file (a dev file is optional).")
     if "dev" not in splits:
         splits["train"], splits["dev"] = stratified_split(splits["train"], _ner_key, dev_share, seed)
-        info["dev_carved"] = {"from": str(train), "share": dev_share, "seed": seed, "stratified_by": "first entity label"}
+        info["dev_carved"] = {
+            "from": str(train),
+            "share": dev_share,
+            "seed": seed,
+            "stratified_by": "first entity label",
+        }
     labels = sorted({e.label_ for d in splits["train"] for e in d.ents})
     if not labels:
         raise DataError(Path(train), None, "has no entities at all.", "An NER training set needs annotated entities.")
@@ -45,8 +59,12 @@ def prepare_ner(
         unseen = sorted({e.label_ for d in splits[name] for e in d.ents} - set(labels))
         if unseen:
             where = Path({"dev": dev or train, "test": test}[name])  # a carved dev comes from train
-            raise DataError(where, _first_line_with(where, unseen[0]), f"has entity labels the training data never has: {unseen}.",
-                            "Add training examples for them, or remove/rename them in this file.")
+            raise DataError(
+                where,
+                _first_line_with(where, unseen[0]),
+                f"has entity labels the training data never has: {unseen}.",
+                "Add training examples for them, or remove/rename them in this file.",
+            )
     # Slices for smoke runs: the first N sentences, as before.
     if train_limit:
         splits["train"] = splits["train"][:train_limit]
@@ -57,8 +75,17 @@ def prepare_ner(
 
 
 def prepare_textcat(
-    train: Path, dev: Optional[Path], test: Path, output: Path, *, multilabel: bool = False,
-    train_limit: int = 0, eval_limit: int = 0, dev_share: float = 0.1, seed: int = 0, lang: str = "en",
+    train: Path,
+    dev: Optional[Path],
+    test: Path,
+    output: Path,
+    *,
+    multilabel: bool = False,
+    train_limit: int = 0,
+    eval_limit: int = 0,
+    dev_share: float = 0.1,
+    seed: int = 0,
+    lang: str = "en",
 ) -> Dict:
     nlp = spacy.blank(lang)
     rows: Dict[str, List[Tuple[Doc, List[str]]]] = {}
@@ -70,9 +97,13 @@ def prepare_textcat(
             if not multilabel:
                 for i, (doc, labels) in enumerate(rows[name]):
                     if len(labels) != 1:
-                        raise DataError(Path(path), None, f"row {i + 1} ({doc.text[:40]!r}) has {len(labels)} labels {labels}, but "
-                                        "exclusive text classification needs exactly one.",
-                                        "Set vars.textcat_multilabel true for multi-label data.")
+                        raise DataError(
+                            Path(path),
+                            None,
+                            f"row {i + 1} ({doc.text[:40]!r}) has {len(labels)} labels {labels}, but "
+                            "exclusive text classification needs exactly one.",
+                            "Set vars.textcat_multilabel true for multi-label data.",
+                        )
     if "train" not in rows or "test" not in rows:
         raise ValueError("Text-classification data needs a training file and a test file (a dev file is optional).")
     key = lambda row: "|".join(row[1])  # noqa: E731
@@ -81,13 +112,22 @@ def prepare_textcat(
         info["dev_carved"] = {"from": str(train), "share": dev_share, "seed": seed, "stratified_by": "label set"}
     labels = sorted({label for _, ls in rows["train"] for label in ls})
     if len(labels) < 2 and not multilabel:
-        raise DataError(Path(train), None, f"has only {len(labels)} label ({labels}).", "Exclusive classification needs two labels or more.")
+        raise DataError(
+            Path(train),
+            None,
+            f"has only {len(labels)} label ({labels}).",
+            "Exclusive classification needs two labels or more.",
+        )
     for name in ("dev", "test"):
         unseen = sorted({label for _, ls in rows[name] for label in ls} - set(labels))
         if unseen:
             where = Path({"dev": dev or train, "test": test}[name])  # a carved dev comes from train
-            raise DataError(where, _first_line_with(where, unseen[0]), f"has labels the training data never has: {unseen}.",
-                            "Add training examples for them, or remove/rename them in this file.")
+            raise DataError(
+                where,
+                _first_line_with(where, unseen[0]),
+                f"has labels the training data never has: {unseen}.",
+                "Add training examples for them, or remove/rename them in this file.",
+            )
     if train_limit:
         rows["train"] = stratified_subset(rows["train"], key, train_limit, seed)
     if eval_limit:
@@ -104,7 +144,13 @@ def prepare_textcat(
 
 
 def _file_info(path, stats: ReadStats) -> Dict:
-    return {"path": str(path), "format": stats.format, "docs": stats.docs, "skipped": stats.skipped, "repaired": stats.repaired}
+    return {
+        "path": str(path),
+        "format": stats.format,
+        "docs": stats.docs,
+        "skipped": stats.skipped,
+        "repaired": stats.repaired,
+    }
 
 
 def _first_line_with(path: Path, needle: str) -> Optional[int]:

@@ -4,6 +4,7 @@ The project's configs are written for exclusive classes; multi-label data needs 
 component, a sigmoid output, a 0.5 threshold and its own scorer, with macro F as the score. This
 rewrites exactly those settings with spaCy's Config API, so one base config serves both.
 """
+
 from pathlib import Path
 
 from thinc.api import Config
@@ -21,8 +22,10 @@ def config_for_task(base: Path, task: str, lang: str = "en") -> Config:
         return config
     names = [n for n, block in config["components"].items() if block.get("factory") in MULTILABEL]
     if not names:
-        raise ValueError(f"{base} has no textcat component to make multi-label (factories: "
-                         f"{[b.get('factory') for b in config['components'].values()]}).")
+        raise ValueError(
+            f"{base} has no textcat component to make multi-label (factories: "
+            f"{[b.get('factory') for b in config['components'].values()]})."
+        )
     for name in names:
         block = config["components"][name]
         block["factory"] = MULTILABEL[block["factory"]]

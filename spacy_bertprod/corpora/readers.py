@@ -10,6 +10,7 @@ Every problem is a `DataError` naming the file and line and how to fix it. Rows 
 on purpose (Prodigy answers other than "accept", blank texts) are counted in `ReadStats`, never
 dropped silently.
 """
+
 import csv
 import io
 import json
@@ -61,8 +62,12 @@ def read_lines(path: Path) -> List[str]:
         try:
             lines.append(chunk.decode("utf8").rstrip("\r"))
         except UnicodeDecodeError as err:
-            raise DataError(path, number, f"is not valid UTF-8 (byte {chunk[err.start:err.start + 1]!r} at column {err.start + 1}).",
-                            "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf8).") from None
+            raise DataError(
+                path,
+                number,
+                f"is not valid UTF-8 (byte {chunk[err.start : err.start + 1]!r} at column {err.start + 1}).",
+                "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf8).",
+            ) from None
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
     return lines
@@ -79,8 +84,12 @@ def read_ner(path: Path, nlp: Language) -> Tuple[List[Doc], ReadStats]:
         return _read_ner_jsonl(path, nlp)
     if path.suffix in NER_TEXT_SUFFIXES or not path.suffix:
         return _read_conll(path, nlp)
-    raise DataError(path, None, f"has an extension ({path.suffix}) that names no NER format we read.",
-                    "Use .spacy, CoNLL/IOB token-per-line (.conll, .iob, .bio, .tsv, .txt) or .jsonl with spans.")
+    raise DataError(
+        path,
+        None,
+        f"has an extension ({path.suffix}) that names no NER format we read.",
+        "Use .spacy, CoNLL/IOB token-per-line (.conll, .iob, .bio, .tsv, .txt) or .jsonl with spans.",
+    )
 
 
 def _read_conll(path: Path, nlp: Language) -> Tuple[List[Doc], ReadStats]:
@@ -98,8 +107,12 @@ def _read_conll(path: Path, nlp: Language) -> Tuple[List[Doc], ReadStats]:
             continue
         parts = stripped.split("\t") if "\t" in stripped else stripped.split()
         if len(parts) < 2:
-            raise DataError(path, number, f"expected 'token<TAB>tag' (or space separated), got {line!r}.",
-                            "Each non-blank line needs a token and its IOB tag; separate sentences with a blank line.")
+            raise DataError(
+                path,
+                number,
+                f"expected 'token<TAB>tag' (or space separated), got {line!r}.",
+                "Each non-blank line needs a token and its IOB tag; separate sentences with a blank line.",
+            )
         sentence.append((parts[0], parts[-1], number))
     if not docs:
         raise DataError(path, None, "holds no sentences.", "CoNLL files need token and tag columns.")
@@ -116,8 +129,12 @@ def _iob_doc(nlp: Language, sentence: List[Tuple[str, str, int]], path: Path, st
         if tag == "O" or prefix == "O":
             prefix = "O"
         elif prefix not in {"B", "I", "E", "S", "L", "U"} or not name:
-            raise DataError(path, number, f"tag {tag!r} is not an IOB/BIOES tag (B-X, I-X, E-X, S-X, O).",
-                            "Fix the tag, or convert the file to IOB2.")
+            raise DataError(
+                path,
+                number,
+                f"tag {tag!r} is not an IOB/BIOES tag (B-X, I-X, E-X, S-X, O).",
+                "Fix the tag, or convert the file to IOB2.",
+            )
         if prefix in {"I", "E", "L"} and name != label:
             stats.repair("I- tag without a B- before it (started an entity, as conlleval does)")
         begins = prefix in {"B", "S", "U"} or (prefix in {"I", "E", "L"} and name != label)
@@ -154,22 +171,33 @@ def _read_ner_jsonl(path: Path, nlp: Language) -> Tuple[List[Doc], ReadStats]:
             elif isinstance(item, (list, tuple)) and len(item) == 3:
                 start, end, label = item
             else:
-                raise DataError(path, number, f"span {item!r} is neither {{start, end, label}} nor [start, end, label].")
+                raise DataError(
+                    path, number, f"span {item!r} is neither {{start, end, label}} nor [start, end, label]."
+                )
             if not isinstance(start, int) or not isinstance(end, int) or not isinstance(label, str) or not label:
                 raise DataError(path, number, f"span {item!r} needs integer start/end and a label.")
             if not 0 <= start < end <= len(text):
                 raise DataError(path, number, f"span {item!r} lies outside the text ({len(text)} characters).")
             span = doc.char_span(start, end, label=label)
             if span is None:
-                raise DataError(path, number, f"span {text[start:end]!r} ({start}-{end}, {label}) does not start and end on token boundaries "
-                                f"of spaCy's tokenizer (tokens: {[t.text for t in doc.char_span(start, end, alignment_mode='expand') or []]}).",
-                                "Fix the offsets (no leading/trailing spaces or partial words), or pre-tokenise the data as CoNLL.")
+                raise DataError(
+                    path,
+                    number,
+                    f"span {text[start:end]!r} ({start}-{end}, {label}) does not start and end on token boundaries "
+                    "of spaCy's tokenizer (tokens: "
+                    f"{[t.text for t in doc.char_span(start, end, alignment_mode='expand') or []]}).",
+                    "Fix the offsets (no leading/trailing spaces or partial words), or pre-tokenise the data as CoNLL.",
+                )
             spans.append(span)
         spans.sort(key=lambda s: (s.start, s.end))
         for a, b in zip(spans, spans[1:]):
             if b.start < a.end:
-                raise DataError(path, number, f"spans {a.text!r} ({a.label_}) and {b.text!r} ({b.label_}) overlap.",
-                                "Named entities cannot overlap: keep one of them.")
+                raise DataError(
+                    path,
+                    number,
+                    f"spans {a.text!r} ({a.label_}) and {b.text!r} ({b.label_}) overlap.",
+                    "Named entities cannot overlap: keep one of them.",
+                )
         doc.ents = spans
         docs.append(doc)
     stats.docs = len(docs)
@@ -189,8 +217,12 @@ def read_textcat(path: Path, nlp: Language) -> Tuple[List[Tuple[Doc, List[str]]]
         return _read_textcat_jsonl(path, nlp)
     if path.suffix in {".csv", ".tsv"}:
         return _read_textcat_csv(path, nlp)
-    raise DataError(path, None, f"has an extension ({path.suffix}) that names no text-classification format we read.",
-                    "Use .spacy, .jsonl ({\"text\", \"label\"} or {\"text\", \"labels\"}) or .csv/.tsv with text and label columns.")
+    raise DataError(
+        path,
+        None,
+        f"has an extension ({path.suffix}) that names no text-classification format we read.",
+        'Use .spacy, .jsonl ({"text", "label"} or {"text", "labels"}) or .csv/.tsv with text and label columns.',
+    )
 
 
 def _read_textcat_jsonl(path: Path, nlp: Language):
@@ -209,8 +241,12 @@ def _read_textcat_jsonl(path: Path, nlp: Language):
         elif "cats" in row and isinstance(row["cats"], dict):
             labels = [k for k, v in row["cats"].items() if v >= 0.5]
         else:
-            raise DataError(path, number, f"has no 'label', 'labels' or 'cats' field (fields: {sorted(row)}).",
-                            "Give each line its class: {\"text\": ..., \"label\": ...}.")
+            raise DataError(
+                path,
+                number,
+                f"has no 'label', 'labels' or 'cats' field (fields: {sorted(row)}).",
+                'Give each line its class: {"text": ..., "label": ...}.',
+            )
         if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
             raise DataError(path, number, f"labels must be non-empty strings, got {labels!r}.")
         if not text.strip():
@@ -218,7 +254,7 @@ def _read_textcat_jsonl(path: Path, nlp: Language):
             continue
         rows.append((nlp.make_doc(text), sorted(set(labels)), number))
     stats.docs = len(rows)
-    return [(d, l) for d, l, _ in rows], stats
+    return [(doc, labels) for doc, labels, _ in rows], stats
 
 
 def _read_textcat_csv(path: Path, nlp: Language):
@@ -227,25 +263,35 @@ def _read_textcat_csv(path: Path, nlp: Language):
     reader = csv.reader(io.StringIO(text), delimiter="," if path.suffix == ".csv" else "\t")
     header = next(reader, None)
     if not header:
-        raise DataError(path, 1, "has no header row.", f"The first row must name the columns, e.g. text,label.")
+        raise DataError(path, 1, "has no header row.", "The first row must name the columns, e.g. text,label.")
     names = [h.strip().lower() for h in header]
     text_col = next((names.index(c) for c in TEXT_COLUMNS if c in names), None)
     label_col = next((names.index(c) for c in LABEL_COLUMNS if c in names), None)
     if text_col is None:
-        raise DataError(path, 1, f"has no text column (columns: {header}).", f"Name the text column one of {list(TEXT_COLUMNS)}.")
+        raise DataError(
+            path, 1, f"has no text column (columns: {header}).", f"Name the text column one of {list(TEXT_COLUMNS)}."
+        )
     if label_col is None:
-        raise DataError(path, 1, f"has no label column (columns: {header}).", f"Name the label column one of {list(LABEL_COLUMNS)}.")
+        raise DataError(
+            path, 1, f"has no label column (columns: {header}).", f"Name the label column one of {list(LABEL_COLUMNS)}."
+        )
     rows = []
     for number, record in enumerate(reader, 2):
         if not any(cell.strip() for cell in record):
             continue
         if len(record) != len(header):
-            raise DataError(path, number, f"has {len(record)} fields, the header {len(header)}.",
-                            "Quote fields that contain the delimiter.")
+            raise DataError(
+                path,
+                number,
+                f"has {len(record)} fields, the header {len(header)}.",
+                "Quote fields that contain the delimiter.",
+            )
         value = record[label_col].strip()
         labels = [x.strip() for x in value.split(MULTI_LABEL_SEPARATOR) if x.strip()]
         if not labels:
-            raise DataError(path, number, "has an empty label.", "Every row needs a label (several: separate them with '|').")
+            raise DataError(
+                path, number, "has an empty label.", "Every row needs a label (several: separate them with '|')."
+            )
         if not record[text_col].strip():
             stats.skip("blank text")
             continue
@@ -271,7 +317,12 @@ def _read_docbin(path: Path, nlp: Language, task: str) -> Tuple[List[Doc], ReadS
     if task == "textcat":
         for i, doc in enumerate(docs, 1):
             if not doc.cats:
-                raise DataError(path, None, f"doc {i} ({doc.text[:40]!r}) has no cats.", "Every doc needs doc.cats for text classification.")
+                raise DataError(
+                    path,
+                    None,
+                    f"doc {i} ({doc.text[:40]!r}) has no cats.",
+                    "Every doc needs doc.cats for text classification.",
+                )
     return docs, ReadStats(format="spacy", docs=len(docs))
 
 
@@ -295,7 +346,9 @@ def _jsonl_rows(path: Path) -> Iterator[Tuple[int, dict]]:
 def _text_field(row: dict, path: Path, number: int) -> str:
     text = row.get("text")
     if not isinstance(text, str):
-        raise DataError(path, number, f"has no 'text' string (fields: {sorted(row)}).", "Every line needs a \"text\" field.")
+        raise DataError(
+            path, number, f"has no 'text' string (fields: {sorted(row)}).", 'Every line needs a "text" field.'
+        )
     return text
 
 

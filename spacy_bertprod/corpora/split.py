@@ -1,4 +1,5 @@
 """Fixed, stratified dev splits and stratified subsets (same seed -> same split)."""
+
 import random
 from collections import defaultdict
 from typing import Callable, List, Sequence, Tuple, TypeVar

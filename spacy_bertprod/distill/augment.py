@@ -16,6 +16,7 @@ one seed, dev unchanged; not yet the default, which is what the seed studies mea
 The output holds only new text (variants and raw text) without annotation: `teacher-label` labels
 it once, and training reads it next to the gold training set.
 """
+
 import random
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional
@@ -181,6 +182,12 @@ def make_transfer_set(
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     out.to_disk(output_path)
-    counts.update(transfer_docs=len(out), n_variants=n_variants, replace_prob=replace_prob, n_neighbours=n_neighbours,
-                  replace_stop_words=replace_stop_words, seed=seed)
+    counts.update(
+        transfer_docs=len(out),
+        n_variants=n_variants,
+        replace_prob=replace_prob,
+        n_neighbours=n_neighbours,
+        replace_stop_words=replace_stop_words,
+        seed=seed,
+    )
     return counts

@@ -7,6 +7,7 @@ student encoder next to the heads' gradients. At prediction time it does nothing
 transformer (a compressed fp32 ONNX teacher is the fastest choice) and is loaded lazily, so
 loading a trained student never needs the teacher.
 """
+
 from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy
@@ -89,7 +90,9 @@ class HiddenStateDistiller(TrainablePipe):
     def set_annotations(self, docs, scores) -> None:
         pass
 
-    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None):
+    def update(
+        self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None
+    ):
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
         examples = list(examples)

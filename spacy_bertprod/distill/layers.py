@@ -2,7 +2,8 @@
 
 Student hidden state m (m = 0: the embeddings, 1..S: its layers) learns the teacher's hidden
 state g(m) = m * T / S (TinyBERT, Jiao et al. 2020, §3.1), the very layers `make-student --pick
-spread` copied (whatever the student was initialised from), so the student keeps what those layers did while its upper part adapts. The teacher is
+spread` copied (whatever the student was initialised from), so the student keeps what those
+layers did while its upper part adapts. The teacher is
 the fine-tuned torch teacher (a trained pipeline or a model directory) with the student's
 vocabulary and width; it runs without gradient on the same padded batch, and the loss — the
 squared error over the hidden dimensions (mean) and real wordpieces (sum, like spaCy's task
@@ -13,6 +14,7 @@ which builds `LayerDistillation` through the registered `spacy_bertprod.layer_di
 and hands it to the torch backend as an extra loss; empty, the encoder trains exactly as before.
 Inference never loads the teacher.
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence

@@ -12,6 +12,7 @@ distillation sources it that way), and `compress` writes it back as a plain `ner
 any saved pipeline whose `ner` has the same labels; it is loaded on first use, so loading a
 trained student never needs it.
 """
+
 from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy
@@ -56,19 +57,36 @@ def make_distill_ner(
     temperature: float,
 ):
     return DistillingEntityRecognizer(
-        nlp.vocab, model, name=name, moves=moves, update_with_oracle_cut_size=update_with_oracle_cut_size,
-        incorrect_spans_key=incorrect_spans_key, scorer=scorer, teacher=teacher, teacher_component=teacher_component,
+        nlp.vocab,
+        model,
+        name=name,
+        moves=moves,
+        update_with_oracle_cut_size=update_with_oracle_cut_size,
+        incorrect_spans_key=incorrect_spans_key,
+        scorer=scorer,
+        teacher=teacher,
+        teacher_component=teacher_component,
         temperature=temperature,
     )
 
 
 class DistillingEntityRecognizer(EntityRecognizer):
     def __init__(
-        self, vocab, model, name="ner", moves=None, *, teacher: str = "", teacher_component: str = "ner",
-        temperature: float = 1.0, **kwargs,
+        self,
+        vocab,
+        model,
+        name="ner",
+        moves=None,
+        *,
+        teacher: str = "",
+        teacher_component: str = "ner",
+        temperature: float = 1.0,
+        **kwargs,
     ):
         if not temperature > 0.0:
-            raise ValueError(f"temperature must be positive (1.0: the teacher's distribution as it is), not {temperature}.")
+            raise ValueError(
+                f"temperature must be positive (1.0: the teacher's distribution as it is), not {temperature}."
+            )
         super().__init__(vocab, model, name, moves, **kwargs)
         self.teacher_path = teacher
         self.temperature = float(temperature)
@@ -114,7 +132,9 @@ class DistillingEntityRecognizer(EntityRecognizer):
             return super().update(examples, drop=drop, sgd=sgd, losses=losses)
         return self.distill(examples, drop=drop, sgd=sgd, losses=losses)
 
-    def distill(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None):
+    def distill(
+        self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None
+    ):
         """Cross-entropy to the teacher's action distribution along the student's own transitions.
 
         At temperature T both distributions are softmax(scores / T) and the loss is scaled by T**2

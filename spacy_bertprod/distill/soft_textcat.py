@@ -8,6 +8,7 @@ knowledge-distillation loss. These subclasses only relax the check: cats must li
 for the exclusive one, sum to 1). Model, loss, scoring and serialisation are spaCy's, so
 `compress` writes them back as the plain factories.
 """
+
 from typing import Iterable
 
 from spacy.language import Language

@@ -14,6 +14,7 @@ vocabulary. A student can also be narrower: `prune_heads` / `prune_ffn` first re
 least important attention heads and feed-forward units (compress/prune.py, importance measured
 with the teacher pipeline's own loss on `prune_data`), then the layers are picked from what is left.
 """
+
 import json
 import re
 from pathlib import Path
@@ -36,7 +37,9 @@ LAYER_PICKS = ("spread", "bottom")
 def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> List[int]:
     """The teacher layers a student of `n_student` layers starts from (see the module docstring)."""
     if pick not in LAYER_PICKS:
-        raise ValueError(f"Unknown layer pick '{pick}': use one of {', '.join(LAYER_PICKS)}, or give an explicit layer map.")
+        raise ValueError(
+            f"Unknown layer pick '{pick}': use one of {', '.join(LAYER_PICKS)}, or give an explicit layer map."
+        )
     layers = default_layer_map(n_teacher, n_student)  # validates n_student
     return list(range(n_student)) if pick == "bottom" else layers
 
@@ -49,7 +52,10 @@ def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_d
 
     check_request(prune_heads, prune_ffn, prune_data)
     if not (Path(teacher) / "config.cfg").exists():
-        raise ValueError(f"Pruning ranks heads and units with the teacher pipeline's own loss: {teacher} must be a trained spaCy pipeline, not a bare model directory.")
+        raise ValueError(
+            f"Pruning ranks heads and units with the teacher pipeline's own loss: {teacher} must be a trained spaCy "
+            "pipeline, not a bare model directory."
+        )
     nlp = spacy.load(teacher)
     source = find_transformer(nlp, str(teacher))
     module, report = prune_pipeline_encoder(nlp, source.module, prune_heads, prune_ffn, prune_data)
@@ -57,8 +63,14 @@ def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_d
 
 
 def make_student(
-    teacher: Path, output: Path, n_layers: int, layer_map: Optional[List[int]] = None, pick: str = "spread",
-    prune_heads: float = 0.0, prune_ffn: float = 0.0, prune_data: Optional[Path] = None,
+    teacher: Path,
+    output: Path,
+    n_layers: int,
+    layer_map: Optional[List[int]] = None,
+    pick: str = "spread",
+    prune_heads: float = 0.0,
+    prune_ffn: float = 0.0,
+    prune_data: Optional[Path] = None,
 ) -> Dict:
     """Write a student model directory (config.json, model.safetensors, tokenizer files).
     An explicit `layer_map` wins over `pick`."""
@@ -77,7 +89,9 @@ def make_student(
         raise ValueError(f"layer_map {layer_map} must give {n_layers} teacher layers in 0..{n_teacher - 1}.")
     # A pruned teacher's per-layer head removals follow its layers into the student.
     pruned_heads = {i: list(config.pruned_heads[t]) for i, t in enumerate(layer_map) if config.pruned_heads.get(t)}
-    student_config = config.__class__.from_dict({**config.to_dict(), "num_hidden_layers": n_layers, "pruned_heads": pruned_heads})
+    student_config = config.__class__.from_dict(
+        {**config.to_dict(), "num_hidden_layers": n_layers, "pruned_heads": pruned_heads}
+    )
     student = AutoModel.from_config(student_config)
     teacher_state = module.state_dict()
     student_state = student.state_dict()

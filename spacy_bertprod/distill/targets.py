@@ -9,6 +9,7 @@ so training on these is cross-entropy to the teacher (Hinton et al.'s soft targe
 NER: docs without gold entities (the transfer set) get the teacher's entities (silver). Gold
 entities are never overwritten.
 """
+
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -65,21 +66,31 @@ def teacher_label(
     textcat = textcat_kind(teacher)
     has_ner = any(isinstance(proc, EntityRecognizer) for _, proc in teacher.pipeline)
     if textcat is None and not has_ner:
-        raise ValueError(f"The teacher {teacher_path} has neither a text classifier nor an entity recognizer: {teacher.pipe_names}.")
+        raise ValueError(
+            f"The teacher {teacher_path} has neither a text classifier nor an entity recognizer: {teacher.pipe_names}."
+        )
     docs: List[Doc] = []
     for path in input_paths:
         if not Path(path).exists():
             raise FileNotFoundError(f"Docs to label {path} do not exist.")
         docs.extend(DocBin().from_disk(path).get_docs(teacher.vocab))
     inputs = copy_docs(teacher.vocab, docs)
-    counts = {"docs": len(docs), "soft_cats_mixed_with_gold": 0, "soft_cats_teacher_only": 0, "silver_ner": 0, "gold_ner": 0}
+    counts = {
+        "docs": len(docs),
+        "soft_cats_mixed_with_gold": 0,
+        "soft_cats_teacher_only": 0,
+        "silver_ner": 0,
+        "gold_ner": 0,
+    }
     out = DocBin(store_user_data=False)
     predictions = teacher.pipe(inputs, batch_size=batch_size)
     for gold, predicted in zip(docs, progress(predictions, desc="teacher-label", total=len(docs))):
         if textcat is not None and predicted.cats:
             soft = soften(predicted.cats, temperature, exclusive=textcat[1])
             if gold.cats:
-                gold.cats = {label: soft_weight * v + (1 - soft_weight) * gold.cats.get(label, 0.0) for label, v in soft.items()}
+                gold.cats = {
+                    label: soft_weight * v + (1 - soft_weight) * gold.cats.get(label, 0.0) for label, v in soft.items()
+                }
                 counts["soft_cats_mixed_with_gold"] += 1
             else:
                 gold.cats = soft

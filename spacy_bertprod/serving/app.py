@@ -8,6 +8,7 @@ GET  /docs         the OpenAPI schema, browsable
 The pipeline loads in the background when the app starts, so /health answers from the first
 moment; /v1/process answers 503 + Retry-After until it is ready.
 """
+
 import asyncio
 import os
 import time
@@ -32,7 +33,10 @@ from .metrics import ServiceMetrics
 from .schema import ServiceError, docs_to_json, parse_request
 from .settings import ServeSettings
 
-WARMUP_TEXTS = ["Warm-up text for the pipeline.", "A second, somewhat longer warm-up text, so two batch shapes are seen."]
+WARMUP_TEXTS = [
+    "Warm-up text for the pipeline.",
+    "A second, somewhat longer warm-up text, so two batch shapes are seen.",
+]
 
 
 def has_token_vectors(nlp) -> bool:
@@ -89,16 +93,31 @@ class Service:
         if self.error:
             raise ServiceError(503, f"The pipeline failed to load: {self.error}")
         if not self.ready:
-            raise ServiceError(503, "The pipeline is still loading; retry shortly.", {"Retry-After": str(self.settings.retry_after_s)})
+            raise ServiceError(
+                503, "The pipeline is still loading; retry shortly.", {"Retry-After": str(self.settings.retry_after_s)}
+            )
         request = parse_request(body, self.settings)
         if request["vectors"] and not self.vectors:
-            raise ServiceError(400, "This pipeline has no spacy_bertprod transformer, so it has no token vectors to return; send \"vectors\": false.")
+            raise ServiceError(
+                400,
+                "This pipeline has no spacy_bertprod transformer, so it has no token vectors to return; send "
+                '"vectors": false.',
+            )
         try:
             docs = await self.batcher.submit(request["texts"], request["vectors"])
         except QueueFull:
-            raise ServiceError(503, f"The service is at capacity ({self.settings.max_queue_texts} texts queued); retry after {self.settings.retry_after_s} s.", {"Retry-After": str(self.settings.retry_after_s)})
+            raise ServiceError(
+                503,
+                f"The service is at capacity ({self.settings.max_queue_texts} texts queued); retry after "
+                f"{self.settings.retry_after_s} s.",
+                {"Retry-After": str(self.settings.retry_after_s)},
+            )
         except ShuttingDown:
-            raise ServiceError(503, "The service is shutting down; retry on another instance.", {"Retry-After": str(self.settings.retry_after_s)})
+            raise ServiceError(
+                503,
+                "The service is shutting down; retry on another instance.",
+                {"Retry-After": str(self.settings.retry_after_s)},
+            )
         return {"docs": docs}
 
 
@@ -109,7 +128,11 @@ async def read_body(request: Request, settings: ServeSettings) -> bytes:
         if not declared.isdigit():
             raise ServiceError(400, f"Content-Length {declared!r} is not a number.")
         if int(declared) > settings.max_body_bytes:
-            raise ServiceError(413, f"The body is {int(declared)} bytes; the limit is {settings.max_body_bytes}. Send fewer or shorter texts per request.")
+            raise ServiceError(
+                413,
+                f"The body is {int(declared)} bytes; the limit is {settings.max_body_bytes}. Send fewer or shorter "
+                "texts per request.",
+            )
     chunks, size = [], 0
 
     async def receive_all() -> None:
@@ -117,7 +140,11 @@ async def read_body(request: Request, settings: ServeSettings) -> bytes:
         async for chunk in request.stream():
             size += len(chunk)
             if size > settings.max_body_bytes:
-                raise ServiceError(413, f"The body is over the limit of {settings.max_body_bytes} bytes. Send fewer or shorter texts per request.")
+                raise ServiceError(
+                    413,
+                    f"The body is over the limit of {settings.max_body_bytes} bytes. Send fewer or shorter texts per "
+                    "request.",
+                )
             chunks.append(chunk)
 
     try:
@@ -153,7 +180,12 @@ def create_app(settings: ServeSettings, nlp=None) -> FastAPI:
         "/v1/process",
         response_model=schema.ProcessResponse,
         responses={code: error_doc for code in (400, 408, 413, 422, 503)},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schema.ProcessRequest.model_json_schema()}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": schema.ProcessRequest.model_json_schema()}},
+            }
+        },
     )
     async def process(request: Request):
         """Annotate texts: entities (character offsets) and categories per text, in input order."""

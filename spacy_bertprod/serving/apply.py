@@ -13,6 +13,7 @@ actor pool: each actor loads the pipeline once, with `threads` cores; Ray restar
 and retries its shard). Both write byte-identical shards for the same pipeline.
 With Ray on several machines, INPUT and OUTPUT must be on storage every node sees.
 """
+
 import json
 import os
 import socket
@@ -45,7 +46,9 @@ def input_format(path: Path) -> str:
         return "jsonl"
     if name.endswith(".parquet"):
         return "parquet"
-    raise ApplyError(f"{path}: unsupported input type; use JSONL (.jsonl, one JSON object per line) or Parquet (.parquet).")
+    raise ApplyError(
+        f"{path}: unsupported input type; use JSONL (.jsonl, one JSON object per line) or Parquet (.parquet)."
+    )
 
 
 def _check_record(record: Any, text_field: str, where: str) -> None:
@@ -53,10 +56,15 @@ def _check_record(record: Any, text_field: str, where: str) -> None:
         raise ApplyError(f"{where}: a record must be a JSON object, not {type(record).__name__}.")
     if not isinstance(record.get(text_field), str):
         found = "missing" if text_field not in record else f"a {type(record[text_field]).__name__}"
-        raise ApplyError(f"{where}: the text field '{text_field}' is {found}; every record needs a string there (or pass --text-field).")
+        raise ApplyError(
+            f"{where}: the text field '{text_field}' is {found}; every record needs a string there (or pass "
+            "--text-field)."
+        )
     clash = [f for f in RESULT_FIELDS if f in record]
     if clash:
-        raise ApplyError(f"{where}: the record already has field(s) {clash}, which the output adds; rename them in the input.")
+        raise ApplyError(
+            f"{where}: the record already has field(s) {clash}, which the output adds; rename them in the input."
+        )
 
 
 def plan_shards(path: Path, text_field: str, shard_size: int) -> Tuple[List[Shard], int]:
@@ -77,7 +85,9 @@ def plan_shards(path: Path, text_field: str, shard_size: int) -> Tuple[List[Shar
                     try:
                         record = json.loads(raw.decode("utf-8"))
                     except UnicodeDecodeError as err:
-                        raise ApplyError(f"{where}: not valid UTF-8 (byte {err.start} of the line). Re-encode the file as UTF-8.")
+                        raise ApplyError(
+                            f"{where}: not valid UTF-8 (byte {err.start} of the line). Re-encode the file as UTF-8."
+                        )
                     except json.JSONDecodeError as err:
                         raise ApplyError(f"{where}: not valid JSON ({err.msg}, column {err.colno}).")
                     _check_record(record, text_field, where)
@@ -115,7 +125,10 @@ def read_shard(path: Path, shard: Shard, text_field: str) -> List[Dict[str, Any]
             while len(records) < shard.count:
                 raw = f.readline()
                 if not raw:
-                    raise ApplyError(f"{path} changed while the job ran (shard {shard.index} ends early); start over with --overwrite.")
+                    raise ApplyError(
+                        f"{path} changed while the job ran (shard {shard.index} ends early); start over with "
+                        "--overwrite."
+                    )
                 if raw.strip():
                     records.append(json.loads(raw.decode("utf-8")))
         return records
@@ -132,7 +145,9 @@ def read_shard(path: Path, shard: Shard, text_field: str) -> List[Dict[str, Any]
         start += size
     for i, row in enumerate(rows):
         if not isinstance(row.get(text_field), str):
-            raise ApplyError(f"{path}: row {shard.offset + i} has no text in column '{text_field}' (null); fill or drop it.")
+            raise ApplyError(
+                f"{path}: row {shard.offset + i} has no text in column '{text_field}' (null); fill or drop it."
+            )
     return rows
 
 
@@ -141,7 +156,9 @@ def shard_paths(output: Path, shard: Shard, fmt: str) -> Tuple[Path, Path]:
     return stem.with_suffix(".jsonl" if fmt == "jsonl" else ".spacy"), stem.with_suffix(".done.json")
 
 
-def write_shard(output: Path, shard: Shard, fmt: str, text_field: str, records: List[Dict[str, Any]], docs: Sequence, started: float) -> Dict[str, Any]:
+def write_shard(
+    output: Path, shard: Shard, fmt: str, text_field: str, records: List[Dict[str, Any]], docs: Sequence, started: float
+) -> Dict[str, Any]:
     """Write one annotated shard atomically (tmp file, then rename), then its done-marker."""
     from .schema import doc_to_json
 
@@ -160,13 +177,21 @@ def write_shard(output: Path, shard: Shard, fmt: str, text_field: str, records: 
             docbin.add(doc)
         docbin.to_disk(tmp)
     os.replace(tmp, part)
-    info = {"shard": shard.index, "first": shard.first, "docs": len(records), "pid": os.getpid(),
-            "host": socket.gethostname(), "seconds": round(time.perf_counter() - started, 3)}
+    info = {
+        "shard": shard.index,
+        "first": shard.first,
+        "docs": len(records),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     done.write_text(json.dumps(info), encoding="utf8")
     return info
 
 
-def annotate_shard(nlp, input_path: Path, output: Path, shard: Shard, text_field: str, fmt: str, batch_size: int = 64) -> Dict[str, Any]:
+def annotate_shard(
+    nlp, input_path: Path, output: Path, shard: Shard, text_field: str, fmt: str, batch_size: int = 64
+) -> Dict[str, Any]:
     """Read, annotate and write one shard in this process."""
     started = time.perf_counter()
     records = read_shard(input_path, shard, text_field)
@@ -181,12 +206,23 @@ def _init_local_worker(pipeline: str, threads: int) -> None:
     _WORKER["nlp"] = load_pipeline(pipeline, threads=threads, allow_spinning=False)
 
 
-def _annotate_in_worker(input_path: Path, output: Path, shard: Shard, text_field: str, fmt: str, batch_size: int) -> Dict[str, Any]:
+def _annotate_in_worker(
+    input_path: Path, output: Path, shard: Shard, text_field: str, fmt: str, batch_size: int
+) -> Dict[str, Any]:
     return annotate_shard(_WORKER["nlp"], input_path, output, shard, text_field, fmt, batch_size)
 
 
-def _run_local(pending: List[Shard], pipeline: str, input_path: Path, output: Path, text_field: str, fmt: str,
-               batch_size: int, workers: int, threads: int) -> Iterator[Dict[str, Any]]:
+def _run_local(
+    pending: List[Shard],
+    pipeline: str,
+    input_path: Path,
+    output: Path,
+    text_field: str,
+    fmt: str,
+    batch_size: int,
+    workers: int,
+    threads: int,
+) -> Iterator[Dict[str, Any]]:
     """Shards annotated in this process, or by `workers` processes that each load the pipeline
     once (with `threads` ONNX Runtime threads) and write whole shards themselves.
 
@@ -202,8 +238,13 @@ def _run_local(pending: List[Shard], pipeline: str, input_path: Path, output: Pa
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_local_worker, initargs=(str(pipeline), threads)) as pool:
-        futures = [pool.submit(_annotate_in_worker, input_path, output, shard, text_field, fmt, batch_size) for shard in pending]
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_local_worker, initargs=(str(pipeline), threads)
+    ) as pool:
+        futures = [
+            pool.submit(_annotate_in_worker, input_path, output, shard, text_field, fmt, batch_size)
+            for shard in pending
+        ]
         for future in as_completed(futures):
             yield future.result()
 
@@ -222,26 +263,45 @@ def prepare_output(output: Path, job: Dict[str, Any], overwrite: bool) -> None:
             previous = json.loads(manifest.read_text(encoding="utf8"))
             changed = sorted(k for k in job if previous.get(k) != job[k])
             if changed:
-                raise ApplyError(f"{output} holds another job's shards (different {', '.join(changed)}); use a new folder, or --overwrite to start over.")
+                raise ApplyError(
+                    f"{output} holds another job's shards (different {', '.join(changed)}); use a new folder, or "
+                    "--overwrite to start over."
+                )
     output.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps(job, indent=2), encoding="utf8")
 
 
-def _job_description(input_path: Path, pipeline: str, text_field: str, shard_size: int, fmt: str, n_records: int) -> Dict[str, Any]:
+def _job_description(
+    input_path: Path, pipeline: str, text_field: str, shard_size: int, fmt: str, n_records: int
+) -> Dict[str, Any]:
     stat = input_path.stat()
-    return {"input": str(input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-            "pipeline": str(pipeline), "text_field": text_field, "shard_size": shard_size, "format": fmt, "records": n_records}
+    return {
+        "input": str(input_path.resolve()),
+        "input_bytes": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        "pipeline": str(pipeline),
+        "text_field": text_field,
+        "shard_size": shard_size,
+        "format": fmt,
+        "records": n_records,
+    }
 
 
 def _report(done: Dict[str, Any], total: int, finished: int, started: float, docs: int) -> None:
     rate = docs / max(time.perf_counter() - started, 1e-9)
-    print(f"[{finished}/{total}] shard {done['shard']}: {done['docs']} docs in {done['seconds']:.1f}s ({rate:.1f} docs/s so far)", flush=True)
+    print(
+        f"[{finished}/{total}] shard {done['shard']}: {done['docs']} docs in {done['seconds']:.1f}s ({rate:.1f} "
+        "docs/s so far)",
+        flush=True,
+    )
 
 
 class _ShardAnnotator:
     """The Ray actor: loads the pipeline once, then annotates whole shards."""
 
-    def __init__(self, pipeline: str, input_path: str, output: str, text_field: str, fmt: str, batch_size: int, threads: int):
+    def __init__(
+        self, pipeline: str, input_path: str, output: str, text_field: str, fmt: str, batch_size: int, threads: int
+    ):
         self.nlp = load_pipeline(pipeline, threads=threads, allow_spinning=False)
         self.args = (Path(input_path), Path(output))
         self.text_field, self.fmt, self.batch_size = text_field, fmt, batch_size
@@ -254,8 +314,18 @@ class _ShardAnnotator:
         return {"info": [json.dumps(i) for i in infos]}
 
 
-def _run_ray(pending: List[Shard], pipeline: str, input_path: Path, output: Path, text_field: str, fmt: str,
-             batch_size: int, workers: int, threads: int, address: Optional[str]) -> Iterator[Dict[str, Any]]:
+def _run_ray(
+    pending: List[Shard],
+    pipeline: str,
+    input_path: Path,
+    output: Path,
+    text_field: str,
+    fmt: str,
+    batch_size: int,
+    workers: int,
+    threads: int,
+    address: Optional[str],
+) -> Iterator[Dict[str, Any]]:
     try:
         import ray
     except ImportError as err:
@@ -267,7 +337,15 @@ def _run_ray(pending: List[Shard], pipeline: str, input_path: Path, output: Path
         shards = ray.data.from_items([asdict(s) for s in pending], override_num_blocks=len(pending))
         annotated = shards.map_batches(
             _ShardAnnotator,
-            fn_constructor_args=(str(pipeline), str(input_path.resolve()), str(output.resolve()), text_field, fmt, batch_size, threads),
+            fn_constructor_args=(
+                str(pipeline),
+                str(input_path.resolve()),
+                str(output.resolve()),
+                text_field,
+                fmt,
+                batch_size,
+                threads,
+            ),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=threads,
@@ -279,9 +357,21 @@ def _run_ray(pending: List[Shard], pipeline: str, input_path: Path, output: Path
             ray.shutdown()
 
 
-def apply(pipeline: str, input_path: Path, output: Path, *, engine: str = "local", fmt: str = "jsonl",
-          text_field: str = "text", shard_size: int = 10_000, batch_size: int = 64, workers: int = 1,
-          address: Optional[str] = None, overwrite: bool = False, threads: int = 0) -> Dict[str, Any]:
+def apply(
+    pipeline: str,
+    input_path: Path,
+    output: Path,
+    *,
+    engine: str = "local",
+    fmt: str = "jsonl",
+    text_field: str = "text",
+    shard_size: int = 10_000,
+    batch_size: int = 64,
+    workers: int = 1,
+    address: Optional[str] = None,
+    overwrite: bool = False,
+    threads: int = 0,
+) -> Dict[str, Any]:
     """Annotate INPUT into OUTPUT's shards; returns counts and docs/s of this run."""
     if engine not in ("local", "ray"):
         raise ApplyError(f"--engine must be 'local' or 'ray', not {engine!r}.")
@@ -297,14 +387,20 @@ def apply(pipeline: str, input_path: Path, output: Path, *, engine: str = "local
     shards, n_records = plan_shards(input_path, text_field, shard_size)
     prepare_output(output, _job_description(input_path, pipeline, text_field, shard_size, fmt, n_records), overwrite)
     pending = [s for s in shards if not all(p.exists() for p in shard_paths(output, s, fmt))]
-    print(f"{input_path}: {n_records} records in {len(shards)} shard(s); {len(shards) - len(pending)} already done, {len(pending)} to annotate ({engine}, {workers} worker(s))", flush=True)
+    print(
+        f"{input_path}: {n_records} records in {len(shards)} shard(s); {len(shards) - len(pending)} already done, "
+        f"{len(pending)} to annotate ({engine}, {workers} worker(s))",
+        flush=True,
+    )
     started, docs, finished = time.perf_counter(), 0, len(shards) - len(pending)
     completions: List[Tuple[float, int]] = []  # (time, docs) of each shard written now
     if pending:
         if engine == "local":
             runs = _run_local(pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, threads)
         else:
-            runs = _run_ray(pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, threads, address)
+            runs = _run_ray(
+                pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, threads, address
+            )
         for info in runs:
             docs, finished = docs + info["docs"], finished + 1
             completions.append((time.perf_counter(), info["docs"]))
@@ -313,10 +409,19 @@ def apply(pipeline: str, input_path: Path, output: Path, *, engine: str = "local
     missing = [s.index for s in shards if not all(p.exists() for p in shard_paths(output, s, fmt))]
     if missing:
         raise ApplyError(f"Shards {missing[:10]} were not written; run the same command again to finish them.")
-    return {"records": n_records, "shards": len(shards), "annotated_now": docs, "skipped_shards": len(shards) - len(pending),
-            "seconds": round(seconds, 3), "docs_per_s": docs / seconds if docs else None,
-            "docs_per_s_after_first_shard": _steady_rate(completions), "engine": engine, "workers": workers, "threads_per_worker": threads,
-            "output": str(output)}
+    return {
+        "records": n_records,
+        "shards": len(shards),
+        "annotated_now": docs,
+        "skipped_shards": len(shards) - len(pending),
+        "seconds": round(seconds, 3),
+        "docs_per_s": docs / seconds if docs else None,
+        "docs_per_s_after_first_shard": _steady_rate(completions),
+        "engine": engine,
+        "workers": workers,
+        "threads_per_worker": threads,
+        "output": str(output),
+    }
 
 
 def _steady_rate(completions: List[Tuple[float, int]]) -> Optional[float]:

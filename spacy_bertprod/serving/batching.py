@@ -6,6 +6,7 @@ event loop, while the next batch gathers. The pipelines' answers do not depend o
 (calibrated int8), so batching changes speed, never results. A full queue refuses work
 (`QueueFull` → 503 + Retry-After) instead of growing without bound.
 """
+
 import asyncio
 import time
 from collections import deque
@@ -116,7 +117,7 @@ class MicroBatcher:
             start = 0
             for job in jobs:
                 if not job.future.done():  # a client that went away has a cancelled future
-                    job.future.set_result(results[start:start + len(job.texts)])
+                    job.future.set_result(results[start : start + len(job.texts)])
                 start += len(job.texts)
 
     async def _gather(self, deadline: float) -> None:

@@ -3,6 +3,7 @@
 Several workers on one machine must share its cores: each gets `threads` intra-op threads and
 no spinning, instead of every worker starting one spinning thread per core.
 """
+
 import os
 from typing import Optional
 

@@ -5,6 +5,7 @@ A measurement, not a test: it reports latency percentiles, requests/s, words/s a
 status, and with --pipeline the in-process words/s and the share of docs whose entities (and
 top category) equal the in-process ones.
 """
+
 import asyncio
 import json
 import statistics
@@ -39,8 +40,10 @@ class _Connection:
     async def post(self, body: bytes) -> Tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         await self.writer.drain()
         status_line = await self.reader.readline()
@@ -121,6 +124,7 @@ def in_process(pipeline: str, texts: List[str], batch_size: int, passes: int = 3
 
 def agreement(served: List[dict], local: List[dict]) -> Dict[str, Any]:
     """Share of docs with identical entities, and with the same top category, plus the largest score gap."""
+
     def ents(doc):
         return [(e["start"], e["end"], e["label"]) for e in doc["ents"]]
 
@@ -136,14 +140,23 @@ def agreement(served: List[dict], local: List[dict]) -> Dict[str, Any]:
     }
 
 
-def loadtest(url: str, texts: List[str], *, concurrency: int = 32, texts_per_request: int = 1, repeats: int = 1,
-             pipeline: Optional[str] = None, batch_size: int = 64, timeout_s: float = 60.0) -> Dict[str, Any]:
+def loadtest(
+    url: str,
+    texts: List[str],
+    *,
+    concurrency: int = 32,
+    texts_per_request: int = 1,
+    repeats: int = 1,
+    pipeline: Optional[str] = None,
+    batch_size: int = 64,
+    timeout_s: float = 60.0,
+) -> Dict[str, Any]:
     if concurrency < 1 or texts_per_request < 1 or repeats < 1:
         raise ValueError("--concurrency, --texts-per-request and --repeats must be at least 1.")
     url = url.rstrip("/")
     if not url.endswith("/v1/process"):
         url += "/v1/process"
-    chunks = [texts[i:i + texts_per_request] for i in range(0, len(texts), texts_per_request)] * repeats
+    chunks = [texts[i : i + texts_per_request] for i in range(0, len(texts), texts_per_request)] * repeats
     run = asyncio.run(_run_clients(url, chunks, concurrency, timeout_s))
     ok_texts = [t for i, answer in run["answers"].items() for t in chunks[i]]
     latencies = run["latencies"]
@@ -158,7 +171,9 @@ def loadtest(url: str, texts: List[str], *, concurrency: int = 32, texts_per_req
         "seconds": run["seconds"],
         "requests_per_s": len(chunks) / run["seconds"],
         "words_per_s": words(ok_texts) / run["seconds"],
-        "latency_ms": {name: (percentile(latencies, q) or 0.0) * 1000 for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        "latency_ms": {
+            name: (percentile(latencies, q) or 0.0) * 1000 for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+        },
         "latency_ms_mean": statistics.mean(latencies) * 1000 if latencies else None,
     }
     if pipeline:
@@ -167,6 +182,10 @@ def loadtest(url: str, texts: List[str], *, concurrency: int = 32, texts_per_req
         result["service_vs_in_process"] = result["words_per_s"] / local["words_per_s"]
         first_pass = {i: a for i, a in run["answers"].items() if i < len(chunks) // repeats}
         served = [doc for i in sorted(first_pass) for doc in first_pass[i]]
-        expected = [doc for i in sorted(first_pass) for doc in local["answers"][i * texts_per_request:(i + 1) * texts_per_request]]
+        expected = [
+            doc
+            for i in sorted(first_pass)
+            for doc in local["answers"][i * texts_per_request : (i + 1) * texts_per_request]
+        ]
         result["agreement"] = agreement(served, expected)
     return result

@@ -3,6 +3,7 @@
 Validation is plain Python (not FastAPI's body parsing) so that every way a client can get a
 request wrong has its own status and a message that names the field and the fix.
 """
+
 import json
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -36,32 +37,57 @@ def parse_request(body: bytes, settings: ServeSettings) -> Dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ServiceError(400, f"The request body is not valid UTF-8 (byte {err.start}: {body[err.start:err.start + 1]!r}). Send UTF-8 encoded JSON.")
+        raise ServiceError(
+            400,
+            f"The request body is not valid UTF-8 (byte {err.start}: {body[err.start : err.start + 1]!r}). Send "
+            "UTF-8 encoded JSON.",
+        )
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ServiceError(400, f"The request body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}. Send {{\"texts\": [\"...\"]}}.")
+        raise ServiceError(
+            400,
+            f"The request body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}. Send "
+            f'{{"texts": ["..."]}}.',
+        )
     if not isinstance(payload, dict):
-        raise ServiceError(422, f"The request body must be a JSON object like {{\"texts\": [\"...\"]}}, not {type(payload).__name__}.")
+        raise ServiceError(
+            422, f'The request body must be a JSON object like {{"texts": ["..."]}}, not {type(payload).__name__}.'
+        )
     unknown = sorted(set(payload) - {"texts", "vectors"})
     if unknown:
-        raise ServiceError(422, f"Unknown field(s) {unknown}: the request accepts 'texts' (a list of strings) and 'vectors' (true/false).")
+        raise ServiceError(
+            422,
+            f"Unknown field(s) {unknown}: the request accepts 'texts' (a list of strings) and 'vectors' (true/false).",
+        )
     if "texts" not in payload:
-        raise ServiceError(422, "The request has no 'texts' field: send {\"texts\": [\"...\"]}.")
+        raise ServiceError(422, 'The request has no \'texts\' field: send {"texts": ["..."]}.')
     texts = payload["texts"]
     if not isinstance(texts, list):
         raise ServiceError(422, f"'texts' must be a list of strings, not {type(texts).__name__}.")
     if len(texts) > settings.max_texts:
-        raise ServiceError(413, f"{len(texts)} texts in one request; the limit is {settings.max_texts}. Split the request (or raise --max-texts).")
+        raise ServiceError(
+            413,
+            f"{len(texts)} texts in one request; the limit is {settings.max_texts}. Split the request (or raise "
+            "--max-texts).",
+        )
     for i, item in enumerate(texts):
         if not isinstance(item, str):
             raise ServiceError(422, f"texts[{i}] is {type(item).__name__}, not a string.")
         if len(item) > settings.max_chars:
-            raise ServiceError(413, f"texts[{i}] has {len(item)} characters; the limit is {settings.max_chars}. Split the text (or raise --max-chars); nothing is truncated.")
+            raise ServiceError(
+                413,
+                f"texts[{i}] has {len(item)} characters; the limit is {settings.max_chars}. Split the text (or raise "
+                "--max-chars); nothing is truncated.",
+            )
         try:
             item.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise ServiceError(422, f"texts[{i}] holds an unpaired surrogate ({item[err.start]!r} at character {err.start}), which is not text. Send valid Unicode.")
+            raise ServiceError(
+                422,
+                f"texts[{i}] holds an unpaired surrogate ({item[err.start]!r} at character {err.start}), which is "
+                "not text. Send valid Unicode.",
+            )
     vectors = payload.get("vectors", False)
     if not isinstance(vectors, bool):
         raise ServiceError(422, f"'vectors' must be true or false, not {vectors!r}.")

@@ -1,4 +1,5 @@
 """The service's limits and batching knobs, in one place (CLI flags and tests fill it)."""
+
 import json
 import os
 from dataclasses import asdict, dataclass, fields
