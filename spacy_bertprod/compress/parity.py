@@ -20,7 +20,7 @@ def encoder_parity(
     """Compare hidden states of torch, an ONNX fp32 model and a candidate on the same batches."""
     import torch
 
-    from ..compress.export import encoder_input_names
+    from .export import encoder_input_names
 
     spans = [doc[:] for doc in docs if len(doc)]
     names = encoder_input_names(module)
