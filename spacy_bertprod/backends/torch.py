@@ -233,10 +233,6 @@ def wordpiece_tokenizer_from_hf(hf_tokenizer: Any, config: Any, where: str) -> W
     )
 
 
-def install_pretrained(encoder: Model, module: torch.nn.Module) -> None:
-    _set_module(encoder, module)
-
-
 @registry.misc(BACKEND_IO[TORCH_ENCODER])
 class TorchIO:
     """Initialises the torch encoder from its pretrained directory; saves and loads it as
