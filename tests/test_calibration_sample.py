@@ -11,7 +11,7 @@ from spacy.tokens import DocBin
 from thinc.api import Config
 
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
-from spacy_bertprod.compress.parity import MAX_CHANGED_SHARE, agreement_check
+from spacy_bertprod.compress.parity import MAX_CHANGED_SHARE, TIE_MARGIN, _decisions_kept, agreement_check
 from spacy_bertprod.compress.sample import built_in_rows, choose_sample, find_config_corpus, thin_evenly
 
 from conftest import make_examples
@@ -154,3 +154,15 @@ def test_agreement_check_names_the_fix():
     assert "--calibration-percentile" in agreement_check(changed, in_domain)["message"]
     fine = {"n_docs": 100, "ner_identical_docs": 1.0 - MAX_CHANGED_SHARE, "textcat_identical_top_label": 0.99}
     assert agreement_check(fine, built_in)["passed"] and "message" not in agreement_check(fine, built_in)
+
+
+def test_textcat_ties_do_not_count_as_changed_decisions():
+    tie = TIE_MARGIN / 2
+    clear = {"A": 0.6, "B": 0.3, "C": 0.1}
+    assert _decisions_kept(clear, {"A": 0.55, "B": 0.35, "C": 0.1})
+    assert not _decisions_kept(clear, {"A": 0.3, "B": 0.6, "C": 0.1})  # a clear top label flipped
+    near_tie = {"A": 0.4 + tie, "B": 0.4, "C": 0.2 - tie}
+    assert _decisions_kept(near_tie, {"A": 0.4, "B": 0.4 + tie, "C": 0.2 - tie})  # a tie flipped: not a change
+    # multi-label: a label far from 0.5 that crosses it is a change; one within a hair of 0.5 is not
+    assert not _decisions_kept({"A": 0.9, "B": 0.1}, {"A": 0.4, "B": 0.1})
+    assert _decisions_kept({"A": 0.5 + tie, "B": 0.1}, {"A": 0.5 - tie, "B": 0.1})

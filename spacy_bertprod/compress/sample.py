@@ -76,7 +76,7 @@ def choose_sample(
             source = f"the pipeline's training config, [paths] {key} = {found}"
             return CalibrationSample(thin_evenly(texts, max_docs), f"config_{key}", source, len(texts))
     texts = built_in_texts()
-    source = f"the built-in set ({len(texts)} texts across registers; pass --sample for in-domain text)"
+    source = f"the built-in set of {len(texts)} texts across registers"
     return CalibrationSample(texts, "built_in", source, len(texts))
 
 
