@@ -217,14 +217,14 @@ def load_source(input_path: Path, settings: CompressSettings, timings: Dict[str,
         nlp = spacy.load(input_path)
     for name in strip_training_components(nlp):  # a served pipeline needs no teacher
         _log(f"    dropped training-only component '{name}'")
-    sample = choose_sample(input_path, dict(nlp.config.get("paths", {})), settings.sample_texts, settings.sample_source)
-    _log_sample(sample, settings)
-    source = find_transformer(nlp, str(input_path))
+    source = find_transformer(nlp, str(input_path))  # refuse a pipeline without one before reading corpora
     config = source.module.config
     _log(
         f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, "
         f"width {config.hidden_size})"
     )
+    sample = choose_sample(input_path, dict(nlp.config.get("paths", {})), settings.sample_texts, settings.sample_source)
+    _log_sample(sample, settings)
     return Loaded(input_path, nlp, source, sample)
 
 
