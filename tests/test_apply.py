@@ -154,3 +154,71 @@ def test_local_workers_write_the_same_shards_as_one_process(compressed_bert, tmp
         assert (tmp_path / "two" / part.name).read_bytes() == part.read_bytes()
     pids = {json.loads(p.read_text())["pid"] for p in (tmp_path / "two").glob("part-*.done.json")}
     assert os.getpid() not in pids  # written by the worker processes
+
+
+def _docs_for_labelling(path: Path, n: int) -> None:
+    """Gold docs (entities + cats) and unlabelled transfer docs with tokens a tokenizer would not make."""
+    nlp = spacy.blank("en")
+    docs = []
+    for i in range(n):
+        person, place = PEOPLE[i % len(PEOPLE)], PLACES[i % len(PLACES)]
+        words = [person, "flew", "to", place, f"day-{i}", "!"]
+        doc = spacy.tokens.Doc(nlp.vocab, words=words, spaces=[True, True, True, True, False, False])
+        if i % 3 == 0:  # gold
+            doc.ents = [doc.char_span(0, len(person), label="PERSON")]
+            doc.cats = {"TRAVEL": 1.0, "WORK": 0.0}
+        docs.append(doc)
+    DocBin(docs=docs, store_user_data=False).to_disk(path)
+
+
+def _labels(path: Path):
+    nlp = spacy.blank("en")
+    return [
+        ([t.text for t in d], [(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats)
+        for d in DocBin().from_disk(path).get_docs(nlp.vocab)
+    ]
+
+
+@pytest.mark.slow
+def test_teacher_label_on_ray_matches_local_and_survives_a_killed_worker(compressed_bert, tmp_path):
+    pytest.importorskip("ray")
+    from spacy_bertprod.distill.targets import teacher_label
+
+    _docs_for_labelling(tmp_path / "in.spacy", 300)
+    local = teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "local.spacy")
+    out = tmp_path / "ray.spacy"
+    command = [sys.executable, "-m", "spacy", "bertprod", "teacher-label", str(compressed_bert["int8"])]
+    command += [str(tmp_path / "in.spacy"), "--output", str(out), "--engine", "ray", "--workers", "2"]
+    command += ["--shard-size", "10", "--report", str(tmp_path / "ray.json")]
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    shards, killed, deadline = Path(str(out) + ".shards"), None, time.time() + 240
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        done = list(shards.glob("part-*.done.json")) if shards.exists() else []
+        if done:
+            killed = json.loads(done[0].read_text())["pid"]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log
+    assert killed is not None, "no shard finished before the job ended"
+    assert len(list(shards.glob("part-*.done.json"))) == 30  # every shard once
+    assert _labels(out) == _labels(tmp_path / "local.spacy")  # same docs, order, tokens, entities and cats
+    report = json.loads((tmp_path / "ray.json").read_text())
+    assert report["engine"] == "ray" and report["docs"] == local["docs"] == 300
+    assert report["silver_ner"] == local["silver_ner"] == 200 and report["gold_ner"] == 100
+    # A rerun resumes from the finished shards: nothing is labelled again.
+    again = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "30 already done, 0 to annotate" in again.stdout
+    assert _labels(out) == _labels(tmp_path / "local.spacy")
+
+
+def test_teacher_label_refuses_a_bad_engine(compressed_bert, tmp_path):
+    from spacy_bertprod.distill.targets import teacher_label
+
+    _docs_for_labelling(tmp_path / "in.spacy", 3)
+    with pytest.raises(ValueError, match="--engine must be one of local, ray"):
+        teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "o.spacy", engine="spark")
+    with pytest.raises(ValueError, match="--workers"):
+        teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "o.spacy", engine="ray", workers=0)

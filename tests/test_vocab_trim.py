@@ -86,14 +86,92 @@ def test_compress_with_a_trimmed_vocabulary_predicts_as_before_in_domain(trained
 
 
 def test_trimming_refuses_other_tokenizer_types_and_an_empty_corpus(encoders):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
     from spacy_bertprod.backends.torch import load_pretrained
     from spacy_bertprod.compress.vocab import choose_vocabulary
+    from spacy_bertprod.tokenization import WordpieceTokenizer
 
-    _, albert = load_pretrained(str(encoders["albert"]))
-    with pytest.raises(ValueError, match="supports WordPiece tokenizers.*Unigram"):
-        choose_vocabulary(albert, DOMAIN)
+    word_level = Tokenizer(models.WordLevel({"[UNK]": 0, "alice": 1}, unk_token="[UNK]"))
+    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
+    other = WordpieceTokenizer(word_level.to_str(), max_length=16, pad_id=0)
+    with pytest.raises(ValueError, match="supports WordPiece, BPE and Unigram tokenizers.*WordLevel"):
+        choose_vocabulary(other, DOMAIN)
     _, bert = load_pretrained(str(encoders["bert"]))
     with pytest.raises(ValueError, match="holds no text"):
         choose_vocabulary(bert, ["   ", ""])
     with pytest.raises(ValueError, match="vocab-min-count"):
         choose_vocabulary(bert, DOMAIN, min_count=0)
+
+
+# Byte-level BPE (RoBERTa, ModernBERT) and SentencePiece/Unigram (XLM-R, DeBERTa-v3).
+OTHER_KINDS = ["roberta", "modernbert", "xlm-roberta", "deberta-v2"]
+FAR = ["how do i top up my card in lisbon", "zzzz qqq ünïcödé 東京 🙂", "Приве́т мир", "x" * 50]
+
+
+@pytest.mark.parametrize("family", OTHER_KINDS)
+def test_bpe_and_unigram_trimming_keep_in_domain_pieces_and_vectors(family, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from tiny_encoder import build_family_encoder
+
+    from spacy_bertprod.backends.torch import load_pretrained
+
+    corpus = DOMAIN + TEXTS[:4] + FAR * 3  # the tokenizer knows far more than the domain uses
+    module, tokenizer = load_pretrained(str(build_family_encoder(family, tmp_path / family, layers=1, corpus=corpus)))
+    small_module, small_tokenizer, info = trim_vocabulary(module, tokenizer, DOMAIN, DOMAIN)
+    kind = json.loads(tokenizer.tokenizer_json)["model"]["type"]
+    assert info["tokenizer_model"] == kind in ("BPE", "Unigram")
+    assert info["kept"] < info["original_size"]
+    assert small_module.get_input_embeddings().weight.shape[0] == info["kept"]
+    for text in DOMAIN:
+        tokens, hidden = _hidden(module, tokenizer, text)
+        small_tokens, small_hidden = _hidden(small_module, small_tokenizer, text)
+        assert small_tokens == tokens
+        numpy.testing.assert_allclose(small_hidden, hidden, atol=1e-5)
+    # Everything still tokenizes, to the same characters; no new unknowns.
+    assert unk_share(small_tokenizer, FAR)["unk"] == unk_share(tokenizer, FAR)["unk"]
+    for text in FAR:
+        before = tokenizer.tokenizer.encode(text, add_special_tokens=False)
+        after = small_tokenizer.tokenizer.encode(text, add_special_tokens=False)
+        assert small_tokenizer.tokenizer.decode(after.ids) == tokenizer.tokenizer.decode(before.ids)
+        assert len(after.ids) >= len(before.ids)
+    data = json.loads(small_tokenizer.tokenizer_json)
+    if kind == "BPE":  # every merge left has its inputs and its result in the vocabulary
+        vocab = data["model"]["vocab"]
+        for merge in data["model"]["merges"]:
+            left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+            assert left in vocab and right in vocab and left + right in vocab
+    else:  # scores travel with their pieces
+        scores = dict((p, s) for p, s in json.loads(tokenizer.tokenizer_json)["model"]["vocab"])
+        assert all(scores[piece] == score for piece, score in data["model"]["vocab"])
+
+
+def test_corpus_characters_rule_drops_unused_scripts_and_counts_their_unknowns(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from tiny_encoder import build_family_encoder
+
+    from spacy_bertprod.backends.torch import load_pretrained
+
+    corpus = DOMAIN + FAR * 3 + ["東京 大阪 京都 ソウル 서울 부산 مرحبا بالعالم"] * 3
+    module, tokenizer = load_pretrained(
+        str(build_family_encoder("xlm-roberta", tmp_path / "x", layers=1, corpus=corpus))
+    )
+    _, every, all_info = trim_vocabulary(module, tokenizer, DOMAIN, DOMAIN)
+    small_module, small, info = trim_vocabulary(module, tokenizer, DOMAIN, DOMAIN, characters="corpus")
+    assert info["characters"] == "corpus" and info["kept"] < all_info["kept"]
+    for text in DOMAIN:
+        tokens, hidden = _hidden(module, tokenizer, text)
+        small_tokens, small_hidden = _hidden(small_module, small, text)
+        assert small_tokens == tokens
+        numpy.testing.assert_allclose(small_hidden, hidden, atol=1e-5)
+    foreign = ["東京 서울 مرحبا"]
+    assert unk_share(every, foreign)["unk"] == unk_share(tokenizer, foreign)["unk"]
+    assert unk_share(small, foreign)["unk"] > unk_share(tokenizer, foreign)["unk"]
+    with pytest.raises(ValueError, match="--vocab-characters"):
+        trim_vocabulary(module, tokenizer, DOMAIN, DOMAIN, characters="some")

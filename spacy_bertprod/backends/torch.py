@@ -19,6 +19,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
 from thinc.shims.pytorch_grad_scaler import PyTorchGradScaler
 
+from ..families import family_of
 from ..span_getters import SpanGetter
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import TransformerModel
@@ -28,11 +29,6 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # The registered function that builds the layer-distillation loss (distill/layers.py).
 LAYER_DISTILLATION = "spacy_bertprod.layer_distillation.v1"
-
-# Encoders we export, fuse and align; other model types are refused with a clear error.
-SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "albert", "electra")
-# Model types whose position ids start after the padding index (max usable length is smaller).
-_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")
 
 
 class ExtraLoss(Protocol):
@@ -60,7 +56,7 @@ def create_torch_transformer(
     layer_teacher: str = "",
     layer_weight: float = 1.0,
 ) -> Model:
-    """A trainable Hugging Face encoder (BERT family) loaded from the local directory `name`.
+    """A trainable Hugging Face encoder (any family in families.py) loaded from the local directory `name`.
 
     Same settings as spacy-transformers.TransformerModel.v3; `name` must be a directory.
     `layer_teacher` (a fine-tuned teacher pipeline or model directory; empty: off) adds
@@ -175,7 +171,7 @@ def _extra_loss(model: Model, batch: EncoderBatch, output) -> Optional[torch.Ten
 def max_length_for(config: Any, tokenizer_max: Optional[int]) -> int:
     """The longest wordpiece sequence the encoder accepts, specials included."""
     positions = int(getattr(config, "max_position_embeddings", 512))
-    if config.model_type in _OFFSET_POSITIONS:
+    if family_of(config, "The encoder").offset_positions:
         positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
     if tokenizer_max and 0 < tokenizer_max < positions:
         return int(tokenizer_max)
@@ -183,11 +179,7 @@ def max_length_for(config: Any, tokenizer_max: Optional[int]) -> int:
 
 
 def check_model_type(config: Any, where: str) -> None:
-    if config.model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(
-            f"{where} is a '{config.model_type}' model; spacy_bertprod supports the BERT family "
-            f"({', '.join(SUPPORTED_MODEL_TYPES)}). Use one of those encoders."
-        )
+    family_of(config, where)
 
 
 def load_pretrained(

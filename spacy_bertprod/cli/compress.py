@@ -54,11 +54,18 @@ def compress_cli(
     trim_vocab: Optional[Path] = typer.Option(
         None,
         "--trim-vocab",
-        help="Keep only the wordpieces these in-domain texts use (+ every single character and the specials): "
-        ".spacy, .jsonl or lines; e.g. the training data",
+        help="Keep only the wordpieces these in-domain texts use (+ single characters and the specials; WordPiece, "
+        "BPE and Unigram tokenizers): .spacy, .jsonl or lines; e.g. the training data",
     ),
     vocab_min_count: int = typer.Option(
         1, "--vocab-min-count", help="With --trim-vocab: keep wordpieces seen at least this often"
+    ),
+    vocab_characters: str = typer.Option(
+        "all",
+        "--vocab-characters",
+        help="With --trim-vocab: keep every single-character piece ('all': nothing new becomes unknown) or only "
+        "those the corpus or ASCII uses ('corpus': far smaller for multilingual vocabularies; other scripts become "
+        "unknown)",
     ),
     prune_heads: float = typer.Option(
         0.0,
@@ -106,6 +113,7 @@ def compress_cli(
             sample_source=f"--sample {sample}",
             vocab_texts=read_texts(trim_vocab) if optional_path(trim_vocab) is not None else None,
             vocab_min_count=vocab_min_count,
+            vocab_characters=vocab_characters,
             prune_heads=prune_heads,
             prune_ffn=prune_ffn,
             prune_data=optional_path(prune_data),

@@ -126,6 +126,15 @@ def teacher_label_cli(
         1.0, "--temperature", "-T", help="Softmax temperature of the teacher's textcat probabilities (>1: softer)"
     ),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (this process) or ray (bertprod apply's Ray actor pool over shards in OUTPUT.shards/: resumable, "
+        "survives a dead worker)",
+    ),
+    workers: int = typer.Option(1, "--workers", help="With --engine ray: actors, each loading the teacher once"),
+    shard_size: int = typer.Option(10_000, "--shard-size", help="With --engine ray: docs per shard"),
+    address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster (default: local)"),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the counts as JSON here"),
 ):
     """Label docs with the teacher once and store it: soft textcat targets, silver entities where there is no gold."""
@@ -133,7 +142,16 @@ def teacher_label_cli(
 
     with user_errors():
         info = teacher_label(
-            teacher, input_paths, output_path, soft_weight=soft_weight, temperature=temperature, batch_size=batch_size
+            teacher,
+            input_paths,
+            output_path,
+            soft_weight=soft_weight,
+            temperature=temperature,
+            batch_size=batch_size,
+            engine=engine,
+            workers=workers,
+            shard_size=shard_size,
+            address=address,
         )
     msg.good(f"Wrote {output_path}")
     write_report(info, report)

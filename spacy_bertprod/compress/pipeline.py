@@ -22,10 +22,12 @@ from thinc.api import Config
 
 from ..about import __version__
 from ..backends import backend_io
+from ..families import family_of
 from ..source import TransformerSource, find_transformer, strip_training_components, to_plain_components
 from ..span_getters import STOCK_SPAN_GETTERS
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import encoder_batches
+from .optimize import fusion_summary
 from .quantize import QuantizeSettings
 from .sample import CalibrationSample, choose_sample
 
@@ -54,6 +56,7 @@ class CompressSettings:
     # Vocabulary trimming (compress/vocab.py): keep the wordpieces these texts use (None: keep all).
     vocab_texts: Optional[List[str]] = None
     vocab_min_count: int = 1
+    vocab_characters: str = "all"  # single characters kept: "all" or those the corpus uses ("corpus")
     # Structured pruning (compress/prune.py): shares of attention heads and feed-forward units to
     # remove, ranked by importance on labelled examples (a .spacy file, e.g. the dev set).
     prune_heads: float = 0.0
@@ -250,7 +253,12 @@ def shrink(loaded: Loaded, settings: CompressSettings, timings: Dict[str, float]
 
         with _Step("Trimming the vocabulary to the corpus's wordpieces", timings):
             shrunk.module, shrunk.tokenizer, shrunk.vocabulary = trim_vocabulary(
-                shrunk.module, shrunk.tokenizer, settings.vocab_texts, loaded.sample.texts, settings.vocab_min_count
+                shrunk.module,
+                shrunk.tokenizer,
+                settings.vocab_texts,
+                loaded.sample.texts,
+                settings.vocab_min_count,
+                settings.vocab_characters,
             )
         v = shrunk.vocabulary
         _log(
@@ -274,7 +282,7 @@ def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work:
         graphs.fp32 = work / "fused.onnx"
         with _Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):
             graphs.fusion = optimize_onnx(graphs.raw, graphs.fp32, shrunk.module.config)
-        _log(f"    fusions: {graphs.fusion or 'none'}")
+        _log(f"    fusions: {graphs.fusion or 'none'}; {fusion_summary(shrunk.module.config, graphs.fusion)['note']}")
     if settings.quantize != "int8":
         shutil.copyfile(graphs.fp32, graphs.final)
         return graphs
@@ -352,6 +360,7 @@ def build_report(
             "component": loaded.source.name,
             "source": loaded.source.kind,
             "model_type": config.model_type,
+            "family": family_of(config, "The encoder").label,
             "layers": int(config.num_hidden_layers),
             "width": int(config.hidden_size),
         },
@@ -365,6 +374,7 @@ def build_report(
         },
         "sample": loaded.sample.to_dict(),
         "fusion_statistics": graphs.fusion,
+        "fusion": fusion_summary(config, graphs.fusion) if settings.optimize else None,
         "vocabulary": shrunk.vocabulary,
         "pruning": shrunk.pruning,
         "sizes_bytes": sizes,

@@ -32,7 +32,7 @@ def _layers(module) -> Sequence[Any]:
             continue
         return node
     raise ValueError(
-        f"Pruning supports BERT-style encoders (BERT, RoBERTa, DistilBERT, ELECTRA, MiniLM); "
+        f"Pruning supports BERT-style encoders (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, MPNet); "
         f"{type(module).__name__} has no encoder.layer or transformer.layer. Compress without "
         "--prune-heads/--prune-ffn."
     )
@@ -166,6 +166,9 @@ def prune_pipeline_encoder(nlp, module, heads_fraction: float, ffn_fraction: flo
     """(pruned copy of the pipeline's encoder `module`, report), importance measured on the `data` docs."""
     from spacy.training import Corpus
 
+    from ..families import refuse_pruning
+
+    refuse_pruning(module.config, "The pipeline's transformer")
     check_request(heads_fraction, ffn_fraction, data)
     importance = measure_importance(nlp, module, Corpus(str(data))(nlp))
     return prune_encoder(module, importance, heads_fraction, ffn_fraction)

@@ -29,11 +29,17 @@ from ..progress import progress
 
 
 class EmbeddingNeighbours:
-    """Nearest whole-word wordpieces to a word in an encoder's input embedding matrix."""
+    """Nearest whole-word wordpieces to a word in an encoder's input embedding matrix.
 
-    def __init__(self, embeddings: numpy.ndarray, vocab: Dict[str, int], n_neighbours: int = 15):
+    `word_start` is how the vocabulary marks a piece that begins a word: "" for WordPiece (whose
+    continuations carry "##" instead), "\u0120" (Ġ) for byte-level BPE, "\u2581" for SentencePiece;
+    whole words are looked up and replaced without it.
+    """
+
+    def __init__(self, embeddings: numpy.ndarray, vocab: Dict[str, int], n_neighbours: int = 15, word_start: str = ""):
         if n_neighbours < 1:
             raise ValueError(f"n_neighbours must be at least 1, not {n_neighbours}.")
+        vocab = _whole_words(vocab, word_start)
         self.vocab = vocab
         # Lower-cased lookups only where the vocabulary is uncased (no entry with a capital).
         self.uncased = not any(w != w.lower() for w in vocab if w.isalpha())
@@ -54,7 +60,8 @@ class EmbeddingNeighbours:
 
         module, tokenizer = load_teacher(Path(path))
         embeddings = module.get_input_embeddings().weight.detach().cpu().numpy()
-        return cls(embeddings, tokenizer.tokenizer.get_vocab(), n_neighbours)
+        marker = word_start_marker(tokenizer.tokenizer_json)
+        return cls(embeddings, tokenizer.tokenizer.get_vocab(), n_neighbours, word_start=marker)
 
     def key(self, word: str) -> Optional[str]:
         """The vocabulary entry a word is, or None if it is not one whole-word wordpiece."""
@@ -77,6 +84,28 @@ class EmbeddingNeighbours:
         if key not in self._cache:
             self.prepare([key])
         return self._cache[key]
+
+
+def word_start_marker(tokenizer_json: str) -> str:
+    """The prefix that marks a word-initial piece in this tokenizer's vocabulary ("" for WordPiece)."""
+    import json
+
+    data = json.loads(tokenizer_json)
+    if data.get("model", {}).get("type") == "WordPiece":
+        return ""
+    pre = json.dumps(data.get("pre_tokenizer")) + json.dumps(data.get("normalizer"))
+    if "ByteLevel" in pre:
+        return "\u0120"
+    if "Metaspace" in pre or data.get("model", {}).get("type") == "Unigram":
+        return "\u2581"
+    return ""
+
+
+def _whole_words(vocab: Dict[str, int], word_start: str) -> Dict[str, int]:
+    """word -> id of the pieces that are a whole word (marker removed); WordPiece: all but "##" ones."""
+    if not word_start:
+        return vocab
+    return {tok[len(word_start) :]: i for tok, i in vocab.items() if tok.startswith(word_start)}
 
 
 def _is_word(entry: str) -> bool:

@@ -18,11 +18,10 @@ with the teacher pipeline's own loss on `prune_data`), then the layers are picke
 import json
 import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
+from ..families import check_layer_pattern, family_of, pattern_layer_map
 from ..source import find_transformer, load_teacher
-
-_LAYER_KEY = re.compile(r"^(.*?(?:encoder|transformer)\.layer\.)(\d+)(\..*)$")
 
 
 def default_layer_map(n_teacher: int, n_student: int) -> List[int]:
@@ -34,14 +33,30 @@ def default_layer_map(n_teacher: int, n_student: int) -> List[int]:
 LAYER_PICKS = ("spread", "bottom")
 
 
-def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> List[int]:
-    """The teacher layers a student of `n_student` layers starts from (see the module docstring)."""
+def pick_layers(n_teacher: int, n_student: int, pick: str = "spread", config: Any = None) -> List[int]:
+    """The teacher layers a student of `n_student` layers starts from (see the module docstring).
+    With the teacher's `config`, "spread" moves to the nearest layers that keep the family's
+    attention pattern (ModernBERT's global/local layers); "bottom" always keeps it."""
     if pick not in LAYER_PICKS:
         raise ValueError(
             f"Unknown layer pick '{pick}': use one of {', '.join(LAYER_PICKS)}, or give an explicit layer map."
         )
     layers = default_layer_map(n_teacher, n_student)  # validates n_student
-    return list(range(n_student)) if pick == "bottom" else layers
+    if pick == "bottom":
+        return list(range(n_student))
+    return pattern_layer_map(config, layers) if config is not None else layers
+
+
+def _layer_key(prefix: str):
+    """Matches a per-layer weight name: (before the index, the index, after it)."""
+    return re.compile(rf"^(.*?{re.escape(prefix)})(\d+)(\..*)$")
+
+
+def _student_config(config: Any, n_layers: int, pruned_heads: Dict[int, List[int]]):
+    settings = {**config.to_dict(), "num_hidden_layers": n_layers, "pruned_heads": pruned_heads}
+    if "n_layers" in settings:  # DistilBERT names its depth n_layers
+        settings["n_layers"] = n_layers
+    return config.__class__.from_dict(settings)
 
 
 def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_data: Optional[Path]):
@@ -82,22 +97,22 @@ def make_student(
     else:
         module, tokenizer = load_teacher(teacher)
     config = module.config
+    family = family_of(config, f"The teacher {teacher}")
     n_teacher = int(config.num_hidden_layers)
-    picked = pick_layers(n_teacher, n_layers, pick)
+    picked = pick_layers(n_teacher, n_layers, pick, config)
     layer_map = list(layer_map) if layer_map else picked
     if len(layer_map) != n_layers or any(not 0 <= t < n_teacher for t in layer_map):
         raise ValueError(f"layer_map {layer_map} must give {n_layers} teacher layers in 0..{n_teacher - 1}.")
+    check_layer_pattern(config, layer_map)
     # A pruned teacher's per-layer head removals follow its layers into the student.
     pruned_heads = {i: list(config.pruned_heads[t]) for i, t in enumerate(layer_map) if config.pruned_heads.get(t)}
-    student_config = config.__class__.from_dict(
-        {**config.to_dict(), "num_hidden_layers": n_layers, "pruned_heads": pruned_heads}
-    )
-    student = AutoModel.from_config(student_config)
+    student = AutoModel.from_config(_student_config(config, n_layers, pruned_heads))
     teacher_state = module.state_dict()
     student_state = student.state_dict()
     copied = 0
+    layer_key = _layer_key(family.layer_prefix) if family.layer_prefix else None  # ALBERT: one shared layer
     for key in student_state:
-        match = _LAYER_KEY.match(key)
+        match = layer_key.match(key) if layer_key else None
         source_key = key if match is None else f"{match.group(1)}{layer_map[int(match.group(2))]}{match.group(3)}"
         if source_key not in teacher_state or teacher_state[source_key].shape != student_state[key].shape:
             raise ValueError(f"Cannot initialise student weight {key} from the teacher ({source_key}).")

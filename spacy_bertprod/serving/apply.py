@@ -1,6 +1,9 @@
 """`bertprod apply`: annotate a corpus into a folder of shards, on this machine or a Ray cluster.
 
-INPUT is JSONL or Parquet with a text field; every other field is passed through. The input is
+INPUT is JSONL or Parquet with a text field; every other field is passed through. A record that
+also has `words` and `spaces` (lists, as spaCy's Doc takes them) is annotated on exactly those
+tokens instead of the pipeline's tokenizer's: how `teacher-label --engine ray` labels docs whose
+tokens are fixed (gold training docs). The input is
 cut into shards of `shard_size` records (shard k = records k·S … k·S+S-1, always the same), and
 each shard is annotated and written atomically by one worker (`part-00007.jsonl` or `.spacy`,
 then `part-00007.done.json` with its count, worker and time). A restarted job skips the shards
@@ -60,6 +63,10 @@ def _check_record(record: Any, text_field: str, where: str) -> None:
             f"{where}: the text field '{text_field}' is {found}; every record needs a string there (or pass "
             "--text-field)."
         )
+    if "words" in record or "spaces" in record:
+        words, spaces = record.get("words"), record.get("spaces")
+        if not (isinstance(words, list) and isinstance(spaces, list) and len(words) == len(spaces)):
+            raise ApplyError(f"{where}: 'words' and 'spaces' must both be lists of the same length (a Doc's tokens).")
     clash = [f for f in RESULT_FIELDS if f in record]
     if clash:
         raise ApplyError(
@@ -195,8 +202,17 @@ def annotate_shard(
     """Read, annotate and write one shard in this process."""
     started = time.perf_counter()
     records = read_shard(input_path, shard, text_field)
-    docs = list(nlp.pipe((r[text_field] for r in records), batch_size=batch_size))
+    docs = list(nlp.pipe((_pipe_input(nlp, r, text_field) for r in records), batch_size=batch_size))
     return write_shard(output, shard, fmt, text_field, records, docs, started)
+
+
+def _pipe_input(nlp, record: Dict[str, Any], text_field: str):
+    """The record's text, or a Doc of its given tokens when it has `words` and `spaces`."""
+    if "words" not in record:
+        return record[text_field]
+    from spacy.tokens import Doc
+
+    return Doc(nlp.vocab, words=record["words"], spaces=record["spaces"])
 
 
 _WORKER: Dict[str, Any] = {}
