@@ -8,7 +8,9 @@ What differs between families, as far as we are concerned:
 - where the per-layer weights live (`layer_prefix`): what make-student copies layer by layer;
 - whether position ids start after the padding index (RoBERTa-style, `offset_positions`), which
   takes pad_token_id + 1 positions off the usable length;
-- whether Hugging Face implements `prune_heads` for it (`prunable`);
+- whether its attention heads and feed-forward units can be pruned (`prunable`: transformers'
+  `prune_heads` and the BERT-style feed-forward block; `prunable_heads`: False where removing
+  heads breaks the model, as MPNet's relative position bias shared by every layer's heads);
 - whether ONNX Runtime's transformer optimizer has an attention pattern for its graph
   (`attention_fusion`); the others are exported unfused apart from LayerNorm/GELU and still
   quantise: compress_report.json lists the fusions that happened;
@@ -29,6 +31,7 @@ class Family:
     layer_prefix: Optional[str]  # state-dict prefix of layer i is f"{layer_prefix}{i}."; None: layers shared
     offset_positions: bool = False
     prunable: bool = True
+    prunable_heads: bool = True
     attention_fusion: bool = True
     global_attention_every: Optional[str] = None  # config key of an alternating attention pattern
 
@@ -45,7 +48,8 @@ FAMILIES = {
         Family("albert", "ALBERT", None, prunable=False),
         Family("electra", "ELECTRA", "encoder.layer."),
         # MPNet adds a relative position bias to the attention scores: no ORT attention pattern.
-        Family("mpnet", "MPNet", "encoder.layer.", offset_positions=True, attention_fusion=False),
+        # and that bias has one row per head for all layers: heads cannot go, feed-forward units can.
+        Family("mpnet", "MPNet", "encoder.layer.", offset_positions=True, attention_fusion=False, prunable_heads=False),
         # DeBERTa's disentangled attention: no prune_heads in transformers, no ORT attention pattern.
         Family("deberta", "DeBERTa", "encoder.layer.", prunable=False, attention_fusion=False),
         Family("deberta-v2", "DeBERTa-v2/v3", "encoder.layer.", prunable=False, attention_fusion=False),
@@ -75,8 +79,14 @@ def family_of(config: Any, where: str) -> Family:
     return FAMILIES[model_type]
 
 
-def refuse_pruning(config: Any, where: str) -> None:
+def refuse_pruning(config: Any, where: str, heads: bool = True) -> None:
+    """Refuse pruning (`heads`: attention heads too) where the family cannot take it."""
     family = family_of(config, where)
+    if heads and family.prunable and not family.prunable_heads:
+        raise ValueError(
+            f"{where} is a {family.label} encoder, whose relative position bias is shared by every layer's attention "
+            "heads: removing heads breaks it. Leave out --prune-heads; --prune-ffn (feed-forward units) works."
+        )
     if not family.prunable:
         raise ValueError(
             f"{where} is a {family.label} encoder, and transformers cannot remove its attention heads "

@@ -100,6 +100,26 @@ def test_parquet_input_and_spacy_output(compressed_bert, tmp_path):
         apply(str(compressed_bert["int8"]), tmp_path / "bad.parquet", tmp_path / "out2")
 
 
+RAY_ENV = {**os.environ, "RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+
+
+def run_killing_a_worker(command: list, shards: Path) -> int:
+    """Run a Ray job (a local 2-worker cluster) and SIGKILL the worker that finishes the first
+    shard; the job must still succeed. Returns the killed pid."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=RAY_ENV)
+    killed, deadline = None, time.time() + 240
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        done = list(shards.glob("part-*.done.json")) if shards.exists() else []
+        if done:
+            killed = json.loads(done[0].read_text())["pid"]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log
+    assert killed is not None, "no shard finished before the job ended"
+    return killed
+
+
 @pytest.mark.slow
 def test_ray_engine_matches_local_and_survives_a_killed_actor(compressed_bert, tmp_path):
     pytest.importorskip("ray")
@@ -122,19 +142,7 @@ def test_ray_engine_matches_local_and_survives_a_killed_actor(compressed_bert, t
         "--shard-size",
         "10",
     ]
-    env = {**os.environ, "RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    killed = None
-    deadline = time.time() + 240
-    while killed is None and time.time() < deadline and proc.poll() is None:
-        done = list(out.glob("part-*.done.json")) if out.exists() else []
-        if done:
-            killed = json.loads(done[0].read_text())["pid"]
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.02)
-    log, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, log
-    assert killed is not None, "no shard finished before the job ended"
+    killed = run_killing_a_worker(command, out)
     rows = list(read_output(out))
     assert [r["id"] for r in rows] == list(range(len(records)))  # every document exactly once, in order
     for part in sorted((tmp_path / "local").glob("part-*.jsonl")):
@@ -190,25 +198,15 @@ def test_teacher_label_on_ray_matches_local_and_survives_a_killed_worker(compres
     command = [sys.executable, "-m", "spacy", "bertprod", "teacher-label", str(compressed_bert["int8"])]
     command += [str(tmp_path / "in.spacy"), "--output", str(out), "--engine", "ray", "--workers", "2"]
     command += ["--shard-size", "10", "--report", str(tmp_path / "ray.json")]
-    env = {**os.environ, "RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    shards, killed, deadline = Path(str(out) + ".shards"), None, time.time() + 240
-    while killed is None and time.time() < deadline and proc.poll() is None:
-        done = list(shards.glob("part-*.done.json")) if shards.exists() else []
-        if done:
-            killed = json.loads(done[0].read_text())["pid"]
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.02)
-    log, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, log
-    assert killed is not None, "no shard finished before the job ended"
+    shards = Path(str(out) + ".shards")
+    run_killing_a_worker(command, shards)
     assert len(list(shards.glob("part-*.done.json"))) == 30  # every shard once
     assert _labels(out) == _labels(tmp_path / "local.spacy")  # same docs, order, tokens, entities and cats
     report = json.loads((tmp_path / "ray.json").read_text())
     assert report["engine"] == "ray" and report["docs"] == local["docs"] == 300
     assert report["silver_ner"] == local["silver_ner"] == 200 and report["gold_ner"] == 100
     # A rerun resumes from the finished shards: nothing is labelled again.
-    again = subprocess.run(command, capture_output=True, text=True, env=env)
+    again = subprocess.run(command, capture_output=True, text=True, env=RAY_ENV)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "30 already done, 0 to annotate" in again.stdout
     assert _labels(out) == _labels(tmp_path / "local.spacy")

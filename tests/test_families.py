@@ -169,6 +169,23 @@ def test_pruning_refuses_families_without_prune_heads(built, family, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
+def test_mpnet_prunes_feed_forward_units_but_refuses_heads(built, tmp_path):
+    from spacy.tokens import DocBin
+
+    folder, _ = built("mpnet")
+    examples = tmp_path / "dev.spacy"
+    DocBin(docs=[e.reference for e in make_examples(spacy.blank("en"), n=8)]).to_disk(examples)
+    with pytest.raises(ValueError, match="MPNet encoder.*relative position bias.*--prune-ffn"):
+        compress_pipeline(
+            folder / "stock", tmp_path / "h", CompressSettings(quantize="fp32", prune_heads=0.5, prune_data=examples)
+        )
+    settings = CompressSettings(quantize="fp32", prune_ffn=0.5, prune_data=examples)
+    report = compress_pipeline(folder / "stock", tmp_path / "ffn", settings)
+    assert report["pruning"]["ffn_units_kept_per_layer"] == report["pruning"]["ffn_units_original"] // 2
+    assert spacy.load(tmp_path / "ffn")("Alice flew to Paris")._.trf_data.hidden.shape[1] > 0
+
+
 @pytest.mark.parametrize("family", ["mpnet", "roberta", "modernbert", "xlm-roberta", "deberta-v2"])
 def test_alignment_matches_spacy_transformers_per_tokenizer(family, tmp_path):
     """WordPiece with RoBERTa-style specials, byte-level BPE (offsets that include the space) and
@@ -205,9 +222,9 @@ def test_alignment_matches_spacy_transformers_per_tokenizer(family, tmp_path):
 def test_augment_replaces_whole_words_for_every_tokenizer_kind(family, tmp_path):
     """Word-start markers (Ġ, ▁) are how BPE and SentencePiece vocabularies mark whole words:
     neighbours are looked up and returned without them."""
-    from spacy_bertprod.distill.augment import EmbeddingNeighbours
-
     from tiny_encoder import default_corpus
+
+    from spacy_bertprod.distill.augment import EmbeddingNeighbours
 
     corpus = [f"{p} flew to {q} and met {r} in the city" for p, q, r in zip(PEOPLE, PLACES, reversed(PEOPLE))] * 20
     encoder = build_family_encoder(family, tmp_path / family, layers=1, corpus=default_corpus() + corpus)

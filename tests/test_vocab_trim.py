@@ -64,10 +64,13 @@ def test_out_of_domain_text_still_tokenizes_without_new_unknowns(trained_bert):
     assert info["check_after"]["wordpieces_per_text"] >= info["check_before"]["wordpieces_per_text"]
 
 
-def test_compress_with_a_trimmed_vocabulary_predicts_as_before_in_domain(trained_bert, tmp_path):
-    full = compress_pipeline(trained_bert, tmp_path / "full", CompressSettings(quantize="fp32", sample_texts=DOMAIN))
+@pytest.mark.parametrize("quantize", ["fp32", "int8"])
+def test_compress_with_a_trimmed_vocabulary_predicts_as_before_in_domain(trained_bert, tmp_path, quantize):
+    """int8 too: the rows that set the embedding's int8 range are kept, so the kept rows quantise
+    exactly as before and in-domain hidden states are the same, not just close."""
+    full = compress_pipeline(trained_bert, tmp_path / "full", CompressSettings(quantize=quantize, sample_texts=DOMAIN))
     report = compress_pipeline(
-        trained_bert, tmp_path / "trim", CompressSettings(quantize="fp32", sample_texts=DOMAIN, vocab_texts=DOMAIN)
+        trained_bert, tmp_path / "trim", CompressSettings(quantize=quantize, sample_texts=DOMAIN, vocab_texts=DOMAIN)
     )
     vocabulary = report["vocabulary"]
     assert vocabulary["kept"] < vocabulary["original_size"] and full["vocabulary"] is None
@@ -82,6 +85,7 @@ def test_compress_with_a_trimmed_vocabulary_predicts_as_before_in_domain(trained
             (e.start_char, e.end_char, e.label_) for e in b.ents
         ]
         assert all(abs(a.cats[k] - b.cats[k]) < 1e-5 for k in a.cats)
+        numpy.testing.assert_allclose(a._.trf_data.hidden, b._.trf_data.hidden, atol=1e-5)
     assert len(list(trimmed.pipe(TEXTS))) == len(TEXTS)  # any text still runs
 
 

@@ -1,6 +1,7 @@
 """Vocabulary trimming on an XLM-R-base-shaped int8 pipeline (SentencePiece/Unigram, 250,002 pieces).
 
     python reports/vocab_trim/xlmr_shaped.py WORK_DIR reports/vocab_trim/xlmr_shaped.json [--mirror ../shared/data]
+    python reports/vocab_trim/xlmr_shaped.py WORK_DIR reports/vocab_trim/xlmr_shaped.json --unchanged-pieces
 
 No XLM-R weights are reachable here, so the pipeline is XLM-R-base's *shape* with random weights:
 XLMRobertaConfig (12 layers x 768, 12 heads, 3,072 feed-forward, 514 positions) and a Unigram
@@ -18,6 +19,7 @@ pipeline predicts what the untrimmed one does, and [UNK] counts.
 
 import argparse
 import csv
+import dataclasses
 import json
 import random
 import sys
@@ -134,9 +136,10 @@ def build_pipeline(encoder: Path, labels, texts, out: Path) -> None:
     textcat.update(use_reduce_last=False, use_reduce_max=False, use_reduce_mean=True, tok2vec=listener)
     nlp.add_pipe("textcat", config={"model": textcat})
     rng = random.Random(0)
+    picks = [rng.choice(labels) for _ in texts[:64]]
     examples = [
-        Example.from_dict(nlp.make_doc(t), {"cats": {label: float(label == rng.choice(labels)) for label in labels}})
-        for t in texts[:64]
+        Example.from_dict(nlp.make_doc(t), {"cats": {label: float(label == pick) for label in labels}})
+        for t, pick in zip(texts, picks)
     ]
     optimizer = nlp.initialize(lambda: examples)
     for step in range(3):
@@ -153,7 +156,12 @@ def main() -> None:
     parser.add_argument("work", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--mirror", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--reuse", action="store_true", help="Keep WORK_DIR's encoder, pipeline and untrimmed int8")
+    parser.add_argument("--unchanged-pieces", action="store_true", help="Only add the check on unchanged pieces")
     args = parser.parse_args()
+    if args.unchanged_pieces:
+        unchanged_pieces_check(args.work, args.output, args.mirror)
+        return
     import spacy
 
     from spacy_bertprod.compress import CompressSettings, compress_pipeline
@@ -161,11 +169,14 @@ def main() -> None:
     texts, banking_train = corpus_texts(args.mirror)
     test_texts, labels = banking_test(args.mirror)
     encoder = args.work / "encoder"
-    vocab_size, singles = padded_unigram(texts, encoder)
-    parameters = build_encoder(encoder, vocab_size)
-    build_pipeline(encoder, labels, banking_train, args.work / "torch")
-    result = {"vocab_size": vocab_size, "padding_single_characters": singles, "parameters": parameters}
-    result["embedding_parameters"] = vocab_size * 768
+    if args.reuse and args.output.exists():
+        result = json.loads(args.output.read_text(encoding="utf8"))
+    else:
+        vocab_size, singles = padded_unigram(texts, encoder)
+        parameters = build_encoder(encoder, vocab_size)
+        build_pipeline(encoder, labels, banking_train, args.work / "torch")
+        result = {"vocab_size": vocab_size, "padding_single_characters": singles, "parameters": parameters}
+        result["embedding_parameters"] = vocab_size * 768
     sample = banking_train[::23][:400]
     runs = {
         "untrimmed": {},
@@ -173,8 +184,10 @@ def main() -> None:
         "trimmed_corpus_characters": {"vocab_texts": banking_train, "vocab_characters": "corpus"},
     }
     for name, extra in runs.items():
+        if args.reuse and name == "untrimmed" and (args.work / name).exists():
+            continue
         settings = CompressSettings(quantize="int8", sample_texts=sample, sample_source="banking77 train", **extra)
-        report = compress_pipeline(args.work / "torch", args.work / name, settings)
+        report = compress_pipeline(args.work / "torch", args.work / name, dataclasses.replace(settings, force=True))
         result[name] = {
             "pipeline_bytes": folder_size(args.work / name),
             "vocabulary": report["vocabulary"],
@@ -193,6 +206,28 @@ def main() -> None:
         )
     args.output.write_text(json.dumps(result, indent=2), encoding="utf8")
     print(json.dumps({k: v for k, v in result.items() if k != "untrimmed"}, indent=2)[:3000])
+
+
+def unchanged_pieces_check(work: Path, output: Path, mirror: Path) -> None:
+    """Add to the report: on the test texts that tokenize to the same pieces after trimming (the
+    in-domain ones), the largest score difference against the untrimmed pipeline."""
+    import spacy
+
+    from spacy_bertprod.transformer_model import get_tokenizer
+
+    result = json.loads(output.read_text(encoding="utf8"))
+    test_texts, _ = banking_test(mirror)
+    untrimmed = spacy.load(work / "untrimmed")
+    before = get_tokenizer(untrimmed.get_pipe("transformer").model).tokenizer
+    reference = [d.cats for d in untrimmed.pipe(test_texts)]
+    for name in ("trimmed_all_characters", "trimmed_corpus_characters"):
+        nlp = spacy.load(work / name)
+        after = get_tokenizer(nlp.get_pipe("transformer").model).tokenizer
+        same = [a.tokens == b.tokens for a, b in zip(before.encode_batch(test_texts), after.encode_batch(test_texts))]
+        cats = [d.cats for d in nlp.pipe(test_texts)]
+        diffs = [max(abs(a[k] - b[k]) for k in a) for a, b, s in zip(reference, cats, same) if s]
+        result[name].update(test_texts_same_pieces=sum(same), max_score_diff_same_pieces=max(diffs) if diffs else None)
+    output.write_text(json.dumps(result, indent=2), encoding="utf8")
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ def prune_pipeline_encoder(nlp, module, heads_fraction: float, ffn_fraction: flo
 
     from ..families import refuse_pruning
 
-    refuse_pruning(module.config, "The pipeline's transformer")
+    refuse_pruning(module.config, "The pipeline's transformer", heads=bool(heads_fraction))
     check_request(heads_fraction, ffn_fraction, data)
     importance = measure_importance(nlp, module, Corpus(str(data))(nlp))
     return prune_encoder(module, importance, heads_fraction, ffn_fraction)

@@ -20,7 +20,8 @@ Only characters the original vocabulary never had become unknown. `characters="c
 instead only the single characters the corpus (or plain ASCII) uses: a multilingual vocabulary's
 tens of thousands of single CJK/Hangul/... pieces go, and text in scripts the domain never uses
 then becomes unknown pieces (counted on the sample in the report); in-domain text is unchanged.
-Ids are renumbered in their
+The two rows holding the embedding's smallest and largest weight are kept too, so int8
+quantises every kept row exactly as it did untrimmed. Ids are renumbered in their
 original order; the tokenizer (`tokenizer.json`) and the encoder's embedding are rewritten
 together, so the pair stays consistent.
 """
@@ -207,6 +208,23 @@ def trimmed_tokenizer(tokenizer: WordpieceTokenizer, keep: numpy.ndarray) -> Wor
     )
 
 
+def with_scale_anchors(module, keep: numpy.ndarray) -> Tuple[numpy.ndarray, int]:
+    """`keep` plus the embedding rows that hold its smallest and largest weight.
+
+    int8 quantises the embedding with one scale (and zero point) from the whole tensor's range:
+    keeping the two rows that set that range gives every kept row exactly the int8 values it had
+    untrimmed, so in-domain text gets the same int8 hidden states, not just the same fp32 ones.
+    """
+    weight = module.get_input_embeddings().weight.detach()
+    flat = weight.reshape(-1)
+    width = weight.shape[1]
+    rows = {int(flat.argmin()) // width, int(flat.argmax()) // width}
+    added = sorted(rows - set(keep.tolist()))
+    if not added:
+        return keep, 0
+    return numpy.asarray(sorted(set(keep.tolist()) | rows), dtype="int64"), len(added)
+
+
 def trimmed_encoder(module, keep: numpy.ndarray):
     """A copy of the HF encoder whose word embedding holds only the kept rows."""
     import torch
@@ -245,6 +263,9 @@ def trim_vocabulary(
 ):
     """(trimmed encoder copy, trimmed tokenizer, report); `check_texts` measure the [UNK] share before/after."""
     keep, info = choose_vocabulary(tokenizer, corpus, min_count, characters)
+    keep, anchors = with_scale_anchors(module, keep)
+    info["kept_for_int8_scale"] = anchors
+    info["kept"] = int(len(keep))
     new_tokenizer = trimmed_tokenizer(tokenizer, keep)
     new_module = trimmed_encoder(module, keep)
     width = new_module.get_input_embeddings().embedding_dim
