@@ -41,6 +41,12 @@ def compress_cli(
         "--calibration-percentile",
         help="Calibrated activation ranges keep this central percentage of the sample's values (100: min/max)",
     ),
+    min_max_fallback: bool = typer.Option(
+        True,
+        "--min-max-fallback/--no-min-max-fallback",
+        help="When the percentile ranges change more than 10% of the sample's predictions, calibrate again with "
+        "min/max ranges and keep whichever changes fewer (12-layer encoders' outlier activations)",
+    ),
     sample: Optional[Path] = typer.Option(
         None,
         "--sample",
@@ -106,6 +112,7 @@ def compress_cli(
                 quantize_embeddings=quantize_embeddings,
                 activation_scales=activation_scales,
                 calibration_percentile=calibration_percentile,
+                min_max_fallback=min_max_fallback,
             ),
             intra_op_num_threads=threads,
             force=force,

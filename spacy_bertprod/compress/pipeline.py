@@ -28,7 +28,7 @@ from ..span_getters import STOCK_SPAN_GETTERS
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import encoder_batches
 from .optimize import fusion_summary
-from .quantize import QuantizeSettings
+from .quantize import QuantizeSettings, quantize_onnx
 from .sample import CalibrationSample, choose_sample
 
 REPORT_FILE = "compress_report.json"
@@ -273,7 +273,6 @@ def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work:
     """Export with torch.onnx, fuse with onnxruntime's optimizer, quantise (and calibrate) to int8."""
     from .export import export_onnx
     from .optimize import optimize_onnx
-    from .quantize import quantize_onnx
 
     graphs = Graphs(work / "export.onnx", work / "export.onnx", work / "final.onnx", {}, {})
     with _Step("Exporting to ONNX (torch.onnx)", timings):
@@ -384,6 +383,52 @@ def build_report(
     }
 
 
+def write_and_check(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, out: Path, timings):
+    """Stages 4 and 5: write the ONNX pipeline to `out`, check it against the original."""
+    with _Step("Writing the ONNX pipeline", timings):
+        write_pipeline(loaded, shrunk, graphs, settings, out)
+    with _Step("Checking parity on sample texts", timings):
+        parity = check_parity(loaded, shrunk, graphs, out)
+    return out, parity
+
+
+def _wants_min_max(settings: CompressSettings, parity: Dict) -> bool:
+    q = settings.quantization
+    calibrated = settings.quantize == "int8" and q.activation_scales == "calibrated"
+    return (
+        calibrated and q.min_max_fallback and q.calibration_percentile < 100 and not parity["agreement_check"]["passed"]
+    )
+
+
+def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, out: Path, parity: Dict, timings):
+    """Calibrate again with min/max ranges; keep whichever int8 pipeline changes fewer predictions."""
+    import dataclasses
+
+    first = parity["agreement_check"]["changed_share"]
+    _log(
+        f"!!! percentile-{settings.quantization.calibration_percentile} ranges change {first:.0%} of the sample's "
+        "predictions: calibrating again with min/max ranges (outlier activations)"
+    )
+    retry = dataclasses.replace(
+        settings, quantization=dataclasses.replace(settings.quantization, calibration_percentile=100.0)
+    )
+    work = out.parent / "min-max"
+    work.mkdir()
+    again = Graphs(graphs.raw, graphs.fp32, work / "final.onnx", graphs.fusion, {})
+    with _Step("Quantising to int8 (min/max activation ranges)", timings):
+        batches = encoder_batches(shrunk.tokenizer, [loaded.nlp.make_doc(t)[:] for t in loaded.sample.texts])
+        again.calibration = quantize_onnx(graphs.fp32, again.final, retry.quantization, batches)
+        again.calibration.update(loaded.sample.to_dict())
+    out2, parity2 = write_and_check(loaded, shrunk, again, retry, work / "pipeline", timings)
+    second = parity2["agreement_check"]["changed_share"]
+    keep_second = second < first
+    _log(f"    min/max ranges change {second:.0%}: keeping the {'min/max' if keep_second else 'percentile'} ranges")
+    chosen = (again, out2, parity2, retry) if keep_second else (graphs, out, parity, settings)
+    chosen[2]["min_max_fallback"] = {"percentile_changed_share": first, "min_max_changed_share": second}
+    chosen[2]["min_max_fallback"]["kept"] = "min/max" if keep_second else "percentile"
+    return chosen
+
+
 def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSettings) -> Dict:
     """Compress the pipeline at `input_path` into `output_path`; returns the report."""
     input_path, output_path = Path(input_path), Path(output_path)
@@ -395,11 +440,9 @@ def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSet
     work = Path(tempfile.mkdtemp(prefix=".compress-", dir=output_path.parent))
     try:
         graphs = build_onnx(loaded, shrunk, settings, work, timings)
-        out = work / "pipeline"
-        with _Step("Writing the ONNX pipeline", timings):
-            write_pipeline(loaded, shrunk, graphs, settings, out)
-        with _Step("Checking parity on sample texts", timings):
-            parity = check_parity(loaded, shrunk, graphs, out)
+        out, parity = write_and_check(loaded, shrunk, graphs, settings, work / "pipeline", timings)
+        if _wants_min_max(settings, parity):
+            graphs, out, parity, settings = min_max_fallback(loaded, shrunk, graphs, settings, out, parity, timings)
         if not parity["agreement_check"]["passed"]:
             _log(f"!!! {parity['agreement_check']['message']}")
         report = build_report(loaded, shrunk, graphs, settings, parity, out, output_path, timings)

@@ -29,6 +29,10 @@ class QuantizeSettings:
     activation_scales: str = "calibrated"
     # Activation ranges keep this central share of the calibration values (see README table).
     calibration_percentile: float = 99.99
+    # When the percentile ranges change more of the sample's predictions than the agreement check
+    # allows, calibrate again with min/max ranges and keep whichever changes fewer: 12-layer base
+    # encoders have outlier activations that clipping destroys (Bondarenko et al. 2021).
+    min_max_fallback: bool = True
 
     def __post_init__(self):
         if self.activation_scales not in ACTIVATION_SCALES:
