@@ -236,3 +236,25 @@ def test_augment_replaces_whole_words_for_every_tokenizer_kind(family, tmp_path)
     found = neighbours.neighbours(key)
     assert len(found) == 3
     assert all(word.isalpha() and "\u0120" not in word and "\u2581" not in word for word in found), found
+
+
+@pytest.mark.parametrize("family", ["mpnet", "deberta-v2", "modernbert", "distilbert", "xlm-roberta"])
+def test_bertprod_torch_backend_trains_saves_and_compresses_each_family(family, tmp_path):
+    """TorchTransformer.v1 (not only spacy-transformers) trains every family, its saved pipeline
+    reloads with the same predictions, and compress takes it."""
+    import numpy
+
+    encoder = build_family_encoder(family, tmp_path / "encoder")
+    nlp = build_pipeline(encoder)
+    history = train(nlp, make_examples(nlp, n=24), steps=6)
+    assert all(numpy.isfinite(v) for losses in history for v in losses.values())
+    assert history[-1]["transformer"] > 0  # the encoder gets the heads' gradients
+    nlp.to_disk(tmp_path / "torch")
+    again = spacy.load(tmp_path / "torch")
+    for a, b in zip(nlp.pipe(CHECK_TEXTS), again.pipe(CHECK_TEXTS)):
+        assert ents(a) == ents(b)
+        numpy.testing.assert_allclose(a._.trf_data.hidden, b._.trf_data.hidden, atol=1e-5)
+    report = compress_pipeline(
+        tmp_path / "torch", tmp_path / "fp32", CompressSettings(quantize="fp32", sample_texts=SAMPLE)
+    )
+    assert report["transformer"]["source"] == "bertprod" and report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-3
