@@ -26,18 +26,15 @@ CALIBRATION_TEXTS = Path(__file__).resolve().parents[1] / "spacy_bertprod" / "co
 
 # Per family: tokenizer kind, special tokens (in id order, pad first where the family pads with 0),
 # the template around one sequence, and config settings beyond the shared sizes.
+BERT_WORDPIECE = {
+    "kind": "wordpiece",
+    "specials": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+    "wrap": "[CLS] [SEP]",
+}
 FAMILY_SPECS: Dict[str, Dict] = {
-    "bert": {"kind": "wordpiece", "specials": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "wrap": "[CLS] [SEP]"},
-    "distilbert": {
-        "kind": "wordpiece",
-        "specials": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-        "wrap": "[CLS] [SEP]",
-    },
-    "electra": {
-        "kind": "wordpiece",
-        "specials": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-        "wrap": "[CLS] [SEP]",
-    },
+    "bert": dict(BERT_WORDPIECE),
+    "distilbert": dict(BERT_WORDPIECE),
+    "electra": dict(BERT_WORDPIECE),
     # all-mpnet-base-v2's eps (spacy-transformers reloads 1e-12 as 0.0, and MPNet's padding rows are zero vectors)
     "mpnet": {
         "kind": "wordpiece",
