@@ -28,7 +28,7 @@ from ..span_getters import STOCK_SPAN_GETTERS
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import encoder_batches
 from .optimize import fusion_summary
-from .quantize import QuantizeSettings, quantize_onnx
+from .quantize import QuantizeSettings
 from .sample import CalibrationSample, choose_sample
 
 REPORT_FILE = "compress_report.json"
@@ -273,6 +273,7 @@ def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work:
     """Export with torch.onnx, fuse with onnxruntime's optimizer, quantise (and calibrate) to int8."""
     from .export import export_onnx
     from .optimize import optimize_onnx
+    from .quantize import quantize_onnx
 
     graphs = Graphs(work / "export.onnx", work / "export.onnx", work / "final.onnx", {}, {})
     with _Step("Exporting to ONNX (torch.onnx)", timings):
@@ -403,6 +404,8 @@ def _wants_min_max(settings: CompressSettings, parity: Dict) -> bool:
 def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, out: Path, parity: Dict, timings):
     """Calibrate again with min/max ranges; keep whichever int8 pipeline changes fewer predictions."""
     import dataclasses
+
+    from .quantize import quantize_onnx
 
     first = parity["agreement_check"]["changed_share"]
     _log(
