@@ -53,6 +53,7 @@ def main() -> int:
     parser.add_argument("--eval-frequency", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("--mixed-precision", default="false", choices=["true", "false"])
     parser.add_argument("--trim-vocab", default="", help="corpus for the trimmed-vocabulary copies (empty: none)")
     parser.add_argument("--bench-repeats", type=int, default=3)
     parser.add_argument("--latency-docs", type=int, default=200)
@@ -155,6 +156,8 @@ def main() -> int:
                 str(args.seed),
                 "--gpu-id",
                 str(args.gpu_id),
+                "--components.transformer.model.mixed_precision",
+                args.mixed_precision,
             ],
         )
         for quantize in ("fp32", "int8"):

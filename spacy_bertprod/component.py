@@ -22,6 +22,7 @@ from .about import FORMAT_VERSION, __version__
 from .backends import backend_io, is_trainable, pop_extra_losses
 from .data import TransformerData, install_extensions
 from .listener import TransformerListener
+from .sentence_vectors import SentencePooling, check_setting, install_extension, install_hooks, resolve
 from .tokenization import WordpieceTokenizer
 from .transformer_model import get_tokenizer
 
@@ -43,17 +44,38 @@ DEFAULT_CONFIG = Config().from_str(DEFAULT_CONFIG_STR)
 @Language.factory(
     "bertprod_transformer",
     assigns=["doc._.trf_data"],
-    default_config={"model": DEFAULT_CONFIG["model"], "max_batch_items": 2048, "pipe_batch_tokens": 8192},
+    default_config={
+        "model": DEFAULT_CONFIG["model"],
+        "max_batch_items": 2048,
+        "pipe_batch_tokens": 8192,
+        "sentence_vector": "auto",
+        "normalize_vector": None,
+    },
 )
 def make_bertprod_transformer(
-    nlp: Language, name: str, model: Model, max_batch_items: int, pipe_batch_tokens: int
+    nlp: Language,
+    name: str,
+    model: Model,
+    max_batch_items: int,
+    pipe_batch_tokens: int,
+    sentence_vector: str,
+    normalize_vector: Optional[bool],
 ) -> "BertprodTransformer":
     """max_batch_items: most padded wordpieces per encoder call (windows are sorted by length
     and bucketed; 2048 measured fastest for MiniLM on 2 cores). pipe_batch_tokens: nlp.pipe()
     gathers docs until they hold this many tokens, so that many windows are length-sorted
-    together; memory stays bounded by tokens, not by doc count."""
+    together; memory stays bounded by tokens, not by doc count. sentence_vector: how doc.vector,
+    span.vector and doc.similarity pool the encoder's output ("auto": a sentence-transformers
+    folder's own pooling, else the mean; "mean", "cls", "max"; "none": spaCy's defaults);
+    normalize_vector: L2-normalise them (null: as the folder says; see sentence_vectors.py)."""
     return BertprodTransformer(
-        nlp.vocab, model, name=name, max_batch_items=max_batch_items, pipe_batch_tokens=pipe_batch_tokens
+        nlp.vocab,
+        model,
+        name=name,
+        max_batch_items=max_batch_items,
+        pipe_batch_tokens=pipe_batch_tokens,
+        sentence_vector=sentence_vector,
+        normalize_vector=normalize_vector,
     )
 
 
@@ -68,12 +90,18 @@ class BertprodTransformer(TrainablePipe):
         *,
         max_batch_items: int = 2048,
         pipe_batch_tokens: int = 8192,
+        sentence_vector: str = "auto",
+        normalize_vector: Optional[bool] = None,
     ):
         install_extensions()
+        install_extension()
         if max_batch_items < 1 or pipe_batch_tokens < 1:
             raise ValueError(
                 f"max_batch_items ({max_batch_items}) and pipe_batch_tokens ({pipe_batch_tokens}) must be positive."
             )
+        check_setting(sentence_vector)
+        self._vector_settings = (sentence_vector, normalize_vector)
+        self.pooling = resolve(sentence_vector, normalize_vector, None)
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -157,8 +185,16 @@ class BertprodTransformer(TrainablePipe):
         return self.model.predict(docs)
 
     def set_annotations(self, docs: Iterable[Doc], outputs: List[TransformerData]) -> None:
+        tag = self.pooling.tag
         for doc, data in zip(docs, outputs):
+            data.pooling = tag
             doc._.trf_data = data
+            if self.pooling.mode != "none":
+                install_hooks(doc)
+
+    def set_pooling(self, pooling: SentencePooling) -> None:
+        """How sentence vectors are pooled (initialize, from_disk, or compress from the original)."""
+        self.pooling = pooling
 
     # -- training --------------------------------------------------------------------------------
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses=None) -> Dict[str, float]:
@@ -215,6 +251,8 @@ class BertprodTransformer(TrainablePipe):
         tokenizer = backend_io(self.model.layers[0]).initialize()
         if tokenizer is not None:
             self.set_tokenizer(tokenizer)
+        encoder_dir = self.model.layers[0].attrs.get("pretrained", {}).get("name")
+        self.set_pooling(resolve(*self._vector_settings, encoder_dir))
         get_tokenizer(self.model)  # raises a clear error when there is none
         self.sync_width()
         if nlp is not None:
@@ -254,6 +292,7 @@ class BertprodTransformer(TrainablePipe):
             bertprod_version=__version__,
             max_length=tokenizer.max_length,
             pad_id=tokenizer.pad_id,
+            sentence_pooling=self.pooling.to_cfg(),
             **backend_io(self.model.layers[0]).describe(),
         )
         return cfg
@@ -275,6 +314,7 @@ class BertprodTransformer(TrainablePipe):
 
     def _load_cfg(self, cfg: Dict, tokenizer_json: str) -> None:
         self.cfg.update({k: v for k, v in cfg.items() if k in ("width",)})
+        self.set_pooling(resolve(*self._vector_settings, None, cfg.get("sentence_pooling")))
         self.set_tokenizer(WordpieceTokenizer(tokenizer_json, max_length=cfg["max_length"], pad_id=cfg["pad_id"]))
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:

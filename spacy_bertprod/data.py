@@ -4,7 +4,7 @@ This is what `doc._.trf_data` holds and what listeners read. It deliberately has
 dependency so that a compressed (ONNX) pipeline can be served without torch installed.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict
 
 import numpy
@@ -28,11 +28,17 @@ class TransformerData:
     align: for every spaCy token, the rows of `hidden` it is aligned to (a token inside two
         overlapping windows is aligned to wordpieces in both; a token the tokenizer drops, such as
         a control character, has none).
+    seq_lengths: how many rows of `hidden` each window holds, in order (sentence vectors pool
+        per window; see sentence_vectors.py).
+    pooling: how the doc's sentence vector is pooled ("mean", "cls", "max" or "none", then
+        ",normalize" when it is L2-normalised), so the vector can be computed in any process.
     """
 
     input_ids: Ints1d
     hidden: Floats2d
     align: Ragged
+    seq_lengths: Ints1d = field(default_factory=lambda: numpy.zeros((0,), dtype="int32"))
+    pooling: str = "mean"
 
     @property
     def width(self) -> int:
@@ -53,14 +59,23 @@ class TransformerData:
             "hidden": numpy.asarray(self.hidden),
             "align_data": numpy.asarray(self.align.dataXd),
             "align_lengths": numpy.asarray(self.align.lengths),
+            "seq_lengths": numpy.asarray(self.seq_lengths),
+            "pooling": self.pooling,
         }
 
     @classmethod
     def from_dict(cls, msg: Dict[str, Any]) -> "TransformerData":
+        # Docs from before seq_lengths was kept hold one window per doc as far as pooling knows.
+        n_rows = len(msg["input_ids"])
+        seq_lengths = msg.get("seq_lengths")
+        if seq_lengths is None:
+            seq_lengths = numpy.asarray([n_rows] if n_rows else [], dtype="int32")
         return cls(
             input_ids=msg["input_ids"],
             hidden=msg["hidden"],
             align=Ragged(msg["align_data"], msg["align_lengths"]),
+            seq_lengths=seq_lengths,
+            pooling=msg.get("pooling", "mean"),
         )
 
 

@@ -146,7 +146,8 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
         else:
             hidden = numpy.zeros((0, width), dtype="float32")
             input_ids = numpy.zeros((0,), dtype="int64")
-        outputs.append(TransformerData(input_ids=input_ids, hidden=hidden, align=align))
+        lengths = numpy.asarray([seq_lengths[i] for i in doc_seqs], dtype="int32")
+        outputs.append(TransformerData(input_ids=input_ids, hidden=hidden, align=align, seq_lengths=lengths))
 
     def backprop(d_hiddens: List[numpy.ndarray]) -> List[Doc]:
         # Split each doc's gradient back into its sequences, then re-pad per bucket.

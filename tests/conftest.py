@@ -155,7 +155,13 @@ def listener_block(arch: str = "spacy_bertprod.TransformerListener.v1"):
 
 
 def build_pipeline(
-    encoder_dir: Path, *, stock: bool = False, window: int = 16, stride: int = 12, textcat: str = "textcat"
+    encoder_dir: Path,
+    *,
+    stock: bool = False,
+    window: int = 16,
+    stride: int = 12,
+    textcat: str = "textcat",
+    mixed_precision: bool = False,
 ):
     """A blank English pipeline: transformer + ner + textcat listening to it."""
     nlp = spacy.blank("en")
@@ -182,6 +188,7 @@ def build_pipeline(
                 "@architectures": "spacy_bertprod.TorchTransformer.v1",
                 "name": str(encoder_dir),
                 "get_spans": {"@misc": "spacy_bertprod.strided_spans.v1", "window": window, "stride": stride},
+                "mixed_precision": mixed_precision,
             }
         }
         nlp.add_pipe("bertprod_transformer", name="transformer", config=trf_config)

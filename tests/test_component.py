@@ -39,6 +39,37 @@ def test_training_moves_the_encoder_weights(encoders):
     assert any("encoder.layer" in k for k in changed)
 
 
+def test_mixed_precision_on_cpu_trains_in_bfloat16_and_predicts_in_float32(encoders, tmp_path):
+    """On CPU, mixed_precision lowers the training matmuls to bfloat16 (thinc's own switch is CUDA
+    float16 only); weights, gradients, inference and the saved pipeline stay float32."""
+    import torch
+
+    nlp = build_pipeline(encoders["bert"], mixed_precision=True)
+    examples = make_examples(nlp, n=16)
+    nlp.initialize(lambda: examples)
+    module = nlp.get_pipe("transformer").model.layers[0].shims[0]._model
+    seen = []
+    module.encoder.layer[0].attention.self.query.register_forward_hook(
+        lambda layer, inputs, output: seen.append(output.dtype)
+    )
+    before = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    optimizer = nlp.create_optimizer()
+    losses = {}
+    for _ in range(3):
+        nlp.update(examples[:8], sgd=optimizer, losses=losses)
+    assert set(seen) == {torch.bfloat16}
+    assert all(numpy.isfinite(v) and v > 0 for v in losses.values())
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    assert any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+    seen.clear()
+    predicted = [(doc._.trf_data.hidden.dtype, [e.text for e in doc.ents]) for doc in nlp.pipe(TEXTS)]
+    assert set(seen) == {torch.float32}
+    assert {dtype for dtype, _ in predicted} == {numpy.dtype("float32")}
+    nlp.to_disk(tmp_path / "pipeline")
+    reloaded = spacy.load(tmp_path / "pipeline")
+    assert [[e.text for e in doc.ents] for doc in reloaded.pipe(TEXTS)] == [ents for _, ents in predicted]
+
+
 def test_save_load_round_trip_torch(trained_bert):
     nlp = spacy.load(trained_bert)
     files = {p.name for p in (trained_bert / "transformer").iterdir()}

@@ -9,14 +9,16 @@ tensor, added to the heads' gradient in one backward pass. This backend knows no
 they compute; the architecture below builds them from registered functions.
 """
 
+import functools
 import inspect
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import torch
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, CupyOps, Model, PyTorchWrapper_v3, get_current_ops, torch2xp, xp2torch
 from thinc.shims.pytorch_grad_scaler import PyTorchGradScaler
 
 from ..families import family_of
@@ -29,6 +31,8 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # The registered function that builds the layer-distillation loss (distill/layers.py).
 LAYER_DISTILLATION = "spacy_bertprod.layer_distillation.v1"
+# Set on the encoder layer when mixed_precision asks for bfloat16 training on CPU.
+CPU_BFLOAT16 = "cpu_bfloat16"
 
 
 class ExtraLoss(Protocol):
@@ -94,17 +98,21 @@ def TorchEncoder(
     decides them.
     """
     grad_scaler = PyTorchGradScaler(**(grad_scaler_config or {}))
+    # thinc's mixed precision is CUDA float16 autocast; on CPU it would do nothing, so there
+    # mixed_precision means bfloat16 autocast for the training steps (see train_in_bfloat16).
+    on_cpu = not isinstance(get_current_ops(), CupyOps)
     model = PyTorchWrapper_v3(
         torch.nn.Module(),
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
-        mixed_precision=mixed_precision,
+        mixed_precision=mixed_precision and not on_cpu,
         grad_scaler=grad_scaler,
         # Weights travel as safetensors files written by the component, never via torch.save.
         serialize_model=lambda module: b"",
         deserialize_model=lambda module, data, device: module,
     )
     model.name = TORCH_ENCODER
+    model.attrs[CPU_BFLOAT16] = bool(mixed_precision and on_cpu)
     if extra_losses:
         model.attrs["extra_losses"] = list(extra_losses)
     return model
@@ -117,8 +125,56 @@ def hf_module(encoder: Model) -> torch.nn.Module:
 def _set_module(encoder: Model, module: torch.nn.Module) -> None:
     shim = encoder.shims[0]
     module.to(shim.device)
+    if encoder.attrs.get(CPU_BFLOAT16) and shim.device.type == "cpu":
+        train_in_bfloat16(module)
     shim._model = module
     encoder.set_dim("nO", int(module.config.hidden_size), force=True)
+
+
+def train_in_bfloat16(module: torch.nn.Module) -> None:
+    """Run the module's training forward passes under CPU bfloat16 autocast.
+
+    On CPUs with bfloat16 matrix units (AMX, AVX512-BF16) a 12-layer encoder's training step gets
+    several times faster; the weights, optimizer state and gradients stay float32 (autocast only
+    lowers the matmuls), and inference, evaluation and ONNX export (eval mode) stay float32.
+    Outputs are cast back to float32 so the heads and extra losses see the usual dtype.
+    """
+    if not cpu_has_bfloat16():
+        warnings.warn(
+            "mixed_precision = true trains in bfloat16 on CPU, and this CPU has no bfloat16 "
+            "instructions (amx_bf16 / avx512_bf16): training will be slower, not faster. "
+            "Set [components.transformer.model] mixed_precision = false here."
+        )
+    forward = module.forward
+
+    @functools.wraps(forward)
+    def forward_in_bfloat16(*args, **kwargs):
+        if not (module.training and torch.is_grad_enabled()):
+            return forward(*args, **kwargs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output = forward(*args, **kwargs)
+        return _as_float32(output)
+
+    module.forward = forward_in_bfloat16
+
+
+def _as_float32(output: Any) -> Any:
+    for key, value in list(output.items()):
+        if torch.is_tensor(value):
+            output[key] = value.float()
+        elif isinstance(value, tuple):
+            output[key] = tuple(item.float() if torch.is_tensor(item) else item for item in value)
+    return output
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bfloat16() -> bool:
+    """Whether the CPU has bfloat16 matrix instructions (Linux /proc/cpuinfo; False elsewhere)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def accepts_token_type_ids(module: torch.nn.Module) -> bool:

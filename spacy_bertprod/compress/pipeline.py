@@ -22,7 +22,10 @@ from thinc.api import Config
 
 from ..about import __version__
 from ..backends import backend_io
+from ..component import BertprodTransformer
 from ..families import family_of
+from ..sentence_vectors import SentencePooling
+from ..sentence_vectors import resolve as resolve_pooling
 from ..source import TransformerSource, find_transformer, strip_training_components, to_plain_components
 from ..span_getters import STOCK_SPAN_GETTERS
 from ..tokenization import WordpieceTokenizer
@@ -99,6 +102,7 @@ def rewrite_config(config: Config, trf_name: str, onnx_model: Dict, batching: Di
         "max_batch_items": batching["max_batch_items"],
         "pipe_batch_tokens": batching["pipe_batch_tokens"],
         "model": {"@architectures": "spacy_bertprod.OnnxTransformer.v1", "get_spans": get_spans, **onnx_model},
+        **{key: old[key] for key in ("sentence_vector", "normalize_vector") if key in old},
     }
 
     def visit(node):
@@ -317,9 +321,18 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
     trf.set_tokenizer(shrunk.tokenizer)
     backend_io(trf.model.layers[0]).onnx.set_model(graphs.final.read_bytes(), source=str(graphs.final))
     trf.set_width(int(shrunk.module.config.hidden_size))
+    trf.set_pooling(source_pooling(loaded))
     new_nlp._link_components()
     new_nlp.meta.update(_meta(nlp, settings.quantize))
     new_nlp.to_disk(out)
+
+
+def source_pooling(loaded: Loaded) -> SentencePooling:
+    """The original's sentence-vector pooling; for a spacy-transformers pipeline, its encoder folder's."""
+    proc = loaded.nlp.get_pipe(loaded.source.name)
+    if isinstance(proc, BertprodTransformer):
+        return proc.pooling
+    return resolve_pooling("auto", None, str(loaded.source.component_config["model"].get("name", "")))
 
 
 def check_parity(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, out: Path) -> Dict:
