@@ -42,9 +42,10 @@ def sleep_per_doc(doc):
 class Server:
     """A uvicorn server for `app` in a background thread, ready when entered."""
 
-    def __init__(self, app, **config):
+    def __init__(self, app, verify=True, **config):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if 'ssl_certfile' in config else 'http'}://127.0.0.1:{self.port}"
+        self.verify = verify
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=20, **config
@@ -57,7 +58,7 @@ class Server:
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                if httpx.get(self.url + "/health").status_code == 200:
+                if httpx.get(self.url + "/health", verify=self.verify).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -126,7 +127,7 @@ def test_concurrent_requests_are_micro_batched_and_int8_answers_do_not_depend_on
         batches = metric(server.url, "bertprod_batch_requests_count")
         assert batches < len(texts)  # several requests shared a batch
         assert metric(server.url, "bertprod_batch_requests_sum") == len(texts)
-        assert metric(server.url, 'bertprod_requests_total{status="200"}') == len(texts)
+        assert metric(server.url, 'bertprod_requests_total{route="process",status="200"}') == len(texts)
     alone = {t: expected(nlp, [t])[0] for t in set(texts)}
     for text, response in zip(texts, responses):
         assert answered(response.json()["docs"])[0] == alone[text]  # calibrated int8: exactly equal
@@ -159,7 +160,7 @@ def test_hostile_requests_get_clear_4xx_and_the_service_keeps_serving(compressed
         too_many = process(server.url, ["a"] * 101)
         assert too_many.status_code == 413 and "101 texts" in too_many.json()["error"]["message"]
         assert process(server.url, ["Alice flew to Paris"]).status_code == 200
-        assert metric(server.url, 'bertprod_requests_total{status="413"}') == 4
+        assert metric(server.url, 'bertprod_requests_total{route="process",status="413"}') == 4
 
 
 def test_a_slow_body_gets_408_while_other_clients_are_served(compressed_bert):

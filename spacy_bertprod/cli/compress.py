@@ -131,6 +131,55 @@ def compress_cli(
     write_report({key: result[key] for key in summary}, report)
 
 
+@bertprod_cli.command("embedder")
+def embedder_cli(
+    model_dir: Path = typer.Argument(..., help="sentence-transformers (or Hugging Face) model folder"),
+    output_path: Path = typer.Argument(..., help="Folder for the compressed embedding pipeline"),
+    quantize: str = typer.Option("int8", "--quantize", "-q", help="int8 or fp32"),
+    sample: Optional[Path] = typer.Option(
+        None,
+        "--sample",
+        help="In-domain texts for int8 calibration and the vector check (.txt lines, .jsonl with 'text', or .spacy); "
+        "without it a built-in set of varied texts",
+    ),
+    pooling: str = typer.Option(
+        "auto", "--pooling", help="auto (the folder's modules.json / 1_Pooling), mean, cls or max"
+    ),
+    normalize: bool = typer.Option(
+        True, "--normalize/--no-normalize", help="With --pooling mean|cls|max: L2-normalise the vectors"
+    ),
+    lang: str = typer.Option("en", "--lang", help="spaCy language of the pipeline's tokenizer"),
+    window: int = typer.Option(128, "--window", help="spaCy tokens per encoder window"),
+    stride: int = typer.Option(96, "--stride", help="Tokens between window starts (windows overlap by window-stride)"),
+    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads (0: one per core)"),
+    force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the report's summary as JSON here"),
+):
+    """A spaCy pipeline whose doc.vector / doc.similarity are the model's sentence embedding, on ONNX Runtime."""
+    from ..compress import CompressSettings
+    from ..compress.embedder import EmbedderSettings, build_embedder
+    from ..texts import read_texts
+
+    with user_errors():
+        compress = CompressSettings(
+            quantize=quantize,
+            intra_op_num_threads=threads,
+            force=force,
+            sample_texts=read_texts(sample) if sample is not None else None,
+            sample_source=f"--sample {sample}",
+        )
+        settings = EmbedderSettings(lang=lang, pooling=pooling, normalize=normalize, window=window, stride=stride)
+        result = build_embedder(model_dir, output_path, settings, compress)
+    vectors = result["parity"].get("predictions", {})
+    if "sentence_vector_mean_cosine" in vectors:
+        msg.info(
+            f"doc.vector vs the torch original on {vectors['n_docs']} sample texts: mean cosine "
+            f"{vectors['sentence_vector_mean_cosine']:.4f}, min {vectors['sentence_vector_min_cosine']:.4f}"
+        )
+    msg.good(f"Wrote {output_path} (full report: {output_path / 'compress_report.json'})")
+    write_report({key: result[key] for key in ("sizes_bytes", "parity")}, report)
+
+
 @bertprod_cli.command("invariance")
 def invariance_cli(
     pipeline: str = typer.Argument(..., help="Pipeline folder or installed package name"),

@@ -1,7 +1,7 @@
 """Serving: `serve` (HTTP), `loadtest`, `apply` (corpus annotation, local or Ray)."""
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -38,13 +38,27 @@ def serve_cli(
     limit_concurrency: int = typer.Option(
         1024, "--limit-concurrency", help="Open connections per worker before uvicorn answers 503"
     ),
+    api_key: List[str] = typer.Option(
+        [],
+        "--api-key",
+        help="Require 'Authorization: Bearer KEY' on every route but /health (repeat for several keys; visible in "
+        "`ps`: prefer --api-key-env)",
+    ),
+    api_key_env: str = typer.Option(
+        "", "--api-key-env", help="Name of an environment variable holding the API key(s), comma-separated"
+    ),
+    open_metrics: bool = typer.Option(False, "--open-metrics", help="With API keys: leave /metrics open"),
+    ssl_certfile: Optional[Path] = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM) for https"),
+    ssl_keyfile: Optional[Path] = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM) for https"),
     log_level: str = typer.Option("info", "--log-level"),
 ):
-    """HTTP service: POST /v1/process, GET /health, GET /metrics, with dynamic micro-batching."""
-    from ..serving.server import run_server
+    """HTTP service: POST /v1/process, POST /v1/embed, GET /health, GET /metrics, with dynamic micro-batching."""
+    from ..serving.server import api_keys_from, check_tls, run_server
     from ..serving.settings import ServeSettings
 
-    with user_errors():
+    with user_errors(OSError):
+        keys = api_keys_from(api_key, api_key_env)
+        tls = check_tls(ssl_certfile, ssl_keyfile)
         settings = ServeSettings(
             pipeline=pipeline,
             threads=threads,
@@ -56,9 +70,17 @@ def serve_cli(
             max_texts=max_texts,
             max_chars=max_chars,
             body_timeout_s=body_timeout_s,
+            api_keys=keys,
+            open_metrics=open_metrics,
         )
         run_server(
-            settings, host=host, port=port, workers=workers, limit_concurrency=limit_concurrency, log_level=log_level
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            limit_concurrency=limit_concurrency,
+            log_level=log_level,
+            **tls,
         )
 
 

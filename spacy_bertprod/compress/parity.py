@@ -16,6 +16,8 @@ MAX_CHANGED_SHARE = 0.10
 # this close to 0.5) is a tie, not a prediction int8 can break: on text far from the training
 # data a classifier's scores are near-ties, and any noise flips them.
 TIE_MARGIN = 0.05
+# A doc's sentence vector counts as kept when its cosine to the original's is at least this.
+VECTOR_COSINE_KEPT = 0.99
 
 
 def encoder_parity(
@@ -80,7 +82,21 @@ def prediction_agreement(original: Language, compressed: Language, texts: Sequen
         result["textcat_identical_decisions"] = float(
             numpy.mean([_decisions_kept(a.cats, b.cats) for a, b in zip(before, after)])
         )
+    result.update(vector_agreement(before, after))
     return result
+
+
+def vector_agreement(before: Sequence[Doc], after: Sequence[Doc]) -> Dict[str, float]:
+    """Cosine of each doc's sentence vector (doc.vector) to the original's, where both have one."""
+    pairs = [(a, b) for a, b in zip(before, after) if "vector" in a.user_hooks and a.vector_norm > 0]
+    if not pairs:
+        return {}
+    cosines = numpy.asarray([a.similarity(b) for a, b in pairs])
+    return {
+        "sentence_vector_mean_cosine": float(cosines.mean()),
+        "sentence_vector_min_cosine": float(cosines.min()),
+        "sentence_vector_kept_docs": float((cosines >= VECTOR_COSINE_KEPT).mean()),
+    }
 
 
 def _decisions_kept(original: Dict[str, float], compressed: Dict[str, float]) -> bool:
@@ -98,9 +114,13 @@ def agreement_check(predictions: Dict[str, float], sample, max_changed: float = 
 
     The share of changed docs is the largest over the annotation types: for NER a doc changes when
     any entity does; for textcat when its top label or its set of labels over 0.5 does, where the
-    original's scores were not ties (TIE_MARGIN).
+    original's scores were not ties (TIE_MARGIN); for a pipeline without heads (an embedder) when
+    its sentence vector's cosine to the original's is under VECTOR_COSINE_KEPT.
     """
-    shares = [1.0 - predictions[key] for key in _AGREEMENT_KEYS if key in predictions]
+    keys = [key for key in _AGREEMENT_KEYS if key in predictions]
+    if not keys and "sentence_vector_kept_docs" in predictions:  # an embedder: its vectors are its predictions
+        keys = ["sentence_vector_kept_docs"]
+    shares = [1.0 - predictions[key] for key in keys]
     changed = max(shares) if shares else 0.0
     result = {"changed_share": changed, "max_changed_share": max_changed, "passed": changed <= max_changed}
     if not result["passed"]:

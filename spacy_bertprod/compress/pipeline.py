@@ -208,14 +208,18 @@ def check_request(input_path: Path, output_path: Path, settings: CompressSetting
     """Refuse what cannot work before any long work starts."""
     if not input_path.is_dir() or not (input_path / "config.cfg").exists():
         raise ValueError(f"{input_path} is not a saved spaCy pipeline (no config.cfg in it).")
-    if output_path.exists() and not settings.force:
-        raise FileExistsError(f"{output_path} exists. Choose another output folder or pass --force.")
-    if settings.quantize not in ("int8", "fp32"):
-        raise ValueError(f"--quantize must be int8 or fp32, not '{settings.quantize}'.")
+    check_output(output_path, settings)
     if settings.prune_heads or settings.prune_ffn:
         from .prune import check_request as check_pruning
 
         check_pruning(settings.prune_heads, settings.prune_ffn, settings.prune_data)
+
+
+def check_output(output_path: Path, settings: CompressSettings) -> None:
+    if output_path.exists() and not settings.force:
+        raise FileExistsError(f"{output_path} exists. Choose another output folder or pass --force.")
+    if settings.quantize not in ("int8", "fp32"):
+        raise ValueError(f"--quantize must be int8 or fp32, not '{settings.quantize}'.")
 
 
 def load_source(input_path: Path, settings: CompressSettings, timings: Dict[str, float]) -> Loaded:

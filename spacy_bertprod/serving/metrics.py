@@ -17,12 +17,18 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("bertprod_requests", "Requests to /v1/process by HTTP status", ["status"], registry=r)
+        self.requests = Counter(
+            "bertprod_requests", "Requests by route (process, embed) and HTTP status", ["route", "status"], registry=r
+        )
         self.latency = Histogram(
             "bertprod_request_latency_seconds",
-            "Time from request start to answer, /v1/process",
+            "Time from request start to answer, by route",
+            ["route"],
             buckets=LATENCY_BUCKETS,
             registry=r,
+        )
+        self.access_denied = Counter(
+            "bertprod_access_denied", "Requests refused with 401, by reason (missing, invalid)", ["reason"], registry=r
         )
         self.queue_wait = Histogram(
             "bertprod_queue_wait_seconds",

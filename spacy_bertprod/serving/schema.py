@@ -4,6 +4,7 @@ Validation is plain Python (not FastAPI's body parsing) so that every way a clie
 request wrong has its own status and a message that names the field and the fix.
 """
 
+import base64
 import json
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -33,7 +34,44 @@ class ServiceError(Exception):
 
 
 def parse_request(body: bytes, settings: ServeSettings) -> Dict[str, Any]:
-    """Bytes → {"texts": [...], "vectors": bool}, or a ServiceError naming what is wrong."""
+    """/v1/process: bytes → {"texts": [...], "vectors": bool}, or a ServiceError naming what is wrong."""
+    payload = _texts_payload(body, settings, {"vectors": "'vectors' (true/false)"})
+    vectors = payload.get("vectors", False)
+    if not isinstance(vectors, bool):
+        raise ServiceError(422, f"'vectors' must be true or false, not {vectors!r}.")
+    return {"texts": payload["texts"], "vectors": vectors}
+
+
+EMBED_ENCODINGS = ("float", "base64", "int8")
+
+
+def parse_embed_request(body: bytes, settings: ServeSettings) -> Dict[str, Any]:
+    """/v1/embed: bytes → {"texts": [...], "normalize": bool, "encoding": "float" | "base64" | "int8"}."""
+    fields = {"normalize": "'normalize' (true/false)", "encoding": f"'encoding' (one of {list(EMBED_ENCODINGS)})"}
+    payload = _texts_payload(body, settings, fields)
+    normalize = payload.get("normalize", True)
+    if not isinstance(normalize, bool):
+        raise ServiceError(422, f"'normalize' must be true or false, not {normalize!r}.")
+    encoding = payload.get("encoding", "float")
+    if encoding not in EMBED_ENCODINGS:
+        raise ServiceError(422, f"'encoding' must be one of {list(EMBED_ENCODINGS)}, not {encoding!r}.")
+    return {"texts": payload["texts"], "normalize": normalize, "encoding": encoding}
+
+
+def _texts_payload(body: bytes, settings: ServeSettings, options: Dict[str, str]) -> Dict[str, Any]:
+    """The JSON object with a valid 'texts' list; `options` names the other fields allowed."""
+    payload = _json_object(body)
+    unknown = sorted(set(payload) - {"texts", *options})
+    if unknown:
+        allowed = ", ".join(["'texts' (a list of strings)", *options.values()])
+        raise ServiceError(422, f"Unknown field(s) {unknown}: the request accepts {allowed}.")
+    if "texts" not in payload:
+        raise ServiceError(422, 'The request has no \'texts\' field: send {"texts": ["..."]}.')
+    _check_texts(payload["texts"], settings)
+    return payload
+
+
+def _json_object(body: bytes) -> Dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -50,19 +88,16 @@ def parse_request(body: bytes, settings: ServeSettings) -> Dict[str, Any]:
             f"The request body is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}. Send "
             f'{{"texts": ["..."]}}.',
         )
+    except RecursionError:
+        raise ServiceError(400, 'The request body nests JSON too deeply. Send {"texts": ["..."]}.')
     if not isinstance(payload, dict):
         raise ServiceError(
             422, f'The request body must be a JSON object like {{"texts": ["..."]}}, not {type(payload).__name__}.'
         )
-    unknown = sorted(set(payload) - {"texts", "vectors"})
-    if unknown:
-        raise ServiceError(
-            422,
-            f"Unknown field(s) {unknown}: the request accepts 'texts' (a list of strings) and 'vectors' (true/false).",
-        )
-    if "texts" not in payload:
-        raise ServiceError(422, 'The request has no \'texts\' field: send {"texts": ["..."]}.')
-    texts = payload["texts"]
+    return payload
+
+
+def _check_texts(texts: Any, settings: ServeSettings) -> None:
     if not isinstance(texts, list):
         raise ServiceError(422, f"'texts' must be a list of strings, not {type(texts).__name__}.")
     if len(texts) > settings.max_texts:
@@ -88,10 +123,26 @@ def parse_request(body: bytes, settings: ServeSettings) -> Dict[str, Any]:
                 f"texts[{i}] holds an unpaired surrogate ({item[err.start]!r} at character {err.start}), which is "
                 "not text. Send valid Unicode.",
             )
-    vectors = payload.get("vectors", False)
-    if not isinstance(vectors, bool):
-        raise ServiceError(422, f"'vectors' must be true or false, not {vectors!r}.")
-    return {"texts": texts, "vectors": vectors}
+
+
+def embeddings_to_json(vectors: numpy.ndarray, normalize: bool, encoding: str, model: str) -> Dict[str, Any]:
+    """One vector per text. float: JSON numbers; base64: each vector's little-endian float32 bytes;
+    int8: each vector's bytes as int8 and its scale (value = int8 * scale, scale = max |value| / 127)."""
+    vectors = numpy.asarray(vectors, dtype="<f4")
+    if normalize:
+        vectors = vectors / numpy.maximum(numpy.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    out: Dict[str, Any] = {"dim": int(vectors.shape[1]), "model": model, "encoding": encoding}
+    if encoding == "float":
+        out["vectors"] = vectors.tolist()
+    elif encoding == "base64":
+        out["vectors"] = [base64.b64encode(v.tobytes()).decode("ascii") for v in vectors]
+    else:
+        scales = numpy.abs(vectors).max(axis=1) / 127.0
+        safe = numpy.where(scales > 0, scales, 1.0)[:, None]
+        quantized = numpy.clip(numpy.rint(vectors / safe), -127, 127).astype("int8")
+        out["vectors"] = [base64.b64encode(v.tobytes()).decode("ascii") for v in quantized]
+        out["scales"] = [float(x) for x in scales]
+    return out
 
 
 def token_vectors(doc: Doc) -> numpy.ndarray:
@@ -143,6 +194,22 @@ if BaseModel is not None:
 
     class ProcessResponse(BaseModel):
         docs: List[DocOut]
+
+    class EmbedRequest(BaseModel):
+        texts: List[str] = Field(..., description="Texts to embed, answered in this order")
+        normalize: bool = Field(True, description="L2-normalise every vector")
+        encoding: str = Field(
+            "float",
+            description="'float' (JSON numbers), 'base64' (little-endian float32 bytes per vector) or 'int8' "
+            "(int8 bytes per vector, base64, with 'scales': value = int8 * scale)",
+        )
+
+    class EmbedResponse(BaseModel):
+        vectors: List[Any] = Field(..., description="One vector per text (lists of floats, or base64 strings)")
+        dim: int
+        model: str
+        encoding: str
+        scales: Optional[List[float]] = None
 
     class ErrorDetail(BaseModel):
         status: int

@@ -1,9 +1,39 @@
 """Starting uvicorn: one process, or N worker processes that share the port."""
 
 import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
 from .loading import threads_per_worker
 from .settings import ENV_VAR, ServeSettings
+
+
+def api_keys_from(keys: Sequence[str], env_var: str = "") -> List[str]:
+    """The keys given on the command line plus those in the environment variable `env_var`."""
+    found = [k for k in keys if k]
+    if env_var:
+        if env_var not in os.environ:
+            raise ValueError(f"--api-key-env {env_var}: the environment variable {env_var} is not set.")
+        found += [k.strip() for k in os.environ[env_var].split(",") if k.strip()]
+        if not found:
+            raise ValueError(f"--api-key-env {env_var}: the environment variable {env_var} holds no key.")
+    return found
+
+
+def check_tls(certfile: Optional[Path], keyfile: Optional[Path]) -> Dict[str, str]:
+    """uvicorn's ssl_* arguments, refused before start when one file is missing or unreadable."""
+    if certfile is None and keyfile is None:
+        return {}
+    if certfile is None or keyfile is None:
+        raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile.")
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(certfile), str(keyfile))
+    except (OSError, ssl.SSLError) as err:
+        raise ValueError(f"Cannot use {certfile} / {keyfile} for TLS: {err}. Pass a PEM certificate and its key.")
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
 
 def run_server(
@@ -15,6 +45,8 @@ def run_server(
     limit_concurrency: int = 1024,
     graceful_timeout_s: float = 30.0,
     log_level: str = "info",
+    ssl_certfile: Optional[str] = None,
+    ssl_keyfile: Optional[str] = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish (up to `graceful_timeout_s`)."""
     try:
@@ -34,6 +66,8 @@ def run_server(
         timeout_graceful_shutdown=graceful_timeout_s,
         log_level=log_level,
     )
+    if ssl_certfile:
+        common.update(ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     if workers == 1:
         from .app import create_app
 

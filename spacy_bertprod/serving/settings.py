@@ -2,8 +2,8 @@
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
-from typing import Optional
+from dataclasses import asdict, dataclass, field, fields
+from typing import List, Optional
 
 ENV_VAR = "BERTPROD_SERVE_SETTINGS"
 
@@ -16,6 +16,10 @@ class ServeSettings:
         words (a text longer than that is a batch of its own; nothing is cut).
     max_wait_ms: ...or when its first request has waited this long.
     max_queue_texts: texts waiting for a batch; a request beyond it gets 503 + Retry-After.
+    max_drain_bytes: an oversized body is read and discarded up to this many bytes before the 413,
+        so that clients still sending it receive the answer instead of a reset connection.
+    api_keys: when any, every route but /health (and /metrics with open_metrics) needs
+        `Authorization: Bearer KEY` with one of them (access.py).
     """
 
     pipeline: str = ""
@@ -30,6 +34,9 @@ class ServeSettings:
     body_timeout_s: float = 10.0
     retry_after_s: int = 1
     warmup: bool = True
+    max_drain_bytes: int = 64 * 1024 * 1024
+    api_keys: List[str] = field(default_factory=list)
+    open_metrics: bool = False
 
     def __post_init__(self) -> None:
         positive = ["max_batch_words", "max_queue_texts", "max_body_bytes", "max_texts", "max_chars"]
@@ -39,8 +46,17 @@ class ServeSettings:
         for name in ("max_wait_ms", "body_timeout_s"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"Serve setting {name} must not be negative, got {getattr(self, name)}.")
+        if any(not key or key != key.strip() or len(key) < 16 for key in self.api_keys):
+            raise ValueError(
+                "Every API key must be at least 16 characters without surrounding spaces (e.g. the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
         if self.threads < 0:
             raise ValueError(f"Serve setting threads must be 0 (automatic) or more, got {self.threads}.")
+
+    def __repr__(self) -> str:  # never print the keys
+        shown = {k: v for k, v in asdict(self).items() if k != "api_keys"}
+        return f"ServeSettings({shown}, api_keys=<{len(self.api_keys)} keys>)"
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
