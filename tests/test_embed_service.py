@@ -278,3 +278,23 @@ def test_async_client_keeps_order_with_requests_in_flight(scripted):
 
     vectors = asyncio.run(run())
     assert vectors[:, 0].tolist() == [len(t) for t in texts]
+
+
+def test_loadtest_measures_embed_with_a_key_and_checks_vectors(int8, compressed_bert):
+    from spacy_bertprod.serving.loadtest import loadtest
+
+    texts = SENTENCES * 4
+    with Server(create_app(ServeSettings(pipeline="int8", api_keys=[KEY]), nlp=int8)) as server:
+        result = loadtest(
+            server.url,
+            texts,
+            concurrency=8,
+            texts_per_request=4,
+            pipeline=str(compressed_bert["int8"]),
+            endpoint="embed",
+            api_key=KEY,
+        )
+        refused = loadtest(server.url, texts[:4], concurrency=1, texts_per_request=4, endpoint="embed")
+    assert result["errors"] == 0 and result["texts_per_s"] > 0
+    assert result["agreement"] == {"docs": len(texts), "identical_vectors": 1.0}
+    assert refused["statuses"] == {"401": 1}

@@ -183,3 +183,47 @@ def test_same_text_same_vector_in_any_batch_and_process(compressed_bert):
             numpy.testing.assert_array_equal(doc.vector, alone[i])
     for doc, expected in zip(nlp.pipe(texts, n_process=2, batch_size=4), alone):
         numpy.testing.assert_array_equal(doc._.sentence_vector, expected)
+
+
+def test_embedder_command_builds_a_compressed_embedding_pipeline(encoders, tmp_path):
+    import subprocess
+    import sys
+
+    folder = st_folder(encoders, tmp_path, "mean", True)
+    out = tmp_path / "embedder"
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "bertprod", "embedder", str(folder), str(out), "--quantize", "fp32"],
+        check=True,
+        capture_output=True,
+    )
+    nlp = spacy.load(out)
+    assert nlp.pipe_names == ["transformer"]
+    numpy.testing.assert_allclose([d.vector for d in nlp.pipe(SENTENCES)], reference(folder, SENTENCES), atol=1e-5)
+    report = srsly.read_json(out / "compress_report.json")["parity"]
+    assert report["predictions"]["sentence_vector_min_cosine"] > 0.9999
+    assert report["agreement_check"]["passed"]
+
+
+def test_embedder_refuses_what_it_cannot_reproduce_before_any_work(encoders, tmp_path):
+    from spacy_bertprod.compress import CompressSettings
+    from spacy_bertprod.compress.embedder import EmbedderSettings, build_embedder
+
+    def build(folder, **settings):
+        return build_embedder(folder, tmp_path / "out", EmbedderSettings(**settings), CompressSettings())
+
+    with pytest.raises(ValueError, match="not a sentence-transformers folder.*--pooling"):
+        build(encoders["bert"])
+    dense = st_folder(encoders, tmp_path / "dense", extra=["sentence_transformers.models.Dense"])
+    with pytest.raises(ValueError, match="Dense"):
+        build(dense)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        build(tmp_path / "nowhere")
+    broken = st_folder(encoders, tmp_path / "broken")
+    (broken / "tokenizer.json").unlink()
+    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+        build(broken)
+    with pytest.raises(ValueError, match="--stride"):
+        build(st_folder(encoders, tmp_path / "ok"), stride=500)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FileExistsError, match="--force"):
+        build(st_folder(encoders, tmp_path / "ok2"))

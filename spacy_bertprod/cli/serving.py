@@ -97,11 +97,14 @@ def loadtest_cli(
         help="Also run the texts through this pipeline in-process: speed ratio and same-answer share",
     ),
     limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
+    endpoint: str = typer.Option("process", "--endpoint", help="process (/v1/process) or embed (/v1/embed)"),
+    api_key_env: str = typer.Option("", "--api-key-env", help="Environment variable holding the service's API key"),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
     old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True, help="Deprecated: --report"),
 ):
     """Latency percentiles, requests/s, words/s and errors at N concurrent clients (vs in-process nlp.pipe)."""
     from ..serving.loadtest import loadtest
+    from ..serving.server import api_keys_from
     from ..texts import read_texts
 
     report = report_path(report, old_output, "loadtest")
@@ -113,6 +116,8 @@ def loadtest_cli(
             texts_per_request=texts_per_request,
             repeats=repeats,
             pipeline=pipeline,
+            endpoint=endpoint,
+            api_key=(api_keys_from([], api_key_env) or [""])[0] if api_key_env else "",
         )
     write_report(result, report)
 

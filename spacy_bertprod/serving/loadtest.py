@@ -1,12 +1,14 @@
 """`bertprod loadtest`: many concurrent clients against a running service, and the same texts
 through in-process `nlp.pipe` for comparison (speed, and whether the answers are the same).
 
-A measurement, not a test: it reports latency percentiles, requests/s, words/s and errors by
-status, and with --pipeline the in-process words/s and the share of docs whose entities (and
-top category) equal the in-process ones.
+A measurement, not a test: it reports latency percentiles, requests/s, words/s, texts/s and
+errors by status, and with --pipeline the in-process speed and the share of docs whose entities
+(and top category) equal the in-process ones; with --endpoint embed, whose vectors are identical
+to the in-process doc.vector.
 """
 
 import asyncio
+import base64
 import json
 import statistics
 import time
@@ -33,8 +35,9 @@ class _Connection:
     and would measure themselves.
     """
 
-    def __init__(self, host: str, port: int, path: str):
+    def __init__(self, host: str, port: int, path: str, api_key: str = ""):
         self.host, self.port, self.path = host, port, path
+        self.auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
         self.reader = self.writer = None
 
     async def post(self, body: bytes) -> Tuple[int, bytes]:
@@ -42,7 +45,7 @@ class _Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = (
             f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{self.auth}Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.writer.write(head + body)
         await self.writer.drain()
@@ -72,7 +75,21 @@ class _Connection:
             self.reader = self.writer = None
 
 
-async def _run_clients(url: str, chunks: List[List[str]], concurrency: int, timeout_s: float) -> Dict[str, Any]:
+def _request_body(chunk: List[str], endpoint: str) -> bytes:
+    payload = {"texts": chunk, "normalize": False, "encoding": "base64"} if endpoint == "embed" else {"texts": chunk}
+    return json.dumps(payload).encode("utf8")
+
+
+def _answers_of(payload: bytes, endpoint: str) -> list:
+    answer = json.loads(payload)
+    if endpoint == "embed":
+        return [base64.b64decode(v) for v in answer["vectors"]]
+    return answer["docs"]
+
+
+async def _run_clients(
+    url: str, chunks: List[List[str]], concurrency: int, timeout_s: float, endpoint: str, api_key: str
+) -> Dict[str, Any]:
     parsed = urlsplit(url)
     if parsed.scheme != "http" or not parsed.hostname:
         raise ValueError(f"loadtest speaks plain HTTP: give a URL like http://127.0.0.1:8000, not {url!r}.")
@@ -80,17 +97,17 @@ async def _run_clients(url: str, chunks: List[List[str]], concurrency: int, time
     statuses: Dict[str, int] = {}
     answers: Dict[int, List[dict]] = {}
     next_chunk = iter(range(len(chunks)))
-    bodies = [json.dumps({"texts": chunk}).encode("utf8") for chunk in chunks]
+    bodies = [_request_body(chunk, endpoint) for chunk in chunks]
 
     async def client() -> None:
-        connection = _Connection(parsed.hostname, parsed.port or 80, parsed.path)
+        connection = _Connection(parsed.hostname, parsed.port or 80, parsed.path, api_key)
         for index in next_chunk:
             started = time.perf_counter()
             try:
                 code, payload = await asyncio.wait_for(connection.post(bodies[index]), timeout_s)
                 status = str(code)
                 if code == 200:
-                    answers[index] = json.loads(payload)["docs"]
+                    answers[index] = _answers_of(payload, endpoint)
             except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as err:
                 status = type(err).__name__
                 await connection.close()
@@ -104,9 +121,11 @@ async def _run_clients(url: str, chunks: List[List[str]], concurrency: int, time
     return {"latencies": latencies, "statuses": statuses, "answers": answers, "seconds": elapsed}
 
 
-def in_process(pipeline: str, texts: List[str], batch_size: int, passes: int = 3) -> Dict[str, Any]:
+def in_process(
+    pipeline: str, texts: List[str], batch_size: int, passes: int = 3, endpoint: str = "process"
+) -> Dict[str, Any]:
     """The same texts through `nlp.pipe` in this process (after a warm-up): median words/s of
-    `passes` passes, and the answers."""
+    `passes` passes, and the answers (doc.vector's float32 bytes for embed)."""
     import spacy
 
     from .schema import doc_to_json
@@ -119,7 +138,17 @@ def in_process(pipeline: str, texts: List[str], batch_size: int, passes: int = 3
         docs = list(nlp.pipe(texts, batch_size=batch_size))
         timings.append(time.perf_counter() - started)
     seconds = statistics.median(timings)
-    return {"seconds": seconds, "words_per_s": words(texts) / seconds, "answers": [doc_to_json(d) for d in docs]}
+    if endpoint == "embed":
+        answers = [d.vector.astype("<f4").tobytes() for d in docs]
+    else:
+        answers = [doc_to_json(d) for d in docs]
+    return {"seconds": seconds, "words_per_s": words(texts) / seconds, "answers": answers}
+
+
+def vector_agreement(served: List[bytes], local: List[bytes]) -> Dict[str, Any]:
+    """Share of texts whose served vector is bit-identical to the in-process one."""
+    same = sum(a == b for a, b in zip(served, local))
+    return {"docs": len(local), "identical_vectors": same / max(len(local), 1)}
 
 
 def agreement(served: List[dict], local: List[dict]) -> Dict[str, Any]:
@@ -150,14 +179,18 @@ def loadtest(
     pipeline: Optional[str] = None,
     batch_size: int = 64,
     timeout_s: float = 60.0,
+    endpoint: str = "process",
+    api_key: str = "",
 ) -> Dict[str, Any]:
     if concurrency < 1 or texts_per_request < 1 or repeats < 1:
         raise ValueError("--concurrency, --texts-per-request and --repeats must be at least 1.")
+    if endpoint not in ("process", "embed"):
+        raise ValueError(f"--endpoint must be process or embed, not {endpoint!r}.")
     url = url.rstrip("/")
-    if not url.endswith("/v1/process"):
-        url += "/v1/process"
+    if not url.endswith(f"/v1/{endpoint}"):
+        url += f"/v1/{endpoint}"
     chunks = [texts[i : i + texts_per_request] for i in range(0, len(texts), texts_per_request)] * repeats
-    run = asyncio.run(_run_clients(url, chunks, concurrency, timeout_s))
+    run = asyncio.run(_run_clients(url, chunks, concurrency, timeout_s, endpoint, api_key))
     ok_texts = [t for i, answer in run["answers"].items() for t in chunks[i]]
     latencies = run["latencies"]
     result: Dict[str, Any] = {
@@ -171,14 +204,16 @@ def loadtest(
         "seconds": run["seconds"],
         "requests_per_s": len(chunks) / run["seconds"],
         "words_per_s": words(ok_texts) / run["seconds"],
+        "texts_per_s": len(ok_texts) / run["seconds"],
         "latency_ms": {
             name: (percentile(latencies, q) or 0.0) * 1000 for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
         },
         "latency_ms_mean": statistics.mean(latencies) * 1000 if latencies else None,
     }
     if pipeline:
-        local = in_process(pipeline, texts, batch_size)
+        local = in_process(pipeline, texts, batch_size, endpoint=endpoint)
         result["in_process_words_per_s"] = local["words_per_s"]
+        result["in_process_texts_per_s"] = len(texts) / local["seconds"]
         result["service_vs_in_process"] = result["words_per_s"] / local["words_per_s"]
         first_pass = {i: a for i, a in run["answers"].items() if i < len(chunks) // repeats}
         served = [doc for i in sorted(first_pass) for doc in first_pass[i]]
@@ -187,5 +222,5 @@ def loadtest(
             for i in sorted(first_pass)
             for doc in local["answers"][i * texts_per_request : (i + 1) * texts_per_request]
         ]
-        result["agreement"] = agreement(served, expected)
+        result["agreement"] = (vector_agreement if endpoint == "embed" else agreement)(served, expected)
     return result
