@@ -191,3 +191,72 @@ def test_no_fallback_when_the_percentile_ranges_pass(trained_bert, tmp_path):
     report = compress_pipeline(trained_bert, tmp_path / "out", CompressSettings(sample_texts=texts))
     assert report["parity"]["agreement_check"]["passed"] and "min_max_fallback" not in report["parity"]
     assert report["settings"]["quantization"]["calibration_percentile"] == 99.99
+
+
+def test_fallback_tries_min_max_then_smoothed_and_keeps_the_fewest_changes(trained_bert, tmp_path, monkeypatch):
+    """The orchestration, with the check forced to fail: each candidate is written and checked,
+    the one that changes fewest predictions is kept and the report says so."""
+    from spacy_bertprod.compress import parity
+
+    shares = iter([0.5, 0.4, 0.3])
+    real_check = parity.agreement_check
+
+    def failing(predictions, sample, max_changed=parity.MAX_CHANGED_SHARE):
+        result = real_check(predictions, sample, max_changed)
+        share = next(shares)
+        return {**result, "changed_share": share, "passed": False, "message": f"forced {share}"}
+
+    monkeypatch.setattr(parity, "agreement_check", failing)
+    texts = [t for t in TEXTS if t.strip()] * 4
+    report = compress_pipeline(trained_bert, tmp_path / "out", CompressSettings(sample_texts=texts))
+    record = report["parity"]["min_max_fallback"]
+    assert record == {
+        "percentile_changed_share": 0.5,
+        "min_max_changed_share": 0.4,
+        "smoothed_min_max_changed_share": 0.3,
+        "kept": "smoothed min/max",
+    }
+    quantization = report["settings"]["quantization"]
+    assert quantization["calibration_percentile"] == 100.0 and quantization["smooth_alpha"] == 0.8
+    assert report["settings"]["calibration"]["smoothed_tensors"] > 0
+    assert len(list(spacy.load(tmp_path / "out").pipe(texts))) == len(texts)
+    assert not list(tmp_path.glob("**/.compress-*"))
+
+
+def test_smoothing_leaves_the_fp32_graph_exact_and_int8_batch_invariant(compressed_bert, trained_bert, tmp_path):
+    import numpy
+    import onnx
+
+    from spacy_bertprod.backends.onnx import OnnxSession
+    from spacy_bertprod.compress.smooth import smooth_activations
+    from spacy_bertprod.tokenization import WordpieceTokenizer
+    from spacy_bertprod.transformer_model import encoder_batches
+
+    folder = compressed_bert["fp32"] / "transformer"
+    cfg = json.loads((folder / "cfg").read_text())
+    tokenizer = WordpieceTokenizer(
+        (folder / "tokenizer.json").read_text(), max_length=cfg["max_length"], pad_id=cfg["pad_id"]
+    )
+    nlp = spacy.blank("en")
+    batches = list(encoder_batches(tokenizer, [nlp.make_doc(t)[:] for t in TEXTS if t.strip()]))
+    report = smooth_activations(folder / "model.onnx", tmp_path / "smoothed.onnx", batches, 0.8)
+    assert report["smoothed_tensors"] > 0
+    assert sum(
+        n.op_type == "Mul" and n.name.endswith("_smooth") for n in onnx.load(tmp_path / "smoothed.onnx").graph.node
+    )
+    sessions = []
+    for path in (folder / "model.onnx", tmp_path / "smoothed.onnx"):
+        session = OnnxSession(["CPUExecutionProvider"], 0, 1)
+        session.set_model(path.read_bytes(), source=str(path))
+        sessions.append(session)
+    for batch in batches:
+        numpy.testing.assert_allclose(sessions[1].run(batch), sessions[0].run(batch), atol=1e-4)
+    with pytest.raises(ValueError, match="smooth-alpha"):
+        smooth_activations(folder / "model.onnx", tmp_path / "x.onnx", batches, 1.5)
+    from spacy_bertprod.compress.quantize import QuantizeSettings
+
+    texts = [t for t in TEXTS if t.strip()] * 4
+    settings = CompressSettings(sample_texts=texts, quantization=QuantizeSettings(smooth_alpha=0.8))
+    smoothed = compress_pipeline(trained_bert, tmp_path / "int8", settings)
+    assert smoothed["settings"]["calibration"]["smoothed_tensors"] > 0
+    assert smoothed["parity"]["batch_invariance"]["identical_all"] == 1.0

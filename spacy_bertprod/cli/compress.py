@@ -45,7 +45,14 @@ def compress_cli(
         True,
         "--min-max-fallback/--no-min-max-fallback",
         help="When the percentile ranges change more than 10% of the sample's predictions, calibrate again with "
-        "min/max ranges and keep whichever changes fewer (12-layer encoders' outlier activations)",
+        "min/max ranges, then smoothed activations (SmoothQuant) and min/max ranges, and keep whichever changes fewest "
+        "(12-layer encoders' outlier activations)",
+    ),
+    smooth_alpha: float = typer.Option(
+        0.0,
+        "--smooth-alpha",
+        help="Smooth activations before int8 (SmoothQuant: move outlier channels' range into the weights; 0: off, "
+        "else in (0, 1], e.g. 0.8)",
     ),
     sample: Optional[Path] = typer.Option(
         None,
@@ -113,6 +120,7 @@ def compress_cli(
                 activation_scales=activation_scales,
                 calibration_percentile=calibration_percentile,
                 min_max_fallback=min_max_fallback,
+                smooth_alpha=smooth_alpha,
             ),
             intra_op_num_threads=threads,
             force=force,

@@ -300,9 +300,15 @@ def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work:
         graphs.calibration = quantize_onnx(graphs.fp32, graphs.final, settings.quantization, batches)
     if graphs.calibration:
         graphs.calibration.update(loaded.sample.to_dict())
-        n_docs = len(loaded.sample.texts)
-        _log(f"    {graphs.calibration['calibrated_tensors']} activation ranges calibrated on {n_docs} sample docs")
+        _log_calibration(graphs.calibration, len(loaded.sample.texts))
     return graphs
+
+
+def _log_calibration(calibration: Dict, n_docs: int) -> None:
+    if "smoothed_tensors" in calibration:
+        _log(f"    {calibration['smoothed_tensors']} activations smoothed (alpha {calibration['smooth_alpha']})")
+    if "calibrated_tensors" in calibration:
+        _log(f"    {calibration['calibrated_tensors']} activation ranges calibrated on {n_docs} sample docs")
 
 
 def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: CompressSettings, out: Path) -> None:
@@ -419,34 +425,55 @@ def _wants_min_max(settings: CompressSettings, parity: Dict) -> bool:
 
 
 def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, out: Path, parity: Dict, timings):
-    """Calibrate again with min/max ranges; keep whichever int8 pipeline changes fewer predictions."""
+    """Calibrate again with min/max ranges, then also with smoothed activations (smooth.py), while
+    the best so far fails the agreement check; keep the int8 pipeline that changes fewest predictions."""
     import dataclasses
 
-    from .quantize import quantize_onnx
+    from .quantize import FALLBACK_SMOOTH_ALPHA
 
     first = parity["agreement_check"]["changed_share"]
     _log(
         f"!!! percentile-{settings.quantization.calibration_percentile} ranges change {first:.0%} of the sample's "
         "predictions: calibrating again with min/max ranges (outlier activations)"
     )
-    retry = dataclasses.replace(
-        settings, quantization=dataclasses.replace(settings.quantization, calibration_percentile=100.0)
-    )
-    work = out.parent / "min-max"
+    q = settings.quantization
+    candidates = [("min/max", dataclasses.replace(q, calibration_percentile=100.0))]
+    if q.smooth_alpha == 0:
+        smoothed = dataclasses.replace(q, calibration_percentile=100.0, smooth_alpha=FALLBACK_SMOOTH_ALPHA)
+        candidates.append(("smoothed min/max", smoothed))
+    best = (graphs, out, parity, settings)
+    record = {"percentile_changed_share": first, "kept": "percentile"}
+    for label, quantization in candidates:
+        if best[2]["agreement_check"]["passed"]:
+            break
+        retry = dataclasses.replace(settings, quantization=quantization)
+        again, out2, parity2 = _recalibrate(
+            loaded, shrunk, graphs, retry, out.parent / label.replace(" ", "-").replace("/", "-"), label, timings
+        )
+        changed = parity2["agreement_check"]["changed_share"]
+        record[label.replace(" ", "_").replace("/", "_") + "_changed_share"] = changed
+        keep = changed < best[2]["agreement_check"]["changed_share"]
+        _log(f"    {label} ranges change {changed:.0%}" + (": keeping them" if keep else ""))
+        if keep:
+            best = (again, out2, parity2, retry)
+            record["kept"] = label
+    best[2]["min_max_fallback"] = record
+    return best
+
+
+def _recalibrate(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, work: Path, label: str, timings):
+    """The int8 graph again with other quantisation settings, written and checked in `work`."""
+    from .quantize import quantize_onnx
+
     work.mkdir()
     again = Graphs(graphs.raw, graphs.fp32, work / "final.onnx", graphs.fusion, {})
-    with _Step("Quantising to int8 (min/max activation ranges)", timings):
+    with _Step(f"Quantising to int8 ({label} activation ranges)", timings):
         batches = encoder_batches(shrunk.tokenizer, [loaded.nlp.make_doc(t)[:] for t in loaded.sample.texts])
-        again.calibration = quantize_onnx(graphs.fp32, again.final, retry.quantization, batches)
+        again.calibration = quantize_onnx(graphs.fp32, again.final, settings.quantization, batches)
         again.calibration.update(loaded.sample.to_dict())
-    out2, parity2 = write_and_check(loaded, shrunk, again, retry, work / "pipeline", timings)
-    second = parity2["agreement_check"]["changed_share"]
-    keep_second = second < first
-    _log(f"    min/max ranges change {second:.0%}: keeping the {'min/max' if keep_second else 'percentile'} ranges")
-    chosen = (again, out2, parity2, retry) if keep_second else (graphs, out, parity, settings)
-    chosen[2]["min_max_fallback"] = {"percentile_changed_share": first, "min_max_changed_share": second}
-    chosen[2]["min_max_fallback"]["kept"] = "min/max" if keep_second else "percentile"
-    return chosen
+        _log_calibration(again.calibration, len(loaded.sample.texts))
+    out, parity = write_and_check(loaded, shrunk, again, settings, work / "pipeline", timings)
+    return again, out, parity
 
 
 def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSettings) -> Dict:
