@@ -425,8 +425,8 @@ def _wants_min_max(settings: CompressSettings, parity: Dict) -> bool:
 
 
 def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, out: Path, parity: Dict, timings):
-    """Calibrate again with min/max ranges, then also with smoothed activations (smooth.py), while
-    the best so far fails the agreement check; keep the int8 pipeline that changes fewest predictions."""
+    """Calibrate again with min/max ranges, and with smoothed activations (smooth.py) and min/max
+    ranges; keep the int8 pipeline that changes fewest of the sample's predictions."""
     import dataclasses
 
     from .quantize import FALLBACK_SMOOTH_ALPHA
@@ -443,9 +443,7 @@ def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, o
         candidates.append(("smoothed min/max", smoothed))
     best = (graphs, out, parity, settings)
     record = {"percentile_changed_share": first, "kept": "percentile"}
-    for label, quantization in candidates:
-        if best[2]["agreement_check"]["passed"]:
-            break
+    for label, quantization in candidates:  # all of them: the sample decides, not the order
         retry = dataclasses.replace(settings, quantization=quantization)
         again, out2, parity2 = _recalibrate(
             loaded, shrunk, graphs, retry, out.parent / label.replace(" ", "-").replace("/", "-"), label, timings

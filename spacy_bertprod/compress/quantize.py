@@ -34,7 +34,7 @@ class QuantizeSettings:
     # Activation ranges keep this central share of the calibration values (see README table).
     calibration_percentile: float = 99.99
     # When the percentile ranges change more of the sample's predictions than the agreement check
-    # allows, calibrate again with min/max ranges, then with smoothed activations and min/max
+    # allows, calibrate again with min/max ranges, and with smoothed activations and min/max
     # ranges, and keep whichever changes fewest: 12-layer base encoders have outlier activations
     # that clipping destroys (Bondarenko et al. 2021) and that smoothing tames (smooth.py).
     min_max_fallback: bool = True
