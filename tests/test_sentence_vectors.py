@@ -227,3 +227,19 @@ def test_embedder_refuses_what_it_cannot_reproduce_before_any_work(encoders, tmp
     (tmp_path / "out").mkdir()
     with pytest.raises(FileExistsError, match="--force"):
         build(st_folder(encoders, tmp_path / "ok2"))
+
+
+def test_docs_serialised_before_seq_lengths_pool_as_one_window():
+    from spacy_bertprod.data import TransformerData
+
+    hidden = numpy.arange(12, dtype="float32").reshape(4, 3)
+    old = {"input_ids": numpy.arange(4), "hidden": hidden, "align_data": numpy.zeros((0,), "int32")}
+    data = TransformerData.from_dict({**old, "align_lengths": numpy.zeros((0,), "int32")})
+    assert data.seq_lengths.tolist() == [4] and data.pooling == "mean"
+    numpy.testing.assert_allclose(pool(data.hidden, data.seq_lengths, "cls"), hidden[0])
+    numpy.testing.assert_allclose(
+        pool(data.hidden, data.seq_lengths, "mean,normalize"),
+        hidden.mean(0) / numpy.linalg.norm(hidden.mean(0)),
+        rtol=1e-6,
+    )
+    assert TransformerData.from_dict(data.to_dict()).pooling == "mean"
