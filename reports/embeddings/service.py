@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5, help="Passes over the texts per run (a longer measurement)")
     args = parser.parse_args()
     if args.data.endswith(".csv"):
         import csv
@@ -96,7 +97,8 @@ def main() -> None:
             out = subprocess.run(
                 [sys.executable, "-m", "spacy", "bertprod", "loadtest", url, "--data", args.data, "--limit",
                  str(args.limit), "--endpoint", "embed", "--api-key-env", "EMBED_KEYS", "--concurrency",
-                 str(args.concurrency), "--texts-per-request", str(per_request), "--pipeline", args.pipeline],
+                 str(args.concurrency), "--texts-per-request", str(per_request), "--pipeline", args.pipeline,
+                 "--repeats", str(args.repeats)],
                 env=env, check=True, capture_output=True, text=True,
             )  # fmt: skip
             stop.set()
