@@ -15,31 +15,16 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/health") as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not become ready")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+from serving_benchmark import free_port, wait_ready  # noqa: E402  (the serving report's helpers)
 
 
 def intruder(url: str, stop: threading.Event, counts: dict) -> None:
