@@ -22,7 +22,7 @@ from .about import FORMAT_VERSION, __version__
 from .backends import backend_io, is_trainable, pop_extra_losses
 from .data import TransformerData, install_extensions
 from .listener import TransformerListener
-from .sentence_vectors import SentencePooling, check_setting, install_extension, install_hooks, resolve
+from .sentence_vectors import SentencePooling, install_extension, install_hooks, resolve
 from .tokenization import WordpieceTokenizer
 from .transformer_model import get_tokenizer
 
@@ -99,9 +99,8 @@ class BertprodTransformer(TrainablePipe):
             raise ValueError(
                 f"max_batch_items ({max_batch_items}) and pipe_batch_tokens ({pipe_batch_tokens}) must be positive."
             )
-        check_setting(sentence_vector)
         self._vector_settings = (sentence_vector, normalize_vector)
-        self.pooling = resolve(sentence_vector, normalize_vector, None)
+        self.pooling = resolve(sentence_vector, normalize_vector, None)  # refuses an unknown setting
         self.vocab = vocab
         self.model = model
         self.name = name

@@ -117,7 +117,7 @@ def loadtest_cli(
             repeats=repeats,
             pipeline=pipeline,
             endpoint=endpoint,
-            api_key=(api_keys_from([], api_key_env) or [""])[0] if api_key_env else "",
+            api_key=api_keys_from([], api_key_env)[0] if api_key_env else "",
         )
     write_report(result, report)
 

@@ -50,10 +50,6 @@ def bertprod_transformers(nlp) -> list:
     return [proc for _, proc in nlp.pipeline if isinstance(proc, BertprodTransformer)]
 
 
-def has_sentence_vectors(nlp) -> bool:
-    return any(proc.pooling.mode != "none" for proc in bertprod_transformers(nlp))
-
-
 def model_name(nlp) -> str:
     meta = nlp.meta
     return f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}-{meta.get('version', '0.0.0')}"
@@ -74,6 +70,7 @@ class Service:
         self.ready = False
         self.vectors = False
         self.sentence_vectors = False
+        self.width = 0
         self.model = ""
         self.batcher = MicroBatcher(self._process, settings, self.metrics)
         self._loading: Optional[asyncio.Task] = None
@@ -90,8 +87,10 @@ class Service:
             self.nlp = load_pipeline(self.settings.pipeline, self.settings.threads, self.settings.allow_spinning)
         if self.settings.warmup:
             list(self.nlp.pipe(WARMUP_TEXTS))
-        self.vectors = bool(bertprod_transformers(self.nlp))
-        self.sentence_vectors = has_sentence_vectors(self.nlp)
+        transformers = bertprod_transformers(self.nlp)
+        self.vectors = bool(transformers)
+        self.sentence_vectors = any(proc.pooling.mode != "none" for proc in transformers)
+        self.width = int(transformers[0].cfg.get("width", 0)) if transformers else 0
         self.model = model_name(self.nlp)
 
     async def start(self) -> None:
@@ -144,8 +143,7 @@ class Service:
                 "bertprod_transformer pools sentence vectors.",
             )
         vectors = await self._submit(request["texts"], EMBEDDING)
-        width = int(bertprod_transformers(self.nlp)[0].cfg.get("width", 0))
-        rows = numpy.stack(vectors) if vectors else numpy.zeros((0, width), dtype="float32")
+        rows = numpy.stack(vectors) if vectors else numpy.zeros((0, self.width), dtype="float32")
         return embeddings_to_json(rows, request["normalize"], request["encoding"], self.model)
 
     async def _submit(self, texts: List[str], want: str) -> list:

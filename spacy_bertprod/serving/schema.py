@@ -6,7 +6,7 @@ request wrong has its own status and a message that names the field and the fix.
 
 import base64
 import json
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import numpy
 from spacy.tokens import Doc
@@ -163,10 +163,6 @@ def doc_to_json(doc: Doc, *, vectors: bool = False) -> Dict[str, Any]:
         out["tokens"] = [{"start": t.idx, "end": t.idx + len(t.text), "text": t.text} for t in doc]
         out["vectors"] = token_vectors(doc).tolist()
     return out
-
-
-def docs_to_json(docs: Sequence[Doc], vectors: Sequence[bool]) -> List[Dict[str, Any]]:
-    return [doc_to_json(doc, vectors=flag) for doc, flag in zip(docs, vectors)]
 
 
 if BaseModel is not None:
