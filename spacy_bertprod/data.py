@@ -32,6 +32,8 @@ class TransformerData:
         per window; see sentence_vectors.py).
     pooling: how the doc's sentence vector is pooled ("mean", "cls", "max" or "none", then
         ",normalize" when it is L2-normalised), so the vector can be computed in any process.
+    head_scores: per component, the scores a head inside the ONNX graph computed for this doc
+        (graph_heads.py; empty when no head runs in the graph or the doc has several windows).
     """
 
     input_ids: Ints1d
@@ -39,6 +41,7 @@ class TransformerData:
     align: Ragged
     seq_lengths: Ints1d = field(default_factory=lambda: numpy.zeros((0,), dtype="int32"))
     pooling: str = "mean"
+    head_scores: Dict[str, numpy.ndarray] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -61,6 +64,7 @@ class TransformerData:
             "align_lengths": numpy.asarray(self.align.lengths),
             "seq_lengths": numpy.asarray(self.seq_lengths),
             "pooling": self.pooling,
+            "head_scores": {name: numpy.asarray(v) for name, v in self.head_scores.items()},
         }
 
     @classmethod
@@ -76,6 +80,7 @@ class TransformerData:
             align=Ragged(msg["align_data"], msg["align_lengths"]),
             seq_lengths=seq_lengths,
             pooling=msg.get("pooling", "mean"),
+            head_scores=dict(msg.get("head_scores") or {}),
         )
 
 

@@ -5,7 +5,7 @@ most `max_batch_items` padded wordpieces, cut where the padding saved pays for a
 call: short texts are not padded to the longest one.
 """
 
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -13,6 +13,7 @@ from thinc.api import Model
 
 from .backends import EncoderBatch
 from .data import TransformerData
+from .graph_heads import alignment_inputs, head_output_name
 from .span_getters import SpanGetter
 from .tokenization import Wordpieces, WordpieceTokenizer, encode_docs
 
@@ -103,6 +104,25 @@ def plan_buckets(lengths: List[int], max_batch_items: int, call_cost: int = CALL
     return buckets
 
 
+def graph_heads_of(encoder: Model) -> List[str]:
+    """The components whose scores the encoder's ONNX graph computes (none for torch)."""
+    session = encoder.attrs.get("onnx")
+    return session.head_components if session is not None else []
+
+
+def _run_with_heads(encoder, batch, bucket, seq_doc, doc_n_seqs, aligns, heads, seq_scores):
+    """Hidden states and the graph heads' scores of one padded batch; the scores of rows whose doc
+    has exactly this one sequence go to `seq_scores` (other rows' are not used)."""
+    rows = [row for row, i in enumerate(bucket) if doc_n_seqs[seq_doc[i]] == 1]
+    row_aligns = [aligns[seq_doc[bucket[row]]] for row in rows]
+    batch.extra = alignment_inputs(rows, row_aligns, *batch.input_ids.shape)
+    names = ["last_hidden_state"] + [head_output_name(c) for c in heads]
+    hidden, *scores = encoder.attrs["onnx"].run_outputs(batch, names)
+    for row in rows:
+        seq_scores[bucket[row]] = {c: s[row] for c, s in zip(heads, scores)}
+    return hidden, None
+
+
 def pad_batch(sequences: List[Wordpieces], pad_id: int) -> EncoderBatch:
     length = max(len(s.ids) for s in sequences)
     input_ids = numpy.full((len(sequences), length), pad_id, dtype="int64")
@@ -126,11 +146,17 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
     width = model.get_dim("nO")
     sequences, doc_n_seqs, aligns = _encode_docs(model, docs)
     seq_lengths = [len(s.ids) for s in sequences]
-    buckets = plan_buckets(seq_lengths, model.attrs["max_batch_items"])
+    seq_doc = numpy.repeat(numpy.arange(len(docs)), doc_n_seqs).tolist()
+    heads = [] if is_train else graph_heads_of(encoder)
     seq_hidden: List[Optional[numpy.ndarray]] = [None] * len(sequences)
+    seq_scores: Dict[int, Dict[str, numpy.ndarray]] = {}
     backprops = []
-    for bucket in buckets:
-        hidden, backprop = encoder(pad_batch([sequences[i] for i in bucket], tokenizer.pad_id), is_train)
+    for bucket in plan_buckets(seq_lengths, model.attrs["max_batch_items"]):
+        batch = pad_batch([sequences[i] for i in bucket], tokenizer.pad_id)
+        if heads:
+            hidden, backprop = _run_with_heads(encoder, batch, bucket, seq_doc, doc_n_seqs, aligns, heads, seq_scores)
+        else:
+            hidden, backprop = encoder(batch, is_train)
         hidden = model.ops.to_numpy(hidden) if not isinstance(hidden, numpy.ndarray) else hidden
         for row, i in enumerate(bucket):
             seq_hidden[i] = hidden[row, : seq_lengths[i]]
@@ -147,7 +173,10 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
             hidden = numpy.zeros((0, width), dtype="float32")
             input_ids = numpy.zeros((0,), dtype="int64")
         lengths = numpy.asarray([seq_lengths[i] for i in doc_seqs], dtype="int32")
-        outputs.append(TransformerData(input_ids=input_ids, hidden=hidden, align=align, seq_lengths=lengths))
+        scores = seq_scores.get(doc_seqs[0], {}) if n_seqs == 1 else {}
+        outputs.append(
+            TransformerData(input_ids=input_ids, hidden=hidden, align=align, seq_lengths=lengths, head_scores=scores)
+        )
 
     def backprop(d_hiddens: List[numpy.ndarray]) -> List[Doc]:
         # Split each doc's gradient back into its sequences, then re-pad per bucket.

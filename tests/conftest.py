@@ -162,6 +162,7 @@ def build_pipeline(
     stride: int = 12,
     textcat: str = "textcat",
     mixed_precision: bool = False,
+    reductions=("mean",),
 ):
     """A blank English pipeline: transformer + ner + textcat listening to it."""
     nlp = spacy.blank("en")
@@ -213,10 +214,7 @@ def build_pipeline(
             "model": {
                 "@architectures": "spacy.TextCatReduce.v1",
                 "exclusive_classes": textcat == "textcat",
-                "use_reduce_first": False,
-                "use_reduce_last": False,
-                "use_reduce_max": False,
-                "use_reduce_mean": True,
+                **{f"use_reduce_{r}": r in reductions for r in ("first", "last", "max", "mean")},
                 "tok2vec": listener_block(arch),
             }
         },

@@ -7,7 +7,7 @@ torch-free serving path (component, transformer model) never imports the torch b
 found through the registry, as spaCy finds every architecture.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import numpy
@@ -21,6 +21,8 @@ class EncoderBatch:
 
     input_ids: numpy.ndarray  # int64 (batch, length)
     attention_mask: numpy.ndarray  # int64 (batch, length)
+    # Further graph inputs by name (the token alignment of heads in the graph, graph_heads.py).
+    extra: Dict[str, numpy.ndarray] = field(default_factory=dict)
 
 
 ONNX_ENCODER = "bertprod_onnx_encoder"

@@ -37,6 +37,7 @@ class OnnxSession:
         self.source = "<memory>"
         self.profile_prefix: Optional[str] = None  # ONNX Runtime's profiler (`bertprod profile-encoder`)
         self._session = None
+        self._heads: Optional[List[str]] = None
         self._lock = threading.Lock()
 
     def __getstate__(self):
@@ -59,8 +60,18 @@ class OnnxSession:
         self.model_bytes = bytes(model_bytes)
         self.source = source
         self._session = None
+        self._heads = None
         if validate:
             self.session  # fail now, naming the file, rather than on the first doc
+
+    @property
+    def head_components(self) -> List[str]:
+        """Components whose scores the graph computes (compress --heads-in-graph)."""
+        if self._heads is None:
+            from ..graph_heads import head_components
+
+            self._heads = head_components([o.name for o in self.session.get_outputs()])
+        return self._heads
 
     @property
     def sha256(self) -> str:
@@ -129,13 +140,26 @@ class OnnxSession:
                 feeds[node.name] = batch.attention_mask
             elif node.name == "token_type_ids":
                 feeds[node.name] = numpy.zeros_like(batch.input_ids)
+            elif node.name in batch.extra:
+                feeds[node.name] = batch.extra[node.name]
+            elif node.name in HEAD_INPUTS:  # hidden states only (calibration, parity, benchmarks)
+                feeds[node.name] = _no_tokens(node.name, batch.input_ids.shape)
             else:
                 raise ValueError(
                     f"The ONNX model in {self.source} asks for an input '{node.name}' that "
                     "spacy_bertprod does not know how to feed (expected input_ids, "
-                    "attention_mask, token_type_ids)."
+                    "attention_mask, token_type_ids, or token_weights and token_mask for heads in the graph)."
                 )
         return session.run(list(output_names), feeds)
+
+
+HEAD_INPUTS = ("token_weights", "token_mask")  # graph_heads.py's inputs
+
+
+def _no_tokens(name: str, shape) -> numpy.ndarray:
+    """A head input for a batch whose heads' scores are not wanted: one token aligned to nothing."""
+    rows, length = shape
+    return numpy.zeros((rows, 1, length) if name == "token_weights" else (rows, 1), dtype="float32")
 
 
 def OnnxEncoder(

@@ -96,6 +96,13 @@ def compress_cli(
         "--prune-data",
         help="Labelled .spacy docs (e.g. the dev set) whose loss ranks heads and units for --prune-heads/--prune-ffn",
     ),
+    heads_in_graph: bool = typer.Option(
+        False,
+        "--heads-in-graph/--heads-in-python",
+        help="Compute textcat/textcat_multilabel heads (spacy.TextCatReduce.v1 over the transformer) inside the ONNX "
+        "graph, in float32: same doc.cats, less Python per doc; docs longer than one window still use the head in "
+        "Python",
+    ),
     force: bool = typer.Option(False, "--force", "-F", help="Overwrite OUTPUT_PATH"),
     report: Optional[Path] = typer.Option(
         None,
@@ -132,10 +139,11 @@ def compress_cli(
             prune_heads=prune_heads,
             prune_ffn=prune_ffn,
             prune_data=optional_path(prune_data),
+            heads_in_graph=heads_in_graph,
         )
         result = compress_pipeline(input_path, output_path, settings)
     msg.good(f"Wrote {output_path} (full report: {output_path / 'compress_report.json'})")
-    summary = ("sizes_bytes", "fusion_statistics", "vocabulary", "pruning", "parity")
+    summary = ("sizes_bytes", "fusion_statistics", "vocabulary", "pruning", "heads_in_graph", "parity")
     write_report({key: result[key] for key in summary}, report)
 
 

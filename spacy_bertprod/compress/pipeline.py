@@ -65,6 +65,8 @@ class CompressSettings:
     prune_heads: float = 0.0
     prune_ffn: float = 0.0
     prune_data: Optional[Path] = None
+    # Text-classification heads as ONNX nodes after the encoder (compress/heads.py).
+    heads_in_graph: bool = False
 
 
 def _log(message: str) -> None:
@@ -202,6 +204,7 @@ class Graphs:
     final: Path
     fusion: Dict[str, int]
     calibration: Dict
+    heads: Optional[Dict] = None  # heads in the graph and those kept in Python (why), when asked
 
 
 def check_request(input_path: Path, output_path: Path, settings: CompressSettings) -> None:
@@ -321,20 +324,46 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
     batching = {"max_batch_items": settings.max_batch_items, "pipe_batch_tokens": settings.pipe_batch_tokens}
     nlp, name = loaded.nlp, loaded.source.name
     new_config = rewrite_config(nlp.config, name, onnx_model, batching)
+    specs = _plan_graph_heads(loaded, new_config, graphs) if settings.heads_in_graph else []
     new_nlp = util.load_model_from_config(new_config, auto_fill=True, validate=True)
     new_nlp.vocab.from_bytes(nlp.vocab.to_bytes())
     new_nlp.tokenizer.from_bytes(nlp.tokenizer.to_bytes())
+    in_graph = {spec.component for spec in specs}
     for other, proc in nlp.pipeline:
-        if other != name and hasattr(proc, "to_bytes"):
+        if other in in_graph:  # its model now sits inside GraphHead.v1
+            new_proc = new_nlp.get_pipe(other)
+            new_proc.from_bytes(proc.to_bytes(), exclude=["model"])
+            new_proc.model.layers[0].from_bytes(proc.model.to_bytes())
+        elif other != name and hasattr(proc, "to_bytes"):
             new_nlp.get_pipe(other).from_bytes(proc.to_bytes())
     trf = new_nlp.get_pipe(name)
     trf.set_tokenizer(shrunk.tokenizer)
-    backend_io(trf.model.layers[0]).onnx.set_model(graphs.final.read_bytes(), source=str(graphs.final))
+    model_bytes = graphs.final.read_bytes()
+    if specs:
+        from .heads import append_heads
+
+        model_bytes = append_heads(model_bytes, specs)
+    backend_io(trf.model.layers[0]).onnx.set_model(model_bytes, source=str(graphs.final))
     trf.set_width(int(shrunk.module.config.hidden_size))
     trf.set_pooling(source_pooling(loaded))
     new_nlp._link_components()
     new_nlp.meta.update(_meta(nlp, settings.quantize))
     new_nlp.to_disk(out)
+
+
+def _plan_graph_heads(loaded: Loaded, new_config: Config, graphs: Graphs) -> list:
+    """Which heads move into the graph (their model blocks rewritten in `new_config`), logged."""
+    from .heads import graph_head_config, plan_heads
+
+    specs, kept = plan_heads(loaded.nlp, new_config["components"], loaded.source.name)
+    for spec in specs:
+        block = new_config["components"][spec.component]
+        block["model"] = graph_head_config(block["model"], spec.component)
+    graphs.heads = {"in_graph": [s.component for s in specs], "in_python": kept}
+    _log(f"    heads in the graph: {graphs.heads['in_graph'] or 'none'}")
+    for component, reason in kept.items():
+        _log(f"    '{component}' stays in Python: {reason}")
+    return specs
 
 
 def source_pooling(loaded: Loaded) -> SentencePooling:
@@ -360,6 +389,10 @@ def check_parity(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, out: Path) -> D
     parity["predictions"] = prediction_agreement(loaded.nlp, reloaded, texts)
     parity["batch_invariance"] = batch_invariance(reloaded, texts, batch_sizes=(1, 64))
     parity["agreement_check"] = agreement_check(parity["predictions"], loaded.sample)
+    if graphs.heads and graphs.heads["in_graph"]:
+        from .heads import head_parity
+
+        parity["heads_in_graph"] = head_parity(reloaded, texts, graphs.heads["in_graph"])
     return parity
 
 
@@ -400,6 +433,7 @@ def build_report(
         "fusion": fusion_summary(config, graphs.fusion) if settings.optimize else None,
         "vocabulary": shrunk.vocabulary,
         "pruning": shrunk.pruning,
+        "heads_in_graph": graphs.heads,
         "sizes_bytes": sizes,
         "parity": parity,
         "timings_s": timings,
@@ -464,7 +498,7 @@ def _recalibrate(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, work:
     from .quantize import quantize_onnx
 
     work.mkdir()
-    again = Graphs(graphs.raw, graphs.fp32, work / "final.onnx", graphs.fusion, {})
+    again = Graphs(graphs.raw, graphs.fp32, work / "final.onnx", graphs.fusion, {}, graphs.heads)
     with _Step(f"Quantising to int8 ({label} activation ranges)", timings):
         batches = encoder_batches(shrunk.tokenizer, [loaded.nlp.make_doc(t)[:] for t in loaded.sample.texts])
         again.calibration = quantize_onnx(graphs.fp32, again.final, settings.quantization, batches)
