@@ -97,7 +97,7 @@ def compress_cli(
         help="Labelled .spacy docs (e.g. the dev set) whose loss ranks heads and units for --prune-heads/--prune-ffn",
     ),
     heads_in_graph: bool = typer.Option(
-        False,
+        True,
         "--heads-in-graph/--heads-in-python",
         help="Compute textcat/textcat_multilabel heads (spacy.TextCatReduce.v1 over the transformer) inside the ONNX "
         "graph, in float32: same doc.cats, less Python per doc; docs longer than one window still use the head in "

@@ -66,7 +66,7 @@ class CompressSettings:
     prune_ffn: float = 0.0
     prune_data: Optional[Path] = None
     # Text-classification heads as ONNX nodes after the encoder (compress/heads.py).
-    heads_in_graph: bool = False
+    heads_in_graph: bool = True
 
 
 def _log(message: str) -> None:
