@@ -272,6 +272,13 @@ TEXTS = [
 ]
 
 
+def compressed_cats(text: str, cats):
+    """The cats a compressed pipeline (head in the graph) gives where a spaCy head gave `cats`:
+    the same, except that an empty doc scores 0 for every label in any batch (spaCy's head scores
+    softmax(b) for it beside other docs, 0 alone)."""
+    return {label: 0.0 for label in cats} if not text else cats
+
+
 def snapshot(docs):
     """Per doc: entities, cats and hidden states, for comparing runs."""
     return [([(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats, d._.trf_data.hidden) for d in docs]

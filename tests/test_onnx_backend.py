@@ -158,5 +158,7 @@ def test_empty_and_odd_inputs(onnx_nlp):
         assert doc._.trf_data.align.lengths.shape[0] == len(doc)
         for ent in doc.ents:
             assert 0 <= ent.start_char < ent.end_char <= len(doc.text)
-        if doc.cats:
+        if doc.cats and len(doc):
             assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
+        elif doc.cats:  # an empty doc scores 0 everywhere, as spaCy scores a lone empty doc
+            assert set(doc.cats.values()) == {0.0}
