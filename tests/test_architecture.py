@@ -18,6 +18,7 @@ SERVING = (
     "spacy_bertprod.tokenization",
     "spacy_bertprod.data",
     "spacy_bertprod.listener",
+    "spacy_bertprod.graph_heads",
     "spacy_bertprod.span_getters",
     "spacy_bertprod.architectures",
 )

@@ -47,7 +47,8 @@ def weight_shapes(model_bytes: bytes) -> Counter:
     dims = {init.name: tuple(init.dims) for init in graph.initializer}
     shapes: Counter = Counter()
     for node in graph.node:
-        if node.op_type not in MATMUL_OPS:
+        # Heads in the graph (compress --heads-in-graph) run once per doc, not per wordpiece.
+        if node.op_type not in MATMUL_OPS or node.name.startswith("bertprod_head/"):
             continue
         weights = [dims[name] for name in node.input if len(dims.get(name, ())) == 2]
         if weights:

@@ -132,25 +132,7 @@ class OnnxSession:
     def run_outputs(self, batch: EncoderBatch, output_names: List[str]) -> List[numpy.ndarray]:
         """Run on a padded batch and return the named graph outputs (calibration reads inner tensors)."""
         session = self.session
-        feeds: Dict[str, numpy.ndarray] = {}
-        for node in session.get_inputs():
-            if node.name == "input_ids":
-                feeds[node.name] = batch.input_ids
-            elif node.name == "attention_mask":
-                feeds[node.name] = batch.attention_mask
-            elif node.name == "token_type_ids":
-                feeds[node.name] = numpy.zeros_like(batch.input_ids)
-            elif node.name in batch.extra:
-                feeds[node.name] = batch.extra[node.name]
-            elif node.name in HEAD_INPUTS:  # hidden states only (calibration, parity, benchmarks)
-                feeds[node.name] = _no_tokens(node.name, batch.input_ids.shape)
-            else:
-                raise ValueError(
-                    f"The ONNX model in {self.source} asks for an input '{node.name}' that "
-                    "spacy_bertprod does not know how to feed (expected input_ids, "
-                    "attention_mask, token_type_ids, or token_weights and token_mask for heads in the graph)."
-                )
-        return session.run(list(output_names), feeds)
+        return session.run(list(output_names), _feeds(session.get_inputs(), batch, self.source))
 
 
 HEAD_INPUTS = ("token_weights", "token_mask")  # graph_heads.py's inputs
@@ -160,6 +142,28 @@ def _no_tokens(name: str, shape) -> numpy.ndarray:
     """A head input for a batch whose heads' scores are not wanted: one token aligned to nothing."""
     rows, length = shape
     return numpy.zeros((rows, 1, length) if name == "token_weights" else (rows, 1), dtype="float32")
+
+
+def _feeds(inputs, batch: EncoderBatch, source: str) -> Dict[str, numpy.ndarray]:
+    feeds: Dict[str, numpy.ndarray] = {}
+    for node in inputs:
+        if node.name == "input_ids":
+            feeds[node.name] = batch.input_ids
+        elif node.name == "attention_mask":
+            feeds[node.name] = batch.attention_mask
+        elif node.name == "token_type_ids":
+            feeds[node.name] = numpy.zeros_like(batch.input_ids)
+        elif node.name in batch.extra:
+            feeds[node.name] = batch.extra[node.name]
+        elif node.name in HEAD_INPUTS:  # hidden states only (calibration, parity, benchmarks)
+            feeds[node.name] = _no_tokens(node.name, batch.input_ids.shape)
+        else:
+            raise ValueError(
+                f"The ONNX model in {source} asks for an input '{node.name}' that spacy_bertprod does not know "
+                "how to feed (expected input_ids, attention_mask, token_type_ids, or token_weights and "
+                "token_mask for heads in the graph)."
+            )
+    return feeds
 
 
 def OnnxEncoder(

@@ -116,7 +116,8 @@ def append_heads(model_bytes: bytes, specs: List[HeadSpec]) -> bytes:
         graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", int(spec.W.shape[0])]))
     graph.node.extend(nodes.nodes)
     graph.initializer.extend(inits + nodes.constants)
-    onnx.checker.check_model(model)
+    # No onnx.checker here: exported graphs with If subgraphs (DeBERTa) fail its topological-order
+    # rule although ONNX Runtime runs them; the session built from these bytes is the check.
     return model.SerializeToString()
 
 
