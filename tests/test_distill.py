@@ -297,40 +297,84 @@ def test_layer_loss_is_zero_on_the_mapped_layers_and_ignores_padding():
     assert float(layer_loss(student, teacher, mask, 2.0)) == pytest.approx(2.0)
 
 
-def test_layer_distillation_trains_the_student_towards_the_teachers_layers(trained_bert, tmp_path):
-    from spacy_bertprod.distill.student import make_student
+def test_attention_loss_is_kl_on_the_mapped_layers_real_queries_only():
+    import torch
 
-    make_student(trained_bert, tmp_path / "student-encoder", 1)
-    student = spacy.load(
-        trained_bert,
-        config={
-            "components": {
-                "transformer": {
-                    "model": {
-                        "name": str(tmp_path / "student-encoder"),
-                        "layer_teacher": str(trained_bert),
-                        "layer_weight": 1.0,
-                    }
-                }
-            }
-        },
-    )
-    examples = make_examples(student, n=24, seed=5)
+    from spacy_bertprod.distill.layers import attention_loss
+
+    torch.manual_seed(0)
+    teacher = [torch.softmax(torch.randn(2, 4, 5, 5), -1) for _ in range(4)]
+    student = [teacher[1].clone(), teacher[3].clone()]  # 2 layers -> teacher layers 1, 3
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    assert float(attention_loss(student, teacher, mask, 1.0)) == pytest.approx(0.0, abs=1e-6)
+    student[0][0, :, 3:] = 1 / 5  # padded query rows of the first doc: not counted
+    assert float(attention_loss(student, teacher, mask, 1.0)) == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.full((5,), 1 / 5)
+    student[1][1, 2, 0] = uniform  # one real query row of one head, now uniform
+    t = teacher[3][1, 2, 0]
+    expected = float((t * (t.log() - uniform.log())).sum())
+    assert float(attention_loss(student, teacher, mask, 3.0)) == pytest.approx(3 * expected, rel=1e-5)
+    pruned = [s[:, :2] for s in student]  # fewer heads: head-averaged maps are compared
+    assert float(attention_loss(pruned, teacher, mask, 1.0)) > 0
+
+
+def _layer_student(trained_bert, folder, attention_weight: float = 0.0, steps: int = 30):
+    """A 1-layer student of `trained_bert` trained with layer distillation; its loss history."""
     from thinc.api import fix_random_seed
 
+    from spacy_bertprod.distill.student import make_student
+
+    make_student(trained_bert, folder / "student-encoder", 1)
+    model = {"name": str(folder / "student-encoder"), "layer_teacher": str(trained_bert), "layer_weight": 1.0}
+    model["layer_attention_weight"] = attention_weight
+    student = spacy.load(trained_bert, config={"components": {"transformer": {"model": model}}})
+    examples = make_examples(student, n=24, seed=5)
     fix_random_seed(0)
     optimizer = student.initialize(lambda: examples)
     history = []
-    for step in range(30):
+    for step in range(steps):
         losses = {}
         student.update(examples[(step * 8) % 24 :][:8], sgd=optimizer, losses=losses, drop=0.0)
         history.append(losses["transformer_layers"])
+    return student, examples, history
+
+
+def test_layer_distillation_trains_the_student_towards_the_teachers_layers(trained_bert, tmp_path):
+    student, examples, history = _layer_student(trained_bert, tmp_path)
     assert history[0] > 0 and numpy.mean(history[-6:]) < 0.7 * numpy.mean(history[:6])
     # Prediction never needs the teacher, and a plain student reports no layer loss.
     assert student("Alice flew to Paris").has_annotation("ENT_IOB")
     plain = spacy.load(trained_bert)
     losses = plain.update(examples[:4], sgd=plain.resume_training(), losses={})
     assert "transformer_layers" not in losses
+
+
+def test_attention_distillation_brings_the_students_maps_to_the_teachers(trained_bert, tmp_path):
+    """Same seed and steps, with and without the attention loss: with it, the student's attention
+    maps end closer (KL) to the teacher's mapped layer on held-out text."""
+    import torch
+
+    from spacy_bertprod.backends.torch import hf_module
+    from spacy_bertprod.distill.layers import attention_loss, teacher_module
+    from spacy_bertprod.transformer_model import encoder_batches, get_tokenizer
+
+    def kl_to_teacher(student):
+        trf = student.get_pipe("transformer").model
+        docs = [student.make_doc(t) for t in ("Grace visited Tokyo and met Dave", "how do i top up my card")]
+        batch = next(encoder_batches(get_tokenizer(trf), [d[:] for d in docs]))
+        kwargs = {
+            "input_ids": torch.as_tensor(batch.input_ids),
+            "attention_mask": torch.as_tensor(batch.attention_mask),
+        }
+        with torch.no_grad():
+            s_maps = hf_module(trf.layers[0]).eval()(**kwargs, output_attentions=True).attentions
+            t_maps = teacher_module(str(trained_bert), torch.device("cpu"))(**kwargs, output_attentions=True).attentions
+        return float(attention_loss(s_maps, t_maps, kwargs["attention_mask"], 1.0))
+
+    without, _, _ = _layer_student(trained_bert, tmp_path / "without", 0.0)
+    with_maps, _, history = _layer_student(trained_bert, tmp_path / "with", 1.0)
+    assert history[0] > 0
+    assert kl_to_teacher(with_maps) < 0.8 * kl_to_teacher(without)
 
 
 def test_a_layer_teacher_that_does_not_fit_is_refused_before_training(trained_bert, encoders, tmp_path):

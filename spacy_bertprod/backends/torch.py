@@ -39,14 +39,20 @@ class ExtraLoss(Protocol):
     """A training loss on the encoder's hidden states, next to the heads' (see the module docstring)."""
 
     name: str  # reported as losses["<component>_<name>"]
+    needs_attentions: bool  # the encoder then also returns its attention maps (eager attention)
 
     def check(self, module: torch.nn.Module) -> None:
         """Raise a clear error before training when the loss cannot work with this encoder."""
 
     def __call__(
-        self, module: torch.nn.Module, batch: EncoderBatch, hidden_states: Sequence[torch.Tensor]
+        self,
+        module: torch.nn.Module,
+        batch: EncoderBatch,
+        hidden_states: Sequence[torch.Tensor],
+        attentions: Optional[Sequence[torch.Tensor]] = None,
     ) -> torch.Tensor:
-        """The loss of one batch (a scalar tensor); hidden_states[0] is the embeddings' output."""
+        """The loss of one batch (a scalar tensor); hidden_states[0] is the embeddings' output,
+        attentions[i] layer i's (batch, heads, query, key) probabilities when asked for."""
 
 
 @registry.architectures("spacy_bertprod.TorchTransformer.v1")
@@ -59,19 +65,24 @@ def create_torch_transformer(
     grad_scaler_config: dict = {},
     layer_teacher: str = "",
     layer_weight: float = 1.0,
+    layer_attention_weight: float = 0.0,
 ) -> Model:
     """A trainable Hugging Face encoder (any family in families.py) loaded from the local directory `name`.
 
     Same settings as spacy-transformers.TransformerModel.v3; `name` must be a directory.
     `layer_teacher` (a fine-tuned teacher pipeline or model directory; empty: off) adds
-    TinyBERT's intermediate-layer distillation loss, times `layer_weight`, to training.
+    TinyBERT's intermediate-layer distillation loss, times `layer_weight`, to training, and with
+    `layer_attention_weight` > 0 the mapped layers' attention maps too (KL to the teacher's).
     """
-    if layer_weight < 0:
-        raise ValueError(f"layer_weight must be 0 or more, not {layer_weight}.")
+    if layer_weight < 0 or layer_attention_weight < 0:
+        raise ValueError(
+            f"layer_weight ({layer_weight}) and layer_attention_weight ({layer_attention_weight}) must be 0 or more."
+        )
     extra_losses = []
     if layer_teacher:
+        make = registry.misc.get(LAYER_DISTILLATION)
         extra_losses.append(
-            registry.misc.get(LAYER_DISTILLATION)(teacher=str(layer_teacher), weight=float(layer_weight))
+            make(teacher=str(layer_teacher), weight=float(layer_weight), attention_weight=float(layer_attention_weight))
         )
     encoder = TorchEncoder(
         mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config, extra_losses=extra_losses
@@ -191,6 +202,8 @@ def _convert_inputs(model: Model, batch: EncoderBatch, is_train: bool):
         kwargs["token_type_ids"] = torch.zeros_like(kwargs["input_ids"])
     if is_train and model.attrs.get("extra_losses"):
         kwargs["output_hidden_states"] = True
+        if any(getattr(loss, "needs_attentions", False) for loss in model.attrs["extra_losses"]):
+            kwargs["output_attentions"] = True
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
 
 
@@ -218,7 +231,7 @@ def _extra_loss(model: Model, batch: EncoderBatch, output) -> Optional[torch.Ten
     values = model.attrs.setdefault(EXTRA_LOSSES_ATTR, {})
     total = None
     for loss in losses:
-        value = loss(module, batch, output.hidden_states)
+        value = loss(module, batch, output.hidden_states, getattr(output, "attentions", None))
         values[loss.name] = values.get(loss.name, 0.0) + float(value.detach())
         total = value if total is None else total + value
     return total

@@ -9,6 +9,11 @@ vocabulary and width; it runs without gradient on the same padded batch, and the
 squared error over the hidden dimensions (mean) and real wordpieces (sum, like spaCy's task
 losses), summed over layers, times `weight` — joins the heads' gradient in one backward pass.
 
+With `layer_attention_weight` > 0, student layer i's attention maps also learn teacher layer
+g(i)'s (TinyBERT §3.1's attention loss, as MiniLM's KL between the distributions rather than
+squared error): summed over heads and real query positions, averaged over heads when the counts
+differ (a pruned student). Both encoders then run eager attention to return the maps.
+
 Turned on by the torch transformer's `layer_teacher` setting (`configs/*.cfg`: `paths.layer_teacher`),
 which builds `LayerDistillation` through the registered `spacy_bertprod.layer_distillation.v1`
 and hands it to the torch backend as an extra loss; empty, the encoder trains exactly as before.
@@ -86,7 +91,25 @@ def layer_loss(
     return total * weight
 
 
-def teacher_layer_loss(path: str, weight: float, student: torch.nn.Module, batch, student_states) -> torch.Tensor:
+def attention_loss(
+    student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor], attention_mask: torch.Tensor, weight
+) -> torch.Tensor:
+    """weight * sum over mapped layers, heads and real query positions of KL(teacher || student)."""
+    mapping = [g - 1 for g in hidden_state_map(len(teacher_maps), len(student_maps))[1:]]
+    query_mask = attention_mask.to(torch.float32)[:, None, :]  # (batch, 1, query)
+    total = student_maps[0].new_zeros((), dtype=torch.float32)
+    for s_map, t_map in zip(student_maps, (teacher_maps[g] for g in mapping)):
+        s_map, t_map = s_map.float(), t_map.float()
+        if s_map.shape[1] != t_map.shape[1]:
+            s_map, t_map = s_map.mean(1, keepdim=True), t_map.mean(1, keepdim=True)
+        kl = (t_map * (torch.log(t_map.clamp_min(1e-12)) - torch.log(s_map.clamp_min(1e-12)))).sum(-1)
+        total = total + (kl * query_mask).sum()
+    return total * weight
+
+
+def teacher_layer_loss(
+    path: str, weight: float, student: torch.nn.Module, batch, student_states, attention_weight=0.0, student_maps=None
+) -> torch.Tensor:
     """The layer loss of one training batch (the student's padded `EncoderBatch`)."""
     device = student_states[0].device
     teacher = teacher_module(path, device)
@@ -96,9 +119,13 @@ def teacher_layer_loss(path: str, weight: float, student: torch.nn.Module, batch
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if accepts_token_type_ids(teacher):
         kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+    maps = attention_weight > 0 and student_maps is not None
     with torch.no_grad():
-        teacher_states = teacher(**kwargs, output_hidden_states=True).hidden_states
-    return layer_loss(student_states, teacher_states, attention_mask, weight)
+        output = teacher(**kwargs, output_hidden_states=True, output_attentions=maps)
+    loss = layer_loss(student_states, output.hidden_states, attention_mask, weight)
+    if maps:
+        loss = loss + attention_loss(student_maps, output.attentions, attention_mask, attention_weight)
+    return loss
 
 
 @dataclass(frozen=True)
@@ -111,15 +138,22 @@ class LayerDistillation:
 
     teacher: str
     weight: float
+    attention_weight: float = 0.0
     name: str = "layers"
+
+    @property
+    def needs_attentions(self) -> bool:
+        return self.attention_weight > 0
 
     def check(self, student: torch.nn.Module) -> None:
         check_compatible(teacher_module(self.teacher, next(student.parameters()).device), student, self.teacher)
 
-    def __call__(self, student: torch.nn.Module, batch: EncoderBatch, hidden_states) -> torch.Tensor:
-        return teacher_layer_loss(self.teacher, self.weight, student, batch, hidden_states)
+    def __call__(self, student: torch.nn.Module, batch: EncoderBatch, hidden_states, attentions=None) -> torch.Tensor:
+        return teacher_layer_loss(
+            self.teacher, self.weight, student, batch, hidden_states, self.attention_weight, attentions
+        )
 
 
 @registry.misc(LAYER_DISTILLATION)
-def create_layer_distillation(teacher: str, weight: float = 1.0) -> LayerDistillation:
-    return LayerDistillation(str(teacher), float(weight))
+def create_layer_distillation(teacher: str, weight: float = 1.0, attention_weight: float = 0.0) -> LayerDistillation:
+    return LayerDistillation(str(teacher), float(weight), float(attention_weight))
