@@ -101,7 +101,8 @@ def append_heads(model_bytes: bytes, specs: List[HeadSpec]) -> bytes:
     model = onnx.load_from_string(model_bytes)
     graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    hidden = graph.output[0].name
+    names = [o.name for o in graph.output]
+    hidden = "last_hidden_state" if "last_hidden_state" in names else names[0]
     graph.input.extend(
         [
             helper.make_tensor_value_info(TOKEN_WEIGHTS, TensorProto.FLOAT, ["batch", "tokens", "sequence"]),
