@@ -8,10 +8,14 @@ with several windows (or none) is scored by the original head, which stays in th
 Which path a doc takes depends on the doc alone, so the same text gets the same answer in any
 batch.
 
-Two extra graph inputs carry spaCy's token alignment:
+Three extra graph inputs carry spaCy's token alignment:
 - `token_weights` (batch, tokens, wordpieces): row t averages the wordpieces aligned to token t,
   as the listener's reduce_mean pooling does (all zeros for a token aligned to nothing);
-- `token_mask` (batch, tokens): 1 for a real token, 0 for padding.
+- `token_mask` (batch, tokens): 1 for a real token, 0 for padding (the max reduction);
+- `pool_weights` (batch, 3, wordpieces): the first token's row, the last token's, and the mean of
+  all token rows, so the linear reductions are one fixed-shape product per doc.
+The graph is built so that a row's result never depends on the other rows or the padding, to
+the bit (compress/heads.py).
 """
 
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -21,33 +25,27 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
 
-TOKEN_WEIGHTS = "token_weights"
-TOKEN_MASK = "token_mask"
-HEAD_OUTPUT_PREFIX = "bertprod_head."
+from .backends.base import POOL_ROWS, POOL_WEIGHTS, TOKEN_MASK, TOKEN_WEIGHTS
+
 GRAPH_HEAD = "spacy_bertprod.GraphHead.v1"
 
 
-def head_output_name(component: str) -> str:
-    return HEAD_OUTPUT_PREFIX + component
-
-
-def head_components(output_names: Sequence[str]) -> List[str]:
-    """The components whose scores an ONNX graph computes, from its output names."""
-    return [n[len(HEAD_OUTPUT_PREFIX) :] for n in output_names if n.startswith(HEAD_OUTPUT_PREFIX)]
-
-
 def alignment_inputs(rows: Sequence[int], aligns: Sequence, n_rows: int, width: int) -> Dict[str, numpy.ndarray]:
-    """`token_weights` and `token_mask` for a padded batch of `n_rows` sequences `width` long.
+    """The head inputs for a padded batch of `n_rows` sequences `width` long.
 
     rows[i] is the batch row of a doc whose only sequence sits there, aligns[i] its token ->
     wordpiece alignment (a Ragged whose indices are positions in that sequence). Other rows stay
-    zero: their graph scores are not used. Built with a fixed number of numpy calls per batch.
+    zero: their graph scores are not used. Built with a fixed number of numpy calls per batch;
+    each row's values depend on its own doc only (the mean row is accumulated pair by pair).
     """
     lengths = [numpy.asarray(a.lengths, dtype="int64") for a in aligns]
     n_tokens = numpy.asarray([len(x) for x in lengths], dtype="int64")
-    max_tokens = max(1, int(n_tokens.max(initial=0)))
+    # At least 2 token rows: ONNX Runtime multiplies a 1-row matrix on another code path (GEMV),
+    # whose last bits differ, and a doc's token vectors must not depend on its batch-mates'.
+    max_tokens = max(2, int(n_tokens.max(initial=0)))
     weights = numpy.zeros((n_rows, max_tokens, width), dtype="float32")
     mask = numpy.zeros((n_rows, max_tokens), dtype="float32")
+    pool = numpy.zeros((n_rows, len(POOL_ROWS), width), dtype="float32")
     if len(rows):
         token_lengths = numpy.concatenate(lengths)
         token_row = numpy.repeat(numpy.asarray(rows, dtype="int64"), n_tokens)
@@ -55,10 +53,15 @@ def alignment_inputs(rows: Sequence[int], aligns: Sequence, n_rows: int, width: 
         mask[token_row, token_local] = 1.0
         pieces = numpy.concatenate([numpy.asarray(a.dataXd, dtype="int64").reshape(-1) for a in aligns])
         share = (1.0 / numpy.maximum(token_lengths, 1)).astype("float32")
-        weights[numpy.repeat(token_row, token_lengths), numpy.repeat(token_local, token_lengths), pieces] = (
-            numpy.repeat(share, token_lengths)
-        )
-    return {TOKEN_WEIGHTS: weights, TOKEN_MASK: mask}
+        pair_row, pair_token = numpy.repeat(token_row, token_lengths), numpy.repeat(token_local, token_lengths)
+        pair_share = numpy.repeat(share, token_lengths)
+        weights[pair_row, pair_token, pieces] = pair_share
+        pool[:, 0] = weights[:, 0]  # the first token
+        n_of_pair = numpy.repeat(numpy.repeat(n_tokens, n_tokens), token_lengths)
+        is_last = pair_token == n_of_pair - 1
+        pool[pair_row[is_last], 1, pieces[is_last]] = pair_share[is_last]  # the last token
+        numpy.add.at(pool, (pair_row, 2, pieces), pair_share / n_of_pair.astype("float32"))  # the mean token
+    return {TOKEN_WEIGHTS: weights, TOKEN_MASK: mask, POOL_WEIGHTS: pool}
 
 
 @registry.architectures(GRAPH_HEAD)

@@ -12,8 +12,9 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from .backends import EncoderBatch
+from .backends.base import head_output_name
 from .data import TransformerData
-from .graph_heads import alignment_inputs, head_output_name
+from .graph_heads import alignment_inputs
 from .span_getters import SpanGetter
 from .tokenization import Wordpieces, WordpieceTokenizer, encode_docs
 
@@ -146,8 +147,8 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
     width = model.get_dim("nO")
     sequences, doc_n_seqs, aligns = _encode_docs(model, docs)
     seq_lengths = [len(s.ids) for s in sequences]
-    seq_doc = numpy.repeat(numpy.arange(len(docs)), doc_n_seqs).tolist()
     heads = [] if is_train else graph_heads_of(encoder)
+    seq_doc = numpy.repeat(numpy.arange(len(docs)), doc_n_seqs).tolist() if heads else []
     seq_hidden: List[Optional[numpy.ndarray]] = [None] * len(sequences)
     seq_scores: Dict[int, Dict[str, numpy.ndarray]] = {}
     backprops = []

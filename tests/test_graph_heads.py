@@ -1,5 +1,7 @@
 """compress --heads-in-graph: textcat heads as ONNX nodes give the Python head's doc.cats."""
 
+import random
+
 import numpy
 import pytest
 import spacy
@@ -18,6 +20,16 @@ def _trained(encoders, tmp_path, **kwargs):
     train(nlp, make_examples(nlp), steps=12)
     nlp.to_disk(tmp_path / "torch")
     return tmp_path / "torch"
+
+
+def _assert_bit_identical_in_any_batch(nlp, texts):
+    """The graph's scores for a text equal its scores alone to the bit, in batches and shuffled."""
+    alone = [nlp(t).cats for t in texts]
+    shuffled = list(range(len(texts)))
+    random.Random(0).shuffle(shuffled)
+    for order, batch_size in ((range(len(texts)), 7), (range(len(texts)), 64), (shuffled, 5)):
+        docs = list(nlp.pipe([texts[i] for i in order], batch_size=batch_size))
+        assert [d.cats for d in docs] == [alone[i] for i in order]
 
 
 def _texts():
@@ -56,6 +68,10 @@ def test_fp32_graph_head_gives_the_python_heads_scores(reduce_all):
             assert b.cats[label] == pytest.approx(a.cats[label], abs=1e-5)
 
 
+def test_graph_scores_do_not_depend_on_batch_mates_to_the_bit(reduce_all):
+    _assert_bit_identical_in_any_batch(spacy.load(reduce_all["graph"]), _texts())
+
+
 def test_docs_longer_than_one_window_use_the_head_in_python(reduce_all):
     graph = spacy.load(reduce_all["graph"])
     short, long, empty = graph("Alice flew to Paris"), graph("Frank moved to Madrid " * 30), graph("")
@@ -76,6 +92,7 @@ def test_int8_multilabel_stock_pipeline_same_answer_in_any_batch(encoders, tmp_p
     nlp = spacy.load(tmp_path / "int8")
     texts = _texts()
     assert batch_invariance(nlp, texts, batch_sizes=(1, 7, 64))["identical_all"] == 1.0
+    _assert_bit_identical_in_any_batch(nlp, texts)
     alone = [nlp(t).cats for t in texts]
     for cats, doc in zip(alone, nlp.pipe(texts, n_process=2, batch_size=5)):
         assert doc.cats == pytest.approx(cats, abs=1e-6)

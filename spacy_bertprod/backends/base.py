@@ -8,7 +8,7 @@ found through the registry, as spaCy finds every architecture.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy
 from spacy.util import registry
@@ -23,6 +23,25 @@ class EncoderBatch:
     attention_mask: numpy.ndarray  # int64 (batch, length)
     # Further graph inputs by name (the token alignment of heads in the graph, graph_heads.py).
     extra: Dict[str, numpy.ndarray] = field(default_factory=dict)
+
+
+# Heads in the ONNX graph (compress --heads-in-graph, graph_heads.py): the token alignment inputs,
+# and one scores output per component, named HEAD_OUTPUT_PREFIX + component.
+TOKEN_WEIGHTS = "token_weights"
+TOKEN_MASK = "token_mask"
+POOL_WEIGHTS = "pool_weights"
+POOL_ROWS = ("first", "last", "mean")  # the rows of pool_weights
+HEAD_INPUTS = (TOKEN_WEIGHTS, TOKEN_MASK, POOL_WEIGHTS)
+HEAD_OUTPUT_PREFIX = "bertprod_head."
+
+
+def head_output_name(component: str) -> str:
+    return HEAD_OUTPUT_PREFIX + component
+
+
+def head_components(output_names) -> List[str]:
+    """The components whose scores an ONNX graph computes, from its output names."""
+    return [n[len(HEAD_OUTPUT_PREFIX) :] for n in output_names if n.startswith(HEAD_OUTPUT_PREFIX)]
 
 
 ONNX_ENCODER = "bertprod_onnx_encoder"

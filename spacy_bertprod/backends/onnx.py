@@ -15,7 +15,17 @@ import numpy
 from spacy.util import registry
 from thinc.api import Model
 
-from .base import BACKEND_IO, ONNX_ENCODER, EncoderBatch
+from .base import (
+    BACKEND_IO,
+    HEAD_INPUTS,
+    ONNX_ENCODER,
+    POOL_ROWS,
+    POOL_WEIGHTS,
+    TOKEN_MASK,
+    TOKEN_WEIGHTS,
+    EncoderBatch,
+    head_components,
+)
 
 ONNX_FILE = "model.onnx"
 # Load-time fusions left off: ORT 1.32's SkipLayerNormalization CPU kernel is 3-5x slower than the
@@ -68,8 +78,6 @@ class OnnxSession:
     def head_components(self) -> List[str]:
         """Components whose scores the graph computes (compress --heads-in-graph)."""
         if self._heads is None:
-            from ..graph_heads import head_components
-
             self._heads = head_components([o.name for o in self.session.get_outputs()])
         return self._heads
 
@@ -135,13 +143,11 @@ class OnnxSession:
         return session.run(list(output_names), _feeds(session.get_inputs(), batch, self.source))
 
 
-HEAD_INPUTS = ("token_weights", "token_mask")  # graph_heads.py's inputs
-
-
 def _no_tokens(name: str, shape) -> numpy.ndarray:
-    """A head input for a batch whose heads' scores are not wanted: one token aligned to nothing."""
+    """A head input for a batch whose heads' scores are not wanted: tokens aligned to nothing."""
     rows, length = shape
-    return numpy.zeros((rows, 1, length) if name == "token_weights" else (rows, 1), dtype="float32")
+    shapes = {TOKEN_WEIGHTS: (rows, 2, length), TOKEN_MASK: (rows, 2), POOL_WEIGHTS: (rows, len(POOL_ROWS), length)}
+    return numpy.zeros(shapes[name], dtype="float32")
 
 
 def _feeds(inputs, batch: EncoderBatch, source: str) -> Dict[str, numpy.ndarray]:
@@ -160,8 +166,8 @@ def _feeds(inputs, batch: EncoderBatch, source: str) -> Dict[str, numpy.ndarray]
         else:
             raise ValueError(
                 f"The ONNX model in {source} asks for an input '{node.name}' that spacy_bertprod does not know "
-                "how to feed (expected input_ids, attention_mask, token_type_ids, or token_weights and "
-                "token_mask for heads in the graph)."
+                "how to feed (expected input_ids, attention_mask, token_type_ids, or token_weights, "
+                "token_mask and pool_weights for heads in the graph)."
             )
     return feeds
 

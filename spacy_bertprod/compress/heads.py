@@ -14,7 +14,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy
 
-from ..graph_heads import GRAPH_HEAD, TOKEN_MASK, TOKEN_WEIGHTS, head_output_name
+from ..backends.base import POOL_ROWS, POOL_WEIGHTS, TOKEN_MASK, TOKEN_WEIGHTS, head_output_name
+from ..graph_heads import GRAPH_HEAD
 
 TEXTCAT_FACTORIES = ("textcat", "textcat_multilabel")
 LISTENERS = ("spacy_bertprod.TransformerListener.v1", "spacy-transformers.TransformerListener.v1")
@@ -50,12 +51,14 @@ def plan_heads(nlp, config: Dict, trf_name: str) -> Tuple[List[HeadSpec], Dict[s
     return specs, kept_in_python
 
 
+def _is_listener(node: Dict, trf_name: str) -> bool:
+    return node.get("@architectures") in LISTENERS and node.get("upstream", "*") in ("*", trf_name)
+
+
 def _listens(node, trf_name: str) -> bool:
     if not isinstance(node, dict):
         return False
-    if node.get("@architectures") in LISTENERS and node.get("upstream", "*") in ("*", trf_name):
-        return True
-    return any(_listens(v, trf_name) for v in node.values())
+    return _is_listener(node, trf_name) or any(_listens(v, trf_name) for v in node.values())
 
 
 def _why_not(block: Dict, trf_name: str) -> Optional[str]:
@@ -65,7 +68,7 @@ def _why_not(block: Dict, trf_name: str) -> Optional[str]:
     if model.get("@architectures") != "spacy.TextCatReduce.v1":
         return f"{model.get('@architectures')}: only spacy.TextCatReduce.v1 heads move into the graph"
     tok2vec = model.get("tok2vec", {})
-    if tok2vec.get("@architectures") not in LISTENERS or not _listens(tok2vec, trf_name):
+    if not _is_listener(tok2vec, trf_name):
         return "its tok2vec is not a transformer listener of this transformer"
     if tok2vec.get("pooling", {}).get("@layers") != "reduce_mean.v1":
         return f"listener pooling {tok2vec.get('pooling')}: only reduce_mean.v1 moves into the graph"
@@ -96,7 +99,7 @@ def graph_head_config(model_config: Dict, component: str) -> Dict:
 def append_heads(model_bytes: bytes, specs: List[HeadSpec]) -> bytes:
     """The encoder graph with `token_weights` / `token_mask` inputs and one scores output per head."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     model = onnx.load_from_string(model_bytes)
     graph = model.graph
@@ -107,23 +110,24 @@ def append_heads(model_bytes: bytes, specs: List[HeadSpec]) -> bytes:
         [
             helper.make_tensor_value_info(TOKEN_WEIGHTS, TensorProto.FLOAT, ["batch", "tokens", "sequence"]),
             helper.make_tensor_value_info(TOKEN_MASK, TensorProto.FLOAT, ["batch", "tokens"]),
+            helper.make_tensor_value_info(POOL_WEIGHTS, TensorProto.FLOAT, ["batch", len(POOL_ROWS), "sequence"]),
         ]
     )
-    nodes, inits = _GraphBuilder(opset), []
-    shared = _shared_pooling(nodes, hidden, {r for spec in specs for r in spec.reductions})
+    builder = _GraphBuilder(opset)
+    shared = _shared_pooling(builder, hidden, {r for spec in specs for r in spec.reductions})
     for spec in specs:
         out = head_output_name(spec.component)
-        _head_nodes(nodes, shared, spec, out, inits, numpy_helper)
+        _head_nodes(builder, shared, spec, out)
         graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", int(spec.W.shape[0])]))
-    graph.node.extend(nodes.nodes)
-    graph.initializer.extend(inits + nodes.constants)
+    graph.node.extend(builder.nodes)
+    graph.initializer.extend(builder.constants)
     # No onnx.checker here: exported graphs with If subgraphs (DeBERTa) fail its topological-order
     # rule although ONNX Runtime runs them; the session built from these bytes is the check.
     return model.SerializeToString()
 
 
 class _GraphBuilder:
-    """Nodes with unique names, and the int64 constants they need."""
+    """Nodes with unique names, and the constants (initializers) they read."""
 
     def __init__(self, opset: int):
         self.opset, self.nodes, self.constants, self._n = opset, [], [], 0
@@ -132,17 +136,18 @@ class _GraphBuilder:
         self._n += 1
         return f"bertprod_head/{stem}_{self._n}"
 
-    def add(self, op: str, inputs: List[str], stem: str, **attrs) -> str:
+    def add(self, op: str, inputs: List[str], stem: str, *, out: Optional[str] = None, **attrs) -> str:
+        """One node; its output gets a fresh name unless `out` (a graph output) is given."""
         from onnx import helper
 
-        out = self.name(stem)
+        out = out or self.name(stem)
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    def const(self, values, dtype="int64") -> str:
+    def const(self, values, dtype="int64", stem: str = "const") -> str:
         from onnx import numpy_helper
 
-        name = self.name("const")
+        name = self.name(stem)
         self.constants.append(numpy_helper.from_array(numpy.asarray(values, dtype=dtype), name))
         return name
 
@@ -154,55 +159,52 @@ class _GraphBuilder:
 
 
 def _shared_pooling(g: _GraphBuilder, hidden: str, needed: set) -> Dict[str, str]:
-    """Token vectors (the listener's mean over each token's wordpieces) and the reductions asked for."""
-    tokens = g.add("MatMul", [TOKEN_WEIGHTS, hidden], "token_vectors")  # (batch, tokens, width)
+    """The reductions asked for, each (batch, width).
+
+    Built from ops whose result for a row depends on that row alone, to the bit, whatever the
+    batch size and padding (measured on ONNX Runtime's CPU kernels): batched MatMul with at least
+    2 rows per item (the alignment inputs guarantee it), ReduceMax, and, for the output layer
+    below, MatMul with a 2-D weight + Add. ReduceSum over the token axis and Gemm are not.
+    """
     pooled = {}
-    if "first" in needed:
-        pooled["first"] = g.add("Gather", [tokens, g.const(0)], "first", axis=1)
-    if "last" in needed:  # the last real token: the mask minus the mask shifted left is 1 exactly there
-        tail = g.add("Slice", [TOKEN_MASK, g.const([1]), g.const([2**62]), g.const([1])], "tail")
-        shifted = g.add("Pad", [tail, g.const([0, 0, 0, 1])], "shifted")
-        last_hot = g.add("Unsqueeze", [g.add("Sub", [TOKEN_MASK, shifted], "last_hot"), g.const([2])], "last_hot3")
-        pooled["last"] = g.reduce("ReduceSum", g.add("Mul", [tokens, last_hot], "last_only"), 1)
+    if needed & set(POOL_ROWS):  # first / last / mean: the pool_weights rows times the hidden states
+        linear = g.add("MatMul", [POOL_WEIGHTS, hidden], "pooled")  # (batch, 3, width)
+        for i, row in enumerate(POOL_ROWS):
+            if row in needed:
+                pooled[row] = g.add("Gather", [linear, g.const(i)], row, axis=1)
     if "max" in needed:
+        tokens = g.add("MatMul", [TOKEN_WEIGHTS, hidden], "token_vectors")  # (batch, tokens, width)
         is_token = g.add("Cast", [g.add("Unsqueeze", [TOKEN_MASK, g.const([2])], "mask3")], "is_token", to=9)
         lowest = g.const([numpy.finfo("float32").min], "float32")
         pooled["max"] = g.reduce("ReduceMax", g.add("Where", [is_token, tokens, lowest], "masked"), 1)
-    if "mean" in needed:
-        count = g.add("Max", [g.reduce("ReduceSum", TOKEN_MASK, 1, keepdims=1), g.const([1.0], "float32")], "count")
-        pooled["mean"] = g.add("Div", [g.reduce("ReduceSum", tokens, 1), count], "mean")
     return pooled
 
 
-def _head_nodes(g: _GraphBuilder, pooled: Dict[str, str], spec: HeadSpec, out: str, inits: list, numpy_helper):
-    from onnx import helper
-
+def _head_nodes(g: _GraphBuilder, pooled: Dict[str, str], spec: HeadSpec, out: str) -> None:
     parts = [pooled[r] for r in spec.reductions]
     features = parts[0] if len(parts) == 1 else g.add("Concat", parts, "features", axis=-1)
-    W, b = g.name(f"{spec.component}_W"), g.name(f"{spec.component}_b")
-    inits.extend([numpy_helper.from_array(spec.W, W), numpy_helper.from_array(spec.b, b)])
-    logits = g.add("Gemm", [features, W, b], "logits", transB=1)
+    # MatMul + Add, not Gemm: ONNX Runtime's Gemm gives a 1-row batch other last bits.
+    W = g.const(numpy.ascontiguousarray(spec.W.T), "float32", f"{spec.component}_W")  # (features, labels)
+    b = g.const(spec.b, "float32", f"{spec.component}_b")
+    logits = g.add("Add", [g.add("MatMul", [features, W], "affine"), b], "logits")
     if spec.activation == "softmax":
         if spec.temperature != 1.0:
             logits = g.add("Div", [logits, g.const([spec.temperature], "float32")], "tempered")
-        g.nodes.append(helper.make_node("Softmax", [logits], [out], name=out, axis=-1))
-    elif spec.activation == "sigmoid":
-        g.nodes.append(helper.make_node("Sigmoid", [logits], [out], name=out))
+        g.add("Softmax", [logits], "scores", out=out, axis=-1)
     else:
-        g.nodes.append(helper.make_node("Identity", [logits], [out], name=out))
+        g.add("Sigmoid" if spec.activation == "sigmoid" else "Identity", [logits], "scores", out=out)
 
 
-def head_parity(nlp, texts: List[str], components: List[str]) -> Dict[str, Dict]:
+def head_parity(nlp, trf_name: str, texts: List[str], components: List[str]) -> Dict[str, Dict]:
     """Per head in the graph: on how many sample docs the graph scored it, and the largest
     difference to the same head run in Python on the same hidden states."""
-    trf = next(proc for _, proc in nlp.pipeline if hasattr(proc, "listener_map"))
-    docs = list(trf.pipe(nlp.make_doc(t) for t in texts))
+    docs = list(nlp.get_pipe(trf_name).pipe(nlp.make_doc(t) for t in texts))
     result = {}
     for component in components:
         wrapper = nlp.get_pipe(component).model
         in_graph = [doc for doc in docs if component in doc._.trf_data.head_scores]
-        graph = wrapper.predict(in_graph) if in_graph else numpy.zeros((0, 0))
-        python = wrapper.layers[0].predict(in_graph) if in_graph else numpy.zeros((0, 0))
-        diff = float(numpy.abs(numpy.asarray(graph) - numpy.asarray(python)).max(initial=0.0))
+        diff = 0.0
+        if in_graph:
+            diff = float(numpy.abs(wrapper.predict(in_graph) - wrapper.layers[0].predict(in_graph)).max())
         result[component] = {"n_docs": len(docs), "scored_in_graph": len(in_graph), "max_abs_diff": diff}
     return result

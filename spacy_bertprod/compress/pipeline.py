@@ -332,7 +332,7 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
     for other, proc in nlp.pipeline:
         if other in in_graph:  # its model now sits inside GraphHead.v1
             new_proc = new_nlp.get_pipe(other)
-            new_proc.from_bytes(proc.to_bytes(), exclude=["model"])
+            new_proc.from_bytes(proc.to_bytes(exclude=["model"]), exclude=["model"])
             new_proc.model.layers[0].from_bytes(proc.model.to_bytes())
         elif other != name and hasattr(proc, "to_bytes"):
             new_nlp.get_pipe(other).from_bytes(proc.to_bytes())
@@ -392,7 +392,7 @@ def check_parity(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, out: Path) -> D
     if graphs.heads and graphs.heads["in_graph"]:
         from .heads import head_parity
 
-        parity["heads_in_graph"] = head_parity(reloaded, texts, graphs.heads["in_graph"])
+        parity["heads_in_graph"] = head_parity(reloaded, loaded.source.name, texts, graphs.heads["in_graph"])
     return parity
 
 
