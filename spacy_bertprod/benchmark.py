@@ -135,6 +135,39 @@ def _worker(queue, *args) -> None:
         queue.put(("error", f"{type(err).__name__}: {err}"))
 
 
+def _measure_in_own_process(context, path: str, args: tuple) -> Dict:
+    queue = context.Queue()
+    process = context.Process(target=_worker, args=(queue, path, *args))
+    process.start()
+    status, payload = queue.get()
+    process.join()
+    if status != "ok":
+        raise RuntimeError(f"Benchmarking {path} failed: {payload}")
+    return payload
+
+
+def merge_rounds(rounds: List[Dict]) -> Dict:
+    """One pipeline's result over several rounds: every timed pass counts for words/s; latency,
+    RSS and the bare session take the median (max for RSS) of the rounds."""
+    merged = dict(rounds[0])
+    rates = [rate for r in rounds for rate in r["words_per_s"]["runs"]]
+    merged["words_per_s"] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "runs": rates}
+    merged["latency_ms_batch1"] = dict(rounds[0]["latency_ms_batch1"])
+    for q in ("p50", "p95"):
+        merged["latency_ms_batch1"][q] = statistics.median(r["latency_ms_batch1"][q] for r in rounds)
+    merged["load_s"] = statistics.median(r["load_s"] for r in rounds)
+    merged["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rounds)
+    if "bare_session" in merged:
+        bare = dict(rounds[0]["bare_session"])
+        for key in ("words_per_s", "wordpieces_per_s"):
+            bare[key] = statistics.median(r["bare_session"][key] for r in rounds)
+        bare["seconds"] = [t for r in rounds for t in r["bare_session"]["seconds"]]
+        bare["pipeline_share_of_bare"] = merged["words_per_s"]["median"] / bare["words_per_s"]
+        merged["bare_session"] = bare
+    merged["rounds"] = len(rounds)
+    return merged
+
+
 def run_benchmark(
     pipelines: List[str],
     texts: List[str],
@@ -143,33 +176,40 @@ def run_benchmark(
     n_process: int = 1,
     repeats: int = 3,
     latency_docs: int = 200,
+    rounds: int = 1,
 ) -> Dict:
-    """Measure each pipeline in its own spawned process; the first one is the baseline for ratios."""
-    context = multiprocessing.get_context("spawn")
-    results = []
-    for number, path in enumerate(pipelines, 1):
-        print(
-            f"[{number}/{len(pipelines)}] {path}: {len(texts):,} texts x {repeats} passes + "
-            f"{min(latency_docs, len(texts))} one by one",
-            flush=True,
-        )
+    """Measure each pipeline in its own spawned process; the first one is the baseline for ratios.
+
+    With rounds > 1 every pipeline is measured that many times, each time in a fresh process and
+    in a rotated order, so a slow spell of the machine (other tenants, thermal limits) falls on
+    all pipelines alike instead of on whichever ran then: close variants need this to be told
+    apart at all.
+    """
+    for path in pipelines:
         if not Path(path, "config.cfg").exists():
             raise ValueError(f"{path} is not a saved spaCy pipeline (no config.cfg).")
-        queue = context.Queue()
-        process = context.Process(
-            target=_worker, args=(queue, path, texts, batch_size, n_process, repeats, latency_docs)
-        )
-        process.start()
-        status, payload = queue.get()
-        process.join()
-        if status != "ok":
-            raise RuntimeError(f"Benchmarking {path} failed: {payload}")
-        results.append(payload)
-        print(f"[{number}/{len(pipelines)}] {payload['words_per_s']['median']:,.0f} words/s", flush=True)
+    if rounds < 1 or repeats < 1:
+        raise ValueError(f"--rounds and --repeats must be at least 1 (got {rounds} and {repeats}).")
+    context = multiprocessing.get_context("spawn")
+    args = (texts, batch_size, n_process, repeats, latency_docs)
+    per_pipeline: Dict[int, List[Dict]] = {i: [] for i in range(len(pipelines))}
+    for round_ in range(rounds):
+        order = [(round_ + k) % len(pipelines) for k in range(len(pipelines))]
+        for step, i in enumerate(order, 1):
+            path = pipelines[i]
+            print(
+                f"[round {round_ + 1}/{rounds}, {step}/{len(pipelines)}] {path}: {len(texts):,} texts x "
+                f"{repeats} passes + {min(latency_docs, len(texts))} one by one",
+                flush=True,
+            )
+            payload = _measure_in_own_process(context, path, args)
+            per_pipeline[i].append(payload)
+            print(f"    {payload['words_per_s']['median']:,.0f} words/s", flush=True)
+    results = [merge_rounds(per_pipeline[i]) for i in range(len(pipelines))]
     baseline = results[0]["words_per_s"]["median"]
     for result in results:
         result["speedup_vs_first"] = result["words_per_s"]["median"] / baseline
-    return {"batch_size": batch_size, "n_process": n_process, "repeats": repeats, "results": results}
+    return {"batch_size": batch_size, "n_process": n_process, "repeats": repeats, "rounds": rounds, "results": results}
 
 
 def format_table(report: Dict) -> str:

@@ -39,6 +39,8 @@ def test_benchmark_cli(trained_bert, compressed_bert, tmp_path):
             "16",
             "--repeats",
             "2",
+            "--rounds",
+            "2",
             "--latency-docs",
             "10",
             "--report",
@@ -50,6 +52,9 @@ def test_benchmark_cli(trained_bert, compressed_bert, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
     torch_run, onnx_run = report["results"]
+    # Two rounds in rotated order, each in a fresh process: 2 rounds x 2 passes per pipeline.
+    assert report["rounds"] == 2 and len(torch_run["words_per_s"]["runs"]) == 4
+    assert f"[round 2/2, 1/2] {compressed_bert['int8']}" in result.stdout
     for run in (torch_run, onnx_run):
         assert run["n_words"] == 40 * 9
         assert run["words_per_s"]["median"] > 0
@@ -79,6 +84,27 @@ def test_benchmark_refuses_missing_data(trained_bert, tmp_path):
         text=True,
     )
     assert result.returncode == 1 and "does not exist" in " ".join(result.stdout.split())
+
+
+def test_rounds_merge_every_pass_and_refuse_zero(tmp_path):
+    from spacy_bertprod.benchmark import merge_rounds, run_benchmark
+
+    def one_round(rates, p50, rss, bare):
+        return {
+            "words_per_s": {"runs": rates},
+            "latency_ms_batch1": {"p50": p50, "p95": 2 * p50, "n_docs": 3},
+            "load_s": 1.0,
+            "peak_rss_mb": rss,
+            "bare_session": {"words_per_s": bare, "wordpieces_per_s": 2 * bare, "seconds": [1.0]},
+        }
+
+    merged = merge_rounds([one_round([10.0, 30.0], 1.0, 100, 40.0), one_round([20.0, 50.0], 3.0, 300, 60.0)])
+    assert merged["words_per_s"] == {"median": 25.0, "min": 10.0, "max": 50.0, "runs": [10.0, 30.0, 20.0, 50.0]}
+    assert merged["latency_ms_batch1"]["p50"] == 2.0 and merged["peak_rss_mb"] == 300
+    assert merged["bare_session"]["pipeline_share_of_bare"] == 0.5 and merged["rounds"] == 2
+    (tmp_path / "config.cfg").write_text("")
+    with pytest.raises(ValueError, match="--rounds and --repeats must be at least 1"):
+        run_benchmark([str(tmp_path)], ["a text"], rounds=0)
 
 
 def test_compare_encoders(compressed_bert, trained_bert, tmp_path):

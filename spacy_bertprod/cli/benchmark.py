@@ -17,6 +17,9 @@ def benchmark_cli(
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     n_process: int = typer.Option(1, "--n-process"),
     repeats: int = typer.Option(3, "--repeats", help="Timed passes over the data (after a warm-up)"),
+    rounds: int = typer.Option(
+        1, "--rounds", help="Measure every pipeline this many times, in fresh processes, in rotated order"
+    ),
     latency_docs: int = typer.Option(200, "--latency-docs", help="Docs timed one at a time for p50/p95 latency"),
     limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the full results as JSON"),
@@ -30,7 +33,13 @@ def benchmark_cli(
     with user_errors(RuntimeError):
         texts = read_texts(data, limit)
         result = run_benchmark(
-            pipelines, texts, batch_size=batch_size, n_process=n_process, repeats=repeats, latency_docs=latency_docs
+            pipelines,
+            texts,
+            batch_size=batch_size,
+            n_process=n_process,
+            repeats=repeats,
+            latency_docs=latency_docs,
+            rounds=rounds,
         )
     print(format_table(result))
     write_report(result, report, show=False)

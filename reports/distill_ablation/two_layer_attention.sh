@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Issue 27 item 4: intermediate-layer distillation (hidden states + attention maps, TinyBERT) for
+# the 2-layer WNUT-17 NER student, against plain distillation of the same student. One seed; each
+# arm trains from the same initialisation on the same teacher-labelled transfer set. One CPU job at
+# a time; a finished step is skipped when the script runs again.
+#   bash reports/distill_ablation/two_layer_attention.sh
+set -euo pipefail
+step() { echo "=== $(date -u +%H:%M:%S) $*"; }
+V="--vars.run full --vars.mixed_precision true"
+T=training/full/ner
+E=training/exp/ner2
+STEPS=${STEPS:-1500}
+step data;     python -m spacy project run assets .
+               python -m spacy project run teacher-model .
+               python -m spacy project run ner-data . $V
+step teacher;  python -m spacy project run ner-teacher . $V
+step teacher-compress; python -m spacy project run ner-teacher-compress . $V
+step transfer; python -m spacy project run ner-transfer . $V
+[ -d $E/init ] || python -m spacy bertprod make-student $T/teacher/model-best $E/init --layers 2 --pick bottom
+train() {  # NAME, extra overrides
+  local name=$1; shift
+  [ -d $E/$name/model-best ] && return 0
+  step "train $name"
+  python -m spacy train corpus/full/ner/config.cfg --output $E/$name --paths.train corpus/full/ner/distill \
+    --paths.dev corpus/full/ner/dev.spacy --paths.encoder $E/init --paths.teacher $T/teacher-onnx-int8 \
+    --training.max_steps $STEPS --training.eval_frequency 150 --system.seed 0 \
+    --components.transformer.model.mixed_precision true "$@" 2>&1 | tee $E/$name.log
+  python -m spacy bertprod compress $E/$name/model-best $E/$name-int8 --quantize int8 --sample corpus/full/ner/dev.spacy --force
+}
+mkdir -p $E
+train distill
+train distill-layers-att --paths.layer_teacher $T/teacher/model-best --components.transformer.model.layer_attention_weight 1.0
+train distill-att-only --paths.layer_teacher $T/teacher/model-best --components.transformer.model.layer_weight 0.0 --components.transformer.model.layer_attention_weight 1.0
+step evaluate
+python scripts/evaluate.py corpus/full/ner metrics/exp/ner2 $T/teacher/model-best=teacher $T/teacher-onnx-int8=teacher-int8 \
+  $E/distill/model-best=distill $E/distill-int8=distill-int8 \
+  $E/distill-layers-att/model-best=distill-layers-att $E/distill-layers-att-int8=distill-layers-att-int8 \
+  $E/distill-att-only/model-best=distill-att-only $E/distill-att-only-int8=distill-att-only-int8
+python reports/distill_ablation/ablation.py metrics/exp/ner2 --score ents_f --baseline distill \
+  teacher="the 6-layer MiniLM teacher (torch)" teacher-int8="the teacher, int8" \
+  distill="2-layer student (teacher layers 0, 1), distilled $STEPS steps (torch)" distill-int8="the same, int8" \
+  distill-layers-att="+ hidden states and attention maps of teacher layers 3, 6 (weights 1, 1)" distill-layers-att-int8="the same, int8" \
+  distill-att-only="+ attention maps only (weight 1)" distill-att-only-int8="the same, int8" | tee reports/distill_ablation/two_layer_attention.md
+step done
