@@ -21,6 +21,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, CupyOps, Model, PyTorchWrapper_v3, get_current_ops, torch2xp, xp2torch
 from thinc.shims.pytorch_grad_scaler import PyTorchGradScaler
 
+from ..depth import train_at_random_depth
 from ..families import family_of
 from ..span_getters import SpanGetter
 from ..tokenization import WordpieceTokenizer
@@ -33,6 +34,7 @@ CONFIG_FILE = "config.json"
 LAYER_DISTILLATION = "spacy_bertprod.layer_distillation.v1"
 # Set on the encoder layer when mixed_precision asks for bfloat16 training on CPU.
 CPU_BFLOAT16 = "cpu_bfloat16"
+RANDOM_DEPTH = "random_depth"  # share of training steps run through a random prefix of the layers
 
 
 class ExtraLoss(Protocol):
@@ -66,6 +68,7 @@ def create_torch_transformer(
     layer_teacher: str = "",
     layer_weight: float = 1.0,
     layer_attention_weight: float = 0.0,
+    random_depth: float = 0.0,
 ) -> Model:
     """A trainable Hugging Face encoder (any family in families.py) loaded from the local directory `name`.
 
@@ -73,7 +76,11 @@ def create_torch_transformer(
     `layer_teacher` (a fine-tuned teacher pipeline or model directory; empty: off) adds
     TinyBERT's intermediate-layer distillation loss, times `layer_weight`, to training, and with
     `layer_attention_weight` > 0 the mapped layers' attention maps too (KL to the teacher's).
+    `random_depth` > 0 runs that share of the training steps through a random prefix of the
+    layers, so that `compress --depth K` can later cut the trained pipeline to K layers (depth.py).
     """
+    if not 0.0 <= random_depth <= 1.0:
+        raise ValueError(f"random_depth must be between 0 and 1 (a share of the training steps), not {random_depth}.")
     if layer_weight < 0 or layer_attention_weight < 0:
         raise ValueError(
             f"layer_weight ({layer_weight}) and layer_attention_weight ({layer_attention_weight}) must be 0 or more."
@@ -87,6 +94,7 @@ def create_torch_transformer(
     encoder = TorchEncoder(
         mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config, extra_losses=extra_losses
     )
+    encoder.attrs[RANDOM_DEPTH] = float(random_depth)
     encoder.attrs["pretrained"] = {
         "name": name,
         "tokenizer_config": dict(tokenizer_config),
@@ -138,6 +146,8 @@ def _set_module(encoder: Model, module: torch.nn.Module) -> None:
     module.to(shim.device)
     if encoder.attrs.get(CPU_BFLOAT16) and shim.device.type == "cpu":
         train_in_bfloat16(module)
+    if encoder.attrs.get(RANDOM_DEPTH):
+        train_at_random_depth(module, encoder.attrs[RANDOM_DEPTH])
     shim._model = module
     encoder.set_dim("nO", int(module.config.hidden_size), force=True)
 

@@ -96,6 +96,11 @@ def compress_cli(
         "--prune-data",
         help="Labelled .spacy docs (e.g. the dev set) whose loss ranks heads and units for --prune-heads/--prune-ffn",
     ),
+    depth: int = typer.Option(
+        0,
+        "--depth",
+        help="Keep only the encoder's first N layers (0: all); train with random_depth for a pipeline that can be cut",
+    ),
     heads_in_graph: bool = typer.Option(
         True,
         "--heads-in-graph/--heads-in-python",
@@ -140,10 +145,11 @@ def compress_cli(
             prune_ffn=prune_ffn,
             prune_data=optional_path(prune_data),
             heads_in_graph=heads_in_graph,
+            depth=depth,
         )
         result = compress_pipeline(input_path, output_path, settings)
     msg.good(f"Wrote {output_path} (full report: {output_path / 'compress_report.json'})")
-    summary = ("sizes_bytes", "fusion_statistics", "vocabulary", "pruning", "heads_in_graph", "parity")
+    summary = ("sizes_bytes", "fusion_statistics", "depth", "vocabulary", "pruning", "heads_in_graph", "parity")
     write_report({key: result[key] for key in summary}, report)
 
 

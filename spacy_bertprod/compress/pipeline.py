@@ -1,7 +1,7 @@
 """`compress`: rewrite a trained transformer pipeline onto ONNX Runtime, heads untouched.
 
 In named stages, each a function below: check the request → load the pipeline and strip its
-training-only components → shrink the encoder (prune, trim the vocabulary) → export, fuse,
+training-only components → shrink the encoder (cut its depth, prune, trim the vocabulary) → export, fuse,
 quantise and calibrate → write the ONNX pipeline → check parity → report. Output is written to a
 temporary folder next to OUT and renamed into place only when complete, so an interrupted run
 never leaves a half-written pipeline that looks valid.
@@ -67,6 +67,8 @@ class CompressSettings:
     prune_data: Optional[Path] = None
     # Text-classification heads as ONNX nodes after the encoder (compress/heads.py).
     heads_in_graph: bool = True
+    # Keep only the encoder's first `depth` layers (0: all; depth.py).
+    depth: int = 0
 
 
 def _log(message: str) -> None:
@@ -187,12 +189,14 @@ class Loaded:
 
 @dataclass
 class Shrunk:
-    """Stage 2: the encoder and tokenizer to export, and what shrinking did (None: not asked)."""
+    """Stage 2: the encoder and tokenizer to export, and what shrinking (cutting the depth,
+    pruning, trimming the vocabulary) did (None: not asked)."""
 
     module: Any
     tokenizer: WordpieceTokenizer
     vocabulary: Optional[Dict] = None
     pruning: Optional[Dict] = None
+    depth: Optional[Dict] = None
 
 
 @dataclass
@@ -212,6 +216,8 @@ def check_request(input_path: Path, output_path: Path, settings: CompressSetting
     if not input_path.is_dir() or not (input_path / "config.cfg").exists():
         raise ValueError(f"{input_path} is not a saved spaCy pipeline (no config.cfg in it).")
     check_output(output_path, settings)
+    if settings.depth < 0:
+        raise ValueError(f"--depth must be 0 (keep every layer) or a number of layers to keep, not {settings.depth}.")
     if settings.prune_heads or settings.prune_ffn:
         from .prune import check_request as check_pruning
 
@@ -242,9 +248,21 @@ def load_source(input_path: Path, settings: CompressSettings, timings: Dict[str,
     return Loaded(input_path, nlp, source, sample)
 
 
+def cut_depth(loaded: Loaded, depth: int) -> Dict[str, int]:
+    """Keep the first `depth` layers, in the loaded pipeline itself: parity and the int8
+    agreement check then compare with the cut torch pipeline, not the full one."""
+    from ..depth import keep_first_layers
+
+    n_layers = keep_first_layers(loaded.source.module, depth, f"The transformer '{loaded.source.name}'")
+    _log(f"    kept the first {depth} of {n_layers} layers (--depth)")
+    return {"original_layers": n_layers, "kept_layers": depth}
+
+
 def shrink(loaded: Loaded, settings: CompressSettings, timings: Dict[str, float]) -> Shrunk:
     """Prune heads/feed-forward units and trim the vocabulary, when asked."""
     shrunk = Shrunk(loaded.source.module, loaded.source.tokenizer)
+    if settings.depth:
+        shrunk.depth = cut_depth(loaded, settings.depth)
     if settings.prune_heads or settings.prune_ffn:
         from .prune import prune_pipeline_encoder
 
@@ -431,6 +449,7 @@ def build_report(
         "sample": loaded.sample.to_dict(),
         "fusion_statistics": graphs.fusion,
         "fusion": fusion_summary(config, graphs.fusion) if settings.optimize else None,
+        "depth": shrunk.depth,
         "vocabulary": shrunk.vocabulary,
         "pruning": shrunk.pruning,
         "heads_in_graph": graphs.heads,

@@ -1,0 +1,105 @@
+"""Depth on demand: random-depth training runs prefixes of the encoder, compress --depth cuts to one."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import spacy
+import torch
+from transformers import AutoModel
+
+from spacy_bertprod.depth import keep_first_layers, layer_list, train_at_random_depth
+
+from conftest import build_pipeline, make_examples, train
+
+
+def _depths_run(module, passes: int, **inputs) -> list:
+    """How many layers each forward pass ran (a hook on every layer counts its calls)."""
+    _, _, layers = layer_list(module, "test")
+    calls = []
+    hooks = [layer.register_forward_hook(lambda *_: calls.append(1)) for layer in layers]
+    depths = []
+    for _ in range(passes):
+        before = len(calls)
+        module(**inputs)
+        depths.append(len(calls) - before)
+    for hook in hooks:
+        hook.remove()
+    return depths
+
+
+def _inputs():
+    return {"input_ids": torch.tensor([[2, 5, 6, 7, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+
+
+def test_cut_encoder_equals_the_full_encoders_hidden_state_at_that_layer(encoders):
+    full = AutoModel.from_pretrained(encoders["bert"]).eval()
+    cut = AutoModel.from_pretrained(encoders["bert"]).eval()
+    assert keep_first_layers(cut, 1, "test") == 2
+    assert cut.config.num_hidden_layers == 1 and len(layer_list(cut, "test")[2]) == 1
+    with torch.no_grad():
+        expected = full(**_inputs(), output_hidden_states=True).hidden_states[1]
+        assert torch.equal(cut(**_inputs()).last_hidden_state, expected)
+
+
+def test_cut_refuses_impossible_depths_and_shared_layers(encoders):
+    module = AutoModel.from_pretrained(encoders["bert"])
+    for depth in (0, 3):
+        with pytest.raises(ValueError, match=f"--depth {depth}: test has 2 layers; keep between 1 and 2"):
+            keep_first_layers(module, depth, "test")
+    albert = AutoModel.from_pretrained(encoders["albert"])
+    with pytest.raises(ValueError, match="ALBERT shares one set of layer weights"):
+        keep_first_layers(albert, 1, "test")
+
+
+def test_random_depth_trains_prefixes_and_runs_every_layer_otherwise(encoders):
+    module = AutoModel.from_pretrained(encoders["bert"])
+    train_at_random_depth(module, 1.0)
+    torch.manual_seed(0)
+    module.train()
+    assert _depths_run(module, 20, **_inputs()) == [1] * 20  # 2 layers: the only shorter prefix is 1
+    assert len(layer_list(module, "test")[2]) == 2  # restored after each pass
+    module.eval()
+    assert _depths_run(module, 5, **_inputs()) == [2] * 5
+    module.train()
+    with torch.no_grad():
+        assert _depths_run(module, 5, **_inputs()) == [2] * 5
+    half = AutoModel.from_pretrained(encoders["bert"]).train()
+    train_at_random_depth(half, 0.5)
+    torch.manual_seed(0)
+    depths = _depths_run(half, 200, **_inputs())
+    assert 60 < depths.count(1) < 140 and set(depths) == {1, 2}
+    with pytest.raises(ValueError, match="random_depth must be between 0 and 1"):
+        train_at_random_depth(half, 1.5)
+
+
+def test_random_depth_in_the_config_reaches_training(encoders):
+    config = build_pipeline(encoders["bert"]).config.copy()
+    config["components"]["transformer"]["model"]["random_depth"] = 1.0
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    train(nlp, make_examples(nlp, n=16), steps=1)
+    module = nlp.get_pipe("transformer").model.layers[0].shims[0]._model
+    module.train()
+    with torch.enable_grad():
+        assert set(_depths_run(module, 5, **_inputs())) == {1}
+    config["components"]["transformer"]["model"]["random_depth"] = -0.1
+    with pytest.raises(ValueError, match="random_depth must be between 0 and 1"):
+        spacy.util.load_model_from_config(config, auto_fill=True)
+
+
+def test_compress_depth_cuts_the_pipeline_and_checks_against_the_cut_original(trained_bert, tmp_path):
+    out = tmp_path / "depth1"
+    cmd = [sys.executable, "-m", "spacy", "bertprod", "compress", str(trained_bert), str(out), "--quantize", "fp32"]
+    result = subprocess.run(cmd + ["--depth", "1"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "compress_report.json").read_text())
+    assert report["depth"] == {"original_layers": 2, "kept_layers": 1} and report["transformer"]["layers"] == 1
+    # fp32 against the cut torch pipeline: the same predictions, so the int8 check measures int8 alone.
+    predictions = report["parity"]["predictions"]
+    assert predictions["ner_identical_docs"] == 1.0 and predictions["textcat_identical_top_label"] == 1.0
+    assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-4
+    nlp = spacy.load(out)
+    assert nlp("Alice flew to Paris").cats
+    refused = subprocess.run(cmd + ["--depth", "5", "--force"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "has 2 layers; keep between 1 and 2" in " ".join(refused.stdout.split())
