@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import spacy
@@ -10,6 +11,10 @@ import torch
 from transformers import AutoModel
 
 from spacy_bertprod.depth import keep_first_layers, layer_list, train_at_random_depth
+from spacy_bertprod.families import FAMILIES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from tiny_encoder import build_family_encoder  # noqa: E402
 
 from conftest import build_pipeline, make_examples, train
 
@@ -72,6 +77,22 @@ def test_random_depth_trains_prefixes_and_runs_every_layer_otherwise(encoders):
     assert 60 < depths.count(1) < 140 and set(depths) == {1, 2}
     with pytest.raises(ValueError, match="random_depth must be between 0 and 1"):
         train_at_random_depth(half, 1.5)
+
+
+@pytest.mark.parametrize("family", sorted(f for f in FAMILIES if FAMILIES[f].layer_prefix))
+def test_every_family_with_layers_trains_at_random_depth_and_cuts(family, tmp_path):
+    folder = build_family_encoder(family, tmp_path / family, layers=3)
+    module = AutoModel.from_pretrained(folder)
+    train_at_random_depth(module, 1.0)
+    module.train()
+    torch.manual_seed(0)
+    inputs = {"input_ids": torch.tensor([[0, 5, 6, 7, 2]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    depths = _depths_run(module, 12, **inputs)
+    assert set(depths) == {1, 2}  # prefixes of 1 or 2 of the 3 layers, never all 3
+    module(**inputs).last_hidden_state.sum().backward()  # gradients flow through a prefix
+    cut = AutoModel.from_pretrained(folder).eval()
+    keep_first_layers(cut, 2, family)
+    assert cut.config.num_hidden_layers == 2 and _depths_run(cut, 1, **inputs) == [2]
 
 
 def test_random_depth_in_the_config_reaches_training(encoders):

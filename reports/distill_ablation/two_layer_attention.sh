@@ -29,16 +29,22 @@ train() {  # NAME, extra overrides
 }
 mkdir -p $E
 train distill
-train distill-layers-att --paths.layer_teacher $T/teacher/model-best --components.transformer.model.layer_attention_weight 1.0
 train distill-att-only --paths.layer_teacher $T/teacher/model-best --components.transformer.model.layer_weight 0.0 --components.transformer.model.layer_attention_weight 1.0
+[ -n "${ATT_ONLY:-}" ] || train distill-layers-att --paths.layer_teacher $T/teacher/model-best --components.transformer.model.layer_attention_weight 1.0
 step evaluate
-python scripts/evaluate.py corpus/full/ner metrics/exp/ner2 $T/teacher/model-best=teacher $T/teacher-onnx-int8=teacher-int8 \
-  $E/distill/model-best=distill $E/distill-int8=distill-int8 \
-  $E/distill-layers-att/model-best=distill-layers-att $E/distill-layers-att-int8=distill-layers-att-int8 \
-  $E/distill-att-only/model-best=distill-att-only $E/distill-att-only-int8=distill-att-only-int8
-python reports/distill_ablation/ablation.py metrics/exp/ner2 --score ents_f --baseline distill \
-  teacher="the 6-layer MiniLM teacher (torch)" teacher-int8="the teacher, int8" \
-  distill="2-layer student (teacher layers 0, 1), distilled $STEPS steps (torch)" distill-int8="the same, int8" \
-  distill-layers-att="+ hidden states and attention maps of teacher layers 3, 6 (weights 1, 1)" distill-layers-att-int8="the same, int8" \
-  distill-att-only="+ attention maps only (weight 1)" distill-att-only-int8="the same, int8" | tee reports/distill_ablation/two_layer_attention.md
+declare -A WHAT=(
+  [distill]="2-layer student (teacher layers 0, 1), distilled $STEPS steps"
+  [distill-att-only]="+ attention maps of teacher layers 3, 6 (KL, weight 1)"
+  [distill-layers-att]="+ hidden states and attention maps of teacher layers 3, 6 (weights 1, 1)"
+)
+PIPES=("$T/teacher/model-best=teacher" "$T/teacher-onnx-int8=teacher-int8")
+ROWS=(teacher="the 6-layer MiniLM teacher (torch)" teacher-int8="the teacher, int8")
+for arm in distill distill-att-only distill-layers-att; do
+  [ -d $E/$arm-int8 ] || continue
+  PIPES+=("$E/$arm/model-best=$arm" "$E/$arm-int8=$arm-int8")
+  ROWS+=("$arm=${WHAT[$arm]} (torch)" "$arm-int8=the same, int8")
+done
+python scripts/evaluate.py corpus/full/ner metrics/exp/ner2 "${PIPES[@]}"
+python reports/distill_ablation/ablation.py metrics/exp/ner2 --score ents_f --baseline distill "${ROWS[@]}" \
+  | tee reports/distill_ablation/two_layer_attention.md
 step done
