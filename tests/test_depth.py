@@ -120,6 +120,7 @@ def test_compress_depth_cuts_the_pipeline_and_checks_against_the_cut_original(tr
     predictions = report["parity"]["predictions"]
     assert predictions["ner_identical_docs"] == 1.0 and predictions["textcat_identical_top_label"] == 1.0
     assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-4
+    assert report["parity"]["batch_invariance"]["identical_all"] == 1.0
     nlp = spacy.load(out)
     assert nlp("Alice flew to Paris").cats
     refused = subprocess.run(cmd + ["--depth", "5", "--force"], capture_output=True, text=True)
