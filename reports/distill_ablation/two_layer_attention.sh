@@ -10,12 +10,16 @@ V="--vars.run full --vars.mixed_precision true"
 T=training/full/ner
 E=training/exp/ner2
 STEPS=${STEPS:-1500}
-step data;     python -m spacy project run assets .
-               python -m spacy project run teacher-model .
-               python -m spacy project run ner-data . $V
-step teacher;  python -m spacy project run ner-teacher . $V
-step teacher-compress; python -m spacy project run ner-teacher-compress . $V
-step transfer; python -m spacy project run ner-transfer . $V
+# Each stage runs once: a later run (another arm) must not retrain the teacher because
+# configs/ner.cfg gained a setting since (spacy project reruns steps whose inputs changed).
+if [ ! -d $T/teacher/model-best ]; then
+  step data;     python -m spacy project run assets .
+                 python -m spacy project run teacher-model .
+                 python -m spacy project run ner-data . $V
+  step teacher;  python -m spacy project run ner-teacher . $V
+fi
+[ -d $T/teacher-onnx-int8 ] || { step teacher-compress; python -m spacy project run ner-teacher-compress . $V; }
+[ -e corpus/full/ner/distill/train.spacy ] || { step transfer; python -m spacy project run ner-transfer . $V; }
 [ -d $E/init ] || python -m spacy bertprod make-student $T/teacher/model-best $E/init --layers 2 --pick bottom
 train() {  # NAME, extra overrides
   local name=$1; shift

@@ -44,6 +44,20 @@ def intruder(url: str, stop: threading.Event, counts: dict) -> None:
         time.sleep(0.05)
 
 
+def wait_all_workers(url: str, workers: int, timeout: float = 300) -> None:
+    """Until `workers` distinct worker processes have answered /health as ready (each new
+    connection may land on any worker), so no timed request meets a worker still loading."""
+    ready, deadline = set(), time.time() + timeout
+    while len(ready) < workers:
+        if time.time() > deadline:
+            raise RuntimeError(f"only {len(ready)} of {workers} workers became ready at {url}")
+        try:
+            with urllib.request.urlopen(url + "/health") as r:
+                ready.add(json.loads(r.read())["pid"])
+        except OSError:
+            time.sleep(0.3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("pipeline")
@@ -52,6 +66,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5, help="Passes over the texts per run (a longer measurement)")
+    parser.add_argument("--workers", type=int, default=1, help="`bertprod serve --workers`")
+    parser.add_argument("--per-request", default="8,1", help="texts per request, one run each")
     args = parser.parse_args()
     if args.data.endswith(".csv"):
         import csv
@@ -69,13 +85,14 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "spacy", "bertprod", "serve", args.pipeline, "--port", str(port),
-         "--api-key-env", "EMBED_KEYS", "--log-level", "warning"],
+         "--api-key-env", "EMBED_KEYS", "--log-level", "warning", "--workers", str(args.workers)],
         env=env,
     )  # fmt: skip
-    results = {"pipeline": args.pipeline, "concurrency": args.concurrency, "runs": {}}
+    results = {"pipeline": args.pipeline, "concurrency": args.concurrency, "workers": args.workers, "runs": {}}
     try:
         wait_ready(url)
-        for per_request in (8, 1):
+        wait_all_workers(url, args.workers)
+        for per_request in [int(n) for n in args.per_request.split(",")]:
             stop, counts = threading.Event(), {}
             thread = threading.Thread(target=intruder, args=(url, stop, counts))
             thread.start()
