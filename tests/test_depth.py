@@ -125,3 +125,15 @@ def test_compress_depth_cuts_the_pipeline_and_checks_against_the_cut_original(tr
     assert nlp("Alice flew to Paris").cats
     refused = subprocess.run(cmd + ["--depth", "5", "--force"], capture_output=True, text=True)
     assert refused.returncode == 1 and "has 2 layers; keep between 1 and 2" in " ".join(refused.stdout.split())
+
+
+def test_compress_depth_cuts_a_stock_spacy_transformers_pipeline(encoders, tmp_path):
+    from spacy_bertprod.compress import CompressSettings, compress_pipeline
+
+    nlp = build_pipeline(encoders["bert"], stock=True)
+    train(nlp, make_examples(nlp), steps=4)
+    nlp.to_disk(tmp_path / "stock")
+    report = compress_pipeline(tmp_path / "stock", tmp_path / "cut", CompressSettings(quantize="fp32", depth=1))
+    assert report["transformer"]["source"] == "spacy-transformers" and report["depth"]["kept_layers"] == 1
+    assert report["parity"]["predictions"]["ner_identical_docs"] == 1.0
+    assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-3
