@@ -18,11 +18,12 @@ from typing import Any, Tuple
 
 import torch
 
+from .backends.forward_wrap import wrap_forward
 from .families import family_of
 
 
-def layer_list(module: torch.nn.Module, where: str) -> Tuple[torch.nn.Module, str, torch.nn.ModuleList]:
-    """(parent module, attribute name, the ModuleList of the encoder's layers)."""
+def layer_list(module: torch.nn.Module, where: str) -> Tuple[str, str, torch.nn.ModuleList]:
+    """(path of the parent module, attribute name, the ModuleList of the encoder's layers)."""
     family = family_of(module.config, where)
     if family.layer_prefix is None:
         raise ValueError(
@@ -31,11 +32,10 @@ def layer_list(module: torch.nn.Module, where: str) -> Tuple[torch.nn.Module, st
         )
     path = family.layer_prefix.rstrip(".")
     parent_path, _, name = path.rpartition(".")
-    parent = module.get_submodule(parent_path) if parent_path else module
-    layers = getattr(parent, name, None)
+    layers = getattr(module.get_submodule(parent_path), name, None)
     if not isinstance(layers, torch.nn.ModuleList):
         raise ValueError(f"{where}: no layer list at '{path}' in this {family.label} model.")
-    return parent, name, layers
+    return parent_path, name, layers
 
 
 def _set_depth_in_config(config: Any, depth: int) -> None:
@@ -46,11 +46,11 @@ def _set_depth_in_config(config: Any, depth: int) -> None:
 
 def keep_first_layers(module: torch.nn.Module, depth: int, where: str) -> int:
     """Cut `module` (in place) to its first `depth` layers; returns the depth it had."""
-    parent, name, layers = layer_list(module, where)
+    parent_path, name, layers = layer_list(module, where)
     n_layers = len(layers)
     if not 1 <= depth <= n_layers:
         raise ValueError(f"--depth {depth}: {where} has {n_layers} layers; keep between 1 and {n_layers} of them.")
-    setattr(parent, name, torch.nn.ModuleList(list(layers)[:depth]))
+    setattr(module.get_submodule(parent_path), name, torch.nn.ModuleList(list(layers)[:depth]))
     _set_depth_in_config(module.config, depth)
     return n_layers
 
@@ -63,21 +63,20 @@ def train_at_random_depth(module: torch.nn.Module, probability: float, where: st
     """
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"random_depth must be between 0 and 1, not {probability}.")
-    parent, name, layers = layer_list(module, where)
+    parent_path, name, layers = layer_list(module, where)
     if probability == 0.0 or len(layers) < 2:
         return
-    forward = module.forward
+    wrap_forward(module, functools.partial(_forward_at_random_depth, probability, parent_path, name), "random_depth")
 
-    @functools.wraps(forward)
-    def forward_at_random_depth(*args, **kwargs):
-        if not (module.training and torch.is_grad_enabled()) or float(torch.rand(())) >= probability:
-            return forward(*args, **kwargs)
-        full = getattr(parent, name)
-        depth = int(torch.randint(1, len(full), ()))
-        setattr(parent, name, torch.nn.ModuleList(list(full)[:depth]))
-        try:
-            return forward(*args, **kwargs)
-        finally:
-            setattr(parent, name, full)
 
-    module.forward = forward_at_random_depth
+def _forward_at_random_depth(probability: float, parent_path: str, name: str, module, inner, *args, **kwargs):
+    if not (module.training and torch.is_grad_enabled()) or float(torch.rand(())) >= probability:
+        return inner(*args, **kwargs)
+    parent = module.get_submodule(parent_path)  # this module's own layers, also in a deep copy
+    full = getattr(parent, name)
+    depth = int(torch.randint(1, len(full), ()))
+    setattr(parent, name, torch.nn.ModuleList(list(full)[:depth]))
+    try:
+        return inner(*args, **kwargs)
+    finally:
+        setattr(parent, name, full)

@@ -1,5 +1,6 @@
 """Depth on demand: random-depth training runs prefixes of the encoder, compress --depth cuts to one."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -138,3 +139,21 @@ def test_compress_depth_cuts_a_stock_spacy_transformers_pipeline(encoders, tmp_p
     assert report["transformer"]["source"] == "spacy-transformers" and report["depth"]["kept_layers"] == 1
     assert report["parity"]["fp32_max_abs_diff_vs_torch"] < 1e-3
     assert report["parity"]["predictions"]["ner_identical_docs"] >= 0.95  # near-ties of a 4-step head aside
+
+
+def test_a_deep_copy_of_a_wrapped_encoder_runs_its_own_weights(encoders):
+    """compress deep-copies the encoder to prune or trim it: the copy must not run the original."""
+    from spacy_bertprod.backends.torch import train_in_bfloat16
+
+    module = AutoModel.from_pretrained(encoders["bert"])
+    train_in_bfloat16(module)
+    train_at_random_depth(module, 0.5)
+    copied = copy.deepcopy(module).eval()
+    with torch.no_grad():
+        copied.embeddings.word_embeddings.weight.zero_()
+        mine, original = copied(**_inputs()), module.eval()(**_inputs())
+    assert not torch.equal(mine.last_hidden_state, original.last_hidden_state)
+    copied.train()
+    torch.manual_seed(0)
+    assert set(_depths_run(copied, 20, **_inputs())) == {1, 2}  # its own layers, at random depth
+    assert len(layer_list(copied, "t")[2]) == 2  # restored after each pass

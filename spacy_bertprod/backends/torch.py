@@ -27,6 +27,7 @@ from ..span_getters import SpanGetter
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import TransformerModel
 from .base import BACKEND_IO, EXTRA_LOSSES_ATTR, TORCH_ENCODER, EncoderBatch
+from .forward_wrap import wrap_forward
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -166,17 +167,15 @@ def train_in_bfloat16(module: torch.nn.Module) -> None:
             "instructions (amx_bf16 / avx512_bf16): training will be slower, not faster. "
             "Set [components.transformer.model] mixed_precision = false here."
         )
-    forward = module.forward
+    wrap_forward(module, _forward_in_bfloat16, "bfloat16")
 
-    @functools.wraps(forward)
-    def forward_in_bfloat16(*args, **kwargs):
-        if not (module.training and torch.is_grad_enabled()):
-            return forward(*args, **kwargs)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            output = forward(*args, **kwargs)
-        return _as_float32(output)
 
-    module.forward = forward_in_bfloat16
+def _forward_in_bfloat16(module: torch.nn.Module, inner, *args, **kwargs):
+    if not (module.training and torch.is_grad_enabled()):
+        return inner(*args, **kwargs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = inner(*args, **kwargs)
+    return _as_float32(output)
 
 
 def _as_float32(output: Any) -> Any:
