@@ -14,7 +14,7 @@ import inspect
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 import torch
 from spacy.util import registry
@@ -26,6 +26,7 @@ from ..families import family_of
 from ..span_getters import SpanGetter
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import TransformerModel
+from ..word_elimination import eliminate_word_vectors
 from .base import BACKEND_IO, EXTRA_LOSSES_ATTR, TORCH_ENCODER, EncoderBatch
 from .forward_wrap import wrap_forward
 
@@ -36,6 +37,7 @@ LAYER_DISTILLATION = "spacy_bertprod.layer_distillation.v1"
 # Set on the encoder layer when mixed_precision asks for bfloat16 training on CPU.
 CPU_BFLOAT16 = "cpu_bfloat16"
 RANDOM_DEPTH = "random_depth"  # share of training steps run through a random prefix of the layers
+WORD_RETENTION = "word_retention"  # per layer, the share of word vectors it sees (word_elimination.py)
 
 
 class ExtraLoss(Protocol):
@@ -70,6 +72,7 @@ def create_torch_transformer(
     layer_weight: float = 1.0,
     layer_attention_weight: float = 0.0,
     random_depth: float = 0.0,
+    word_retention: Union[str, List[float]] = "",
 ) -> Model:
     """A trainable Hugging Face encoder (any family in families.py) loaded from the local directory `name`.
 
@@ -79,12 +82,20 @@ def create_torch_transformer(
     `layer_attention_weight` > 0 the mapped layers' attention maps too (KL to the teacher's).
     `random_depth` > 0 runs that share of the training steps through a random prefix of the
     layers, so that `compress --depth K` can later cut the trained pipeline to K layers (depth.py).
+    `word_retention` ("1,0.6,0.3" or [1, 0.6, 0.3]: per layer, the share of each doc's word vectors
+    it sees) trains, evaluates and exports with PoWER-BERT's word-vector elimination, for text
+    classification (word_elimination.py).
     """
     if not 0.0 <= random_depth <= 1.0:
         raise ValueError(f"random_depth must be between 0 and 1 (a share of the training steps), not {random_depth}.")
     if layer_weight < 0 or layer_attention_weight < 0:
         raise ValueError(
             f"layer_weight ({layer_weight}) and layer_attention_weight ({layer_attention_weight}) must be 0 or more."
+        )
+    if layer_teacher and word_retention:
+        raise ValueError(
+            "layer_teacher (layer distillation) needs every layer's hidden states for every wordpiece, and "
+            "word_retention drops word vectors: distil first, then train the student with word_retention."
         )
     extra_losses = []
     if layer_teacher:
@@ -96,6 +107,7 @@ def create_torch_transformer(
         mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config, extra_losses=extra_losses
     )
     encoder.attrs[RANDOM_DEPTH] = float(random_depth)
+    encoder.attrs[WORD_RETENTION] = word_retention if isinstance(word_retention, str) else list(word_retention)
     encoder.attrs["pretrained"] = {
         "name": name,
         "tokenizer_config": dict(tokenizer_config),
@@ -147,6 +159,8 @@ def _set_module(encoder: Model, module: torch.nn.Module) -> None:
     module.to(shim.device)
     if encoder.attrs.get(CPU_BFLOAT16) and shim.device.type == "cpu":
         train_in_bfloat16(module)
+    if encoder.attrs.get(WORD_RETENTION):
+        eliminate_word_vectors(module, encoder.attrs[WORD_RETENTION], "The transformer (word_retention)")
     if encoder.attrs.get(RANDOM_DEPTH):
         train_at_random_depth(module, encoder.attrs[RANDOM_DEPTH])
     shim._model = module

@@ -101,6 +101,12 @@ def compress_cli(
         "--depth",
         help="Keep only the encoder's first N layers (0: all); train with random_depth for a pipeline that can be cut",
     ),
+    word_retention: str = typer.Option(
+        "",
+        "--word-retention",
+        help="Text classification only: per layer, the share of each doc's word vectors it sees, e.g. 1,0.6,0.3 "
+        "(PoWER-BERT: the most attended ones stay; empty: as trained, see word_retention in the training config)",
+    ),
     heads_in_graph: bool = typer.Option(
         True,
         "--heads-in-graph/--heads-in-python",
@@ -146,10 +152,20 @@ def compress_cli(
             prune_data=optional_path(prune_data),
             heads_in_graph=heads_in_graph,
             depth=depth,
+            word_retention=word_retention,
         )
         result = compress_pipeline(input_path, output_path, settings)
     msg.good(f"Wrote {output_path} (full report: {output_path / 'compress_report.json'})")
-    summary = ("sizes_bytes", "fusion_statistics", "depth", "vocabulary", "pruning", "heads_in_graph", "parity")
+    summary = (
+        "sizes_bytes",
+        "fusion_statistics",
+        "depth",
+        "word_retention",
+        "vocabulary",
+        "pruning",
+        "heads_in_graph",
+        "parity",
+    )
     write_report({key: result[key] for key in summary}, report)
 
 

@@ -41,7 +41,7 @@ def plan_heads(nlp, config: Dict, trf_name: str) -> Tuple[List[HeadSpec], Dict[s
     original pipeline."""
     specs, kept_in_python = [], {}
     for name, block in config.items():
-        if name == trf_name or not _listens(block.get("model", {}), trf_name):
+        if name == trf_name or not listens_to(block.get("model", {}), trf_name):
             continue
         reason = _why_not(block, trf_name)
         if reason:
@@ -55,10 +55,10 @@ def _is_listener(node: Dict, trf_name: str) -> bool:
     return node.get("@architectures") in LISTENERS and node.get("upstream", "*") in ("*", trf_name)
 
 
-def _listens(node, trf_name: str) -> bool:
+def listens_to(node, trf_name: str) -> bool:
     if not isinstance(node, dict):
         return False
-    return _is_listener(node, trf_name) or any(_listens(v, trf_name) for v in node.values())
+    return _is_listener(node, trf_name) or any(listens_to(v, trf_name) for v in node.values())
 
 
 def _why_not(block: Dict, trf_name: str) -> Optional[str]:

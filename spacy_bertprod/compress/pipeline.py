@@ -69,6 +69,9 @@ class CompressSettings:
     heads_in_graph: bool = True
     # Keep only the encoder's first `depth` layers (0: all; depth.py).
     depth: int = 0
+    # Per layer, the share of each doc's word vectors it sees ("1,0.6,0.3"; empty: what the
+    # pipeline was trained with, if anything; word_elimination.py). Text classification only.
+    word_retention: str = ""
 
 
 def _log(message: str) -> None:
@@ -197,6 +200,7 @@ class Shrunk:
     vocabulary: Optional[Dict] = None
     pruning: Optional[Dict] = None
     depth: Optional[Dict] = None
+    word_retention: Optional[Dict] = None
 
 
 @dataclass
@@ -295,7 +299,50 @@ def shrink(loaded: Loaded, settings: CompressSettings, timings: Dict[str, float]
             f"{v['corpus_texts']:,} texts, {v['kept_single_characters']:,} single characters); [UNK] share on the "
             f"sample {v['check_before']['unk_share']:.4%} -> {v['check_after']['unk_share']:.4%}"
         )
+    shrunk.word_retention = retain_word_vectors(loaded, shrunk.module, settings.word_retention)
     return shrunk
+
+
+def retain_word_vectors(loaded: Loaded, module, retention: str) -> Optional[Dict]:
+    """Apply --word-retention (after pruning and trimming, whose importance and checks need every
+    vector), or report the schedule the pipeline was trained with; None when there is neither."""
+    from ..word_elimination import eliminate_word_vectors, retention_of, speedup_bound
+
+    where = f"The transformer '{loaded.source.name}'"
+    if retention:
+        _refuse_token_level_listeners(loaded)
+        eliminate_word_vectors(module, retention, where)
+        if module is not loaded.source.module:  # parity compares with the torch pipeline's module
+            eliminate_word_vectors(loaded.source.module, retention, where)
+    shares = retention_of(module)
+    if not shares:
+        return None
+    _log(f"    word vectors per layer (shares of each doc's wordpieces): {shares}")
+    return {
+        "shares": shares,
+        "source": "--word-retention" if retention else "training",
+        "layer_bound_speedup": round(speedup_bound(shares), 3),
+    }
+
+
+def _refuse_token_level_listeners(loaded: Loaded) -> None:
+    from .heads import TEXTCAT_FACTORIES, listens_to
+
+    config = loaded.nlp.config["components"]
+    token_level = [
+        name
+        for name, block in config.items()
+        if name != loaded.source.name
+        and listens_to(block.get("model", {}), loaded.source.name)
+        and block.get("factory") not in TEXTCAT_FACTORIES
+    ]
+    if token_level:
+        raise ValueError(
+            f"--word-retention drops word vectors, and {token_level} read a vector for every token from "
+            f"'{loaded.source.name}': word-vector elimination is for text classification (textcat, "
+            "textcat_multilabel) only. Leave out --word-retention, or compress a pipeline whose listeners classify "
+            "texts."
+        )
 
 
 def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work: Path, timings) -> Graphs:
@@ -310,8 +357,9 @@ def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work:
     if settings.optimize:
         graphs.fp32 = work / "fused.onnx"
         with _Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):
-            graphs.fusion = optimize_onnx(graphs.raw, graphs.fp32, shrunk.module.config)
-        _log(f"    fusions: {graphs.fusion or 'none'}; {fusion_summary(shrunk.module.config, graphs.fusion)['note']}")
+            graphs.fusion = optimize_onnx(graphs.raw, graphs.fp32, shrunk.module.config, bool(shrunk.word_retention))
+        note = fusion_summary(shrunk.module.config, graphs.fusion, bool(shrunk.word_retention))["note"]
+        _log(f"    fusions: {graphs.fusion or 'none'}; {note}")
     if settings.quantize != "int8":
         shutil.copyfile(graphs.fp32, graphs.final)
         return graphs
@@ -448,8 +496,9 @@ def build_report(
         },
         "sample": loaded.sample.to_dict(),
         "fusion_statistics": graphs.fusion,
-        "fusion": fusion_summary(config, graphs.fusion) if settings.optimize else None,
+        "fusion": fusion_summary(config, graphs.fusion, bool(shrunk.word_retention)) if settings.optimize else None,
         "depth": shrunk.depth,
+        "word_retention": shrunk.word_retention,
         "vocabulary": shrunk.vocabulary,
         "pruning": shrunk.pruning,
         "heads_in_graph": graphs.heads,
