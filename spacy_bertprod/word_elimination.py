@@ -17,8 +17,9 @@ the frozen ones of the others. Meant for text classification: token-level heads 
 read frozen vectors for the dropped wordpieces.
 
 The same forward runs in training (TorchTransformer.v1's `word_retention`: the student learns
-with its schedule), evaluation and torch.onnx export (`compress --word-retention`), where it
-becomes TopK / GatherElements / ScatterElements nodes with per-batch shapes.
+with its schedule), evaluation and torch.onnx export (`compress --word-retention`), where the
+selection becomes TopK and row Gather / ScatterND nodes with per-batch shapes, and ONNX Runtime's
+attention fusion still fuses every BERT-style layer (see _attention_probabilities).
 """
 
 import math
@@ -51,6 +52,7 @@ def parse_retention(value: Union[str, Sequence[float]], n_layers: int, where: st
         shares = [float(s) for s in value]
     if not shares:
         return []
+    shares = [round(s, 6) for s in shares]  # spaCy's config writes 0.6 back as 0.6000000000000001
     how = f"one share per layer, from 1 down, e.g. {_example(n_layers)}"
     if len(shares) != n_layers:
         raise ValueError(f"word retention {shares}: {where} has {n_layers} layers, so give {how}.")
@@ -134,33 +136,67 @@ def _run_layers(module, shares, hidden: torch.Tensor, mask: torch.Tensor) -> tor
     bias = module.encoder.compute_position_bias(hidden) if module.config.model_type == "mpnet" else None
     positions = torch.arange(length, device=hidden.device).unsqueeze(0).expand(batch, length)
     n_words = mask.sum(dim=1)  # each doc's own length: shares are of it
-    final = hidden.new_zeros((batch, length + 1, width))  # slot `length`: where padding slots write
+    # Row (doc, position) of the output, flat; each doc's row `length` is where padding slots write.
+    final = hidden.new_zeros((batch * (length + 1), width))
     for i, layer in enumerate(layers):
         share = shares[i + 1] if i + 1 < len(layers) else None
         drops = share is not None and share < shares[i]
-        outputs = _layer(layer, hidden, mask, bias, drops)
-        hidden = outputs[0]
+        hidden, probabilities = _layer(layer, hidden, mask, bias, drops)
         if drops:
             final = _record(final, hidden, positions, mask, length)
-            kept, mask = _select(outputs[1], mask, n_words, share)
-            hidden = torch.gather(hidden, 1, kept.unsqueeze(-1).expand(-1, -1, width))
+            kept, mask = _select(probabilities, mask, n_words, share)
+            hidden = _take_rows(hidden, kept)
             positions = torch.gather(positions, 1, kept)
             bias = _gather_bias(bias, kept)
     final = _record(final, hidden, positions, mask, length)
-    return final[:, :length]
+    return final.reshape(batch, length + 1, width)[:, :length]
 
 
-def _layer(layer, hidden, mask, bias: Optional[torch.Tensor], attentions: bool):
+def _take_rows(hidden: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """hidden[b, kept[b, j]] as (batch, kept, width): one row Gather over the flattened batch (ONNX
+    Runtime copies whole rows; GatherElements would index every element)."""
+    batch, n, width = hidden.shape
+    offsets = torch.arange(batch, device=kept.device).unsqueeze(1) * n
+    return hidden.reshape(batch * n, width).index_select(0, (kept + offsets).reshape(-1)).reshape(batch, -1, width)
+
+
+def _layer(layer, hidden, mask, bias: Optional[torch.Tensor], significance: bool):
+    """(the layer's output, its attention probabilities when `significance` is asked, else None).
+
+    BERT-style layers run without output_attentions and the probabilities are recomputed from their
+    query and key projections: ONNX Runtime's attention fusion then still fuses every layer (it
+    cannot when a layer's own softmax output is read elsewhere). MPNet's attention is never fused."""
     additive = (1.0 - mask[:, None, None, :]) * torch.finfo(hidden.dtype).min
     if bias is not None:
-        return layer(hidden, additive, None, position_bias=bias, output_attentions=attentions)
-    return layer(hidden, additive, output_attentions=attentions)
+        outputs = layer(hidden, additive, None, position_bias=bias, output_attentions=significance)
+        return outputs[0], (outputs[1] if significance else None)
+    probabilities = _attention_probabilities(layer.attention.self, hidden, additive) if significance else None
+    return layer(hidden, additive)[0], probabilities
+
+
+def _attention_probabilities(attention, hidden: torch.Tensor, additive: torch.Tensor) -> torch.Tensor:
+    """softmax(QK^T / sqrt(d) + mask) of a BERT-style self-attention, (batch, heads, queries, keys)."""
+    batch, length, _ = hidden.shape
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+    # On the flattened rows, not through the Linear modules: the exporter would merge a second call
+    # of the layer's own Linear into the first (and the fusion then remove it), and the fusion only
+    # matches a layer input read by exactly three MatMuls (query, key, value).
+    rows = hidden.reshape(batch * length, -1)
+    query = torch.matmul(rows, attention.query.weight.t()) + attention.query.bias
+    key = torch.matmul(rows, attention.key.weight.t()) + attention.key.bias
+    query = query.view(batch, length, heads, size).transpose(1, 2)
+    key = key.view(batch, length, heads, size).transpose(1, 2)
+    scores = torch.matmul(query, key.transpose(-1, -2)) / (size**0.5)
+    return torch.softmax(scores + additive, dim=-1)
 
 
 def _record(final, hidden, positions, mask, length: int) -> torch.Tensor:
-    """`final` with the current vectors written at their wordpieces (padding slots at `length`)."""
+    """`final` (flat rows) with the current vectors written at their wordpieces' rows (a row
+    ScatterND in ONNX); padding slots write to their doc's spare row."""
+    batch, n, width = hidden.shape
     where = torch.where(mask > 0, positions, torch.full_like(positions, length))
-    return final.scatter(1, where.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]), hidden)
+    rows = where + torch.arange(batch, device=where.device).unsqueeze(1) * (length + 1)
+    return final.index_put((rows.reshape(-1),), hidden.reshape(batch * n, width))
 
 
 def _select(attention: torch.Tensor, mask: torch.Tensor, n_words: torch.Tensor, share: float):

@@ -1,4 +1,4 @@
-"""Training-time wrappers around a torch module's forward (bfloat16 autocast, random depth).
+"""Wrappers around a torch module's forward (bfloat16 autocast, random depth, word retention).
 
 A wrapper is bound to the module and reaches the forward it wraps through the module, not
 through a closure: `copy.deepcopy(module)` (pruning, vocabulary trimming in compress) then

@@ -21,19 +21,14 @@ from ..families import family_of
 ATTENTION_OPS = ("Attention", "MultiHeadAttention")
 
 
-def optimize_onnx(src: Path, dst: Path, config: Any, eliminates_words: bool = False) -> Dict[str, int]:
-    """Fuse the exported graph for CPU; returns the fused-operator counts.
-
-    With word-vector elimination (word_elimination.py) attention stays unfused: the layers after a
-    selection read a gathered mask the BERT pattern does not expect, and the fused graph it
-    produces is not even acyclic."""
+def optimize_onnx(src: Path, dst: Path, config: Any) -> Dict[str, int]:
+    """Fuse the exported graph for CPU; returns the fused-operator counts."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     options = FusionOptions("bert")
     options.enable_skip_layer_norm = False
     options.enable_bias_skip_layer_norm = False
-    options.enable_attention = not eliminates_words
     # A pruned encoder (compress/prune.py) has its own head count per layer: 0 lets the fusion read
     # each layer's from the graph.
     pruned = bool(getattr(config, "pruned_heads", None))
@@ -51,13 +46,11 @@ def optimize_onnx(src: Path, dst: Path, config: Any, eliminates_words: bool = Fa
     return {op: int(n) for op, n in sorted(stats.items()) if n}
 
 
-def fusion_summary(config: Any, stats: Dict[str, int], eliminates_words: bool = False) -> Dict[str, Any]:
+def fusion_summary(config: Any, stats: Dict[str, int]) -> Dict[str, Any]:
     """Whether attention was fused, and why not when it was not."""
     family = family_of(config, "The encoder")
     fused = sum(stats.get(op, 0) for op in ATTENTION_OPS)
-    if eliminates_words:
-        note = "attention unfused: word-vector elimination (--word-retention) selects vectors between layers"
-    elif fused:
+    if fused:
         note = f"attention fused in {fused} of {int(config.num_hidden_layers)} layers"
     elif family.attention_fusion:
         note = f"attention not fused: ONNX Runtime's BERT pattern did not match this {family.label} graph"

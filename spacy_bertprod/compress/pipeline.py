@@ -357,9 +357,8 @@ def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work:
     if settings.optimize:
         graphs.fp32 = work / "fused.onnx"
         with _Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):
-            graphs.fusion = optimize_onnx(graphs.raw, graphs.fp32, shrunk.module.config, bool(shrunk.word_retention))
-        note = fusion_summary(shrunk.module.config, graphs.fusion, bool(shrunk.word_retention))["note"]
-        _log(f"    fusions: {graphs.fusion or 'none'}; {note}")
+            graphs.fusion = optimize_onnx(graphs.raw, graphs.fp32, shrunk.module.config)
+        _log(f"    fusions: {graphs.fusion or 'none'}; {fusion_summary(shrunk.module.config, graphs.fusion)['note']}")
     if settings.quantize != "int8":
         shutil.copyfile(graphs.fp32, graphs.final)
         return graphs
@@ -496,7 +495,7 @@ def build_report(
         },
         "sample": loaded.sample.to_dict(),
         "fusion_statistics": graphs.fusion,
-        "fusion": fusion_summary(config, graphs.fusion, bool(shrunk.word_retention)) if settings.optimize else None,
+        "fusion": fusion_summary(config, graphs.fusion) if settings.optimize else None,
         "depth": shrunk.depth,
         "word_retention": shrunk.word_retention,
         "vocabulary": shrunk.vocabulary,
