@@ -326,15 +326,19 @@ def retain_word_vectors(loaded: Loaded, module, retention: str) -> Optional[Dict
 
 
 def _refuse_token_level_listeners(loaded: Loaded) -> None:
-    from .heads import TEXTCAT_FACTORIES, listens_to
+    """Refuse --word-retention when a listener other than a text classifier (textcat,
+    textcat_multilabel, or a subclass such as the distillation textcat) reads the transformer."""
+    from spacy.pipeline import TextCategorizer
+
+    from .heads import listens_to
 
     config = loaded.nlp.config["components"]
     token_level = [
         name
-        for name, block in config.items()
+        for name, pipe in loaded.nlp.pipeline
         if name != loaded.source.name
-        and listens_to(block.get("model", {}), loaded.source.name)
-        and block.get("factory") not in TEXTCAT_FACTORIES
+        and listens_to(config[name].get("model", {}), loaded.source.name)
+        and not isinstance(pipe, TextCategorizer)
     ]
     if token_level:
         raise ValueError(
