@@ -4,8 +4,11 @@
 # set as the workflow does, then a student that is a full copy of the teacher (make-student --layers
 # 6 --pick bottom) trained on the teacher's soft targets *with* a geometric retention schedule;
 # the control for the schedule is the same distillation without one. Each compressed to int8.
+# Then, on a quiet machine, the students against the teacher: encoders interleaved in one process
+# (compare-encoders), whole pipelines each in its own process per round (benchmark --rounds), and
+# the same answer alone / batched / shuffled / n_process=2 (invariance).
 # One CPU job at a time; finished steps are skipped when the script runs again.
-#   bash reports/word_elimination/distill.sh      # KEEPS="0.7" STEPS=1500 RUN=full
+#   bash reports/word_elimination/distill.sh      # KEEPS="0.5 0.7" STEPS=1500 RUN=full
 set -euo pipefail
 step() { echo "=== $(date -u +%H:%M:%S) $*"; }
 OUT=reports/word_elimination
@@ -14,7 +17,7 @@ C=corpus/$RUN/textcat
 T=training/$RUN/textcat
 D=training/exp/words-distill
 STEPS=${STEPS:-1500}
-KEEPS=${KEEPS:-0.7}
+KEEPS=${KEEPS:-0.5 0.7}
 NAMES=${NAMES:-plain}
 SEED=${SEED:-0}
 MP=${MP:-true}
@@ -46,4 +49,13 @@ for pipe in "${PIPES[@]:1}"; do
   [ -d $out ] || { step "compress $name"; python -m spacy bertprod compress $D/$name/model-best $out --quantize int8 --sample $C/dev.spacy --report $OUT/compress-distilled-$name.json; }
 done
 step evaluate; python scripts/evaluate.py $C metrics/exp/words-distill "${PIPES[@]}"
+ENTRIES=(); for pipe in "${PIPES[@]}"; do ENTRIES+=("${pipe##*=}=${pipe%%=*}"); done
+step compare-encoders; python -m spacy bertprod compare-encoders "${ENTRIES[@]}" --data $C/test.spacy --rounds 7 \
+  --report $OUT/encoders-distilled-s$SEED.json
+step benchmark; python -m spacy bertprod benchmark $(for p in "${PIPES[@]}"; do echo ${p%%=*}; done) --data $C/test.spacy \
+  --batch-size 64 --repeats 3 --rounds 3 --latency-docs 200 --report $OUT/benchmark-distilled-s$SEED.json
+for keep in $KEEPS; do
+  step "invariance keep$keep"; python -m spacy bertprod invariance $D/keep$keep-s$SEED-int8 --data $C/test.spacy \
+    --n-process 2 --report $OUT/invariance-keep$keep-s$SEED.json
+done
 step done
