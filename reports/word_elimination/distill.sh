@@ -8,7 +8,7 @@
 # (compare-encoders), whole pipelines each in its own process per round (benchmark --rounds), and
 # the same answer alone / batched / shuffled / n_process=2 (invariance).
 # One CPU job at a time; finished steps are skipped when the script runs again.
-#   bash reports/word_elimination/distill.sh      # KEEPS="0.5 0.7" STEPS=1500 RUN=full
+#   bash reports/word_elimination/distill.sh      # KEEPS="0.5 0.7 step2=1,0.55,0.55,0.28,0.28,0.28" STEPS=1500
 set -euo pipefail
 step() { echo "=== $(date -u +%H:%M:%S) $*"; }
 OUT=reports/word_elimination
@@ -36,9 +36,11 @@ train() {  # NAME, schedule ("[]": none)
     --components.transformer.model.mixed_precision $MP --components.transformer.model.word_retention "$2"
 }
 PIPES=("$T/teacher-onnx-int8=teacher")
-for keep in $KEEPS; do
-  train keep$keep-s$SEED "$(schedule $keep)"
-  PIPES+=("$D/keep$keep-s$SEED-int8=keep$keep-s$SEED")
+NAMED=()  # a KEEPS item is a geometric keep rate (0.7) or NAME=SHARES (step2=1,0.55,0.55,0.28,0.28,0.28)
+for item in $KEEPS; do
+  case $item in *=*) name=${item%%=*}; shares="[${item#*=}]" ;; *) name=keep$item; shares=$(schedule $item) ;; esac
+  train $name-s$SEED "$shares"
+  PIPES+=("$D/$name-s$SEED-int8=$name-s$SEED"); NAMED+=("$name")
 done
 for name in $NAMES; do
   train $name-s$SEED "[]"
@@ -54,8 +56,8 @@ step compare-encoders; python -m spacy bertprod compare-encoders "${ENTRIES[@]}"
   --report $OUT/encoders-distilled-s$SEED.json
 step benchmark; python -m spacy bertprod benchmark $(for p in "${PIPES[@]}"; do echo ${p%%=*}; done) --data $C/test.spacy \
   --batch-size 64 --repeats 3 --rounds 3 --latency-docs 200 --report $OUT/benchmark-distilled-s$SEED.json
-for keep in $KEEPS; do
-  step "invariance keep$keep"; python -m spacy bertprod invariance $D/keep$keep-s$SEED-int8 --data $C/test.spacy \
-    --n-process 2 --report $OUT/invariance-keep$keep-s$SEED.json
+for name in "${NAMED[@]}"; do
+  step "invariance $name"; python -m spacy bertprod invariance $D/$name-s$SEED-int8 --data $C/test.spacy \
+    --n-process 2 --report $OUT/invariance-$name-s$SEED.json
 done
 step done
