@@ -5,22 +5,8 @@
 # a time; a finished step is skipped when the script runs again.
 #   bash reports/distill_ablation/two_layer_attention.sh
 set -euo pipefail
-step() { echo "=== $(date -u +%H:%M:%S) $*"; }
-V="--vars.run full --vars.mixed_precision true"
-T=training/full/ner
-E=training/exp/ner2
 STEPS=${STEPS:-1500}
-# Each stage runs once: a later run (another arm) must not retrain the teacher because
-# configs/ner.cfg gained a setting since (spacy project reruns steps whose inputs changed).
-if [ ! -d $T/teacher/model-best ]; then
-  step data;     python -m spacy project run assets .
-                 python -m spacy project run teacher-model .
-                 python -m spacy project run ner-data . $V
-  step teacher;  python -m spacy project run ner-teacher . $V
-fi
-[ -d $T/teacher-onnx-int8 ] || { step teacher-compress; python -m spacy project run ner-teacher-compress . $V; }
-[ -e corpus/full/ner/distill/train.spacy ] || { step transfer; python -m spacy project run ner-transfer . $V; }
-[ -d $E/init ] || python -m spacy bertprod make-student $T/teacher/model-best $E/init --layers 2 --pick bottom
+source "$(dirname "$0")/two_layer_setup.sh"
 train() {  # NAME, extra overrides
   local name=$1; shift
   [ -d $E/$name/model-best ] && return 0
@@ -31,7 +17,6 @@ train() {  # NAME, extra overrides
     --components.transformer.model.mixed_precision true "$@" 2>&1 | tee $E/$name.log
   python -m spacy bertprod compress $E/$name/model-best $E/$name-int8 --quantize int8 --sample corpus/full/ner/dev.spacy --force
 }
-mkdir -p $E
 train distill
 train distill-att-only --paths.layer_teacher $T/teacher/model-best --components.transformer.model.layer_weight 0.0 --components.transformer.model.layer_attention_weight 1.0
 [ -n "${ATT_ONLY:-}" ] || train distill-layers-att --paths.layer_teacher $T/teacher/model-best --components.transformer.model.layer_attention_weight 1.0
