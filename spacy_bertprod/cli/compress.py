@@ -44,7 +44,7 @@ def compress_cli(
     min_max_fallback: bool = typer.Option(
         True,
         "--min-max-fallback/--no-min-max-fallback",
-        help="When the percentile ranges change more than 10% of the sample's predictions, calibrate again with "
+        help="When the percentile ranges change more than 2% of the sample's predictions, calibrate again with "
         "min/max ranges, then smoothed activations (SmoothQuant) and min/max ranges, and keep whichever changes fewest "
         "(12-layer encoders' outlier activations)",
     ),

@@ -12,6 +12,10 @@ from ..transformer_model import encoder_batches
 
 # compress warns when int8 changes the predictions of more than this share of the sample's docs.
 MAX_CHANGED_SHARE = 0.10
+# ... and tries its other int8 graphs (min/max ranges, smoothed activations) when the first changes
+# more than this share: a graph that passes the warning level can still move a classifier's
+# decisions on one doc in twelve, and the sample, not the order of the attempts, should decide.
+FALLBACK_CHANGED_SHARE = 0.02
 # A textcat decision the original made by less than this (top label vs the runner-up, or a score
 # this close to 0.5) is a tie, not a prediction int8 can break: on text far from the training
 # data a classifier's scores are near-ties, and any noise flips them.

@@ -31,6 +31,7 @@ from ..span_getters import STOCK_SPAN_GETTERS
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import encoder_batches
 from .optimize import fusion_summary
+from .parity import FALLBACK_CHANGED_SHARE
 from .quantize import QuantizeSettings
 from .sample import CalibrationSample, choose_sample
 
@@ -522,11 +523,11 @@ def write_and_check(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, ou
 
 
 def _wants_min_max(settings: CompressSettings, parity: Dict) -> bool:
+    """Try the other int8 graphs when the first changes more than FALLBACK_CHANGED_SHARE of the sample's predictions."""
     q = settings.quantization
     calibrated = settings.quantize == "int8" and q.activation_scales == "calibrated"
-    return (
-        calibrated and q.min_max_fallback and q.calibration_percentile < 100 and not parity["agreement_check"]["passed"]
-    )
+    changed = parity["agreement_check"]["changed_share"]
+    return calibrated and q.min_max_fallback and q.calibration_percentile < 100 and changed > FALLBACK_CHANGED_SHARE
 
 
 def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, out: Path, parity: Dict, timings):
