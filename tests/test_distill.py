@@ -419,3 +419,17 @@ def test_make_student_picks_spread_or_bottom_teacher_layers(trained_bert, tmp_pa
         student_state = load_file(str(tmp_path / pick / "model.safetensors"))
         assert torch.equal(student_state[key.format(0)], teacher_state[key.format(source)])
     assert make_student(trained_bert, tmp_path / "explicit", 1, layer_map=[0])["pick"] == "explicit"
+
+
+def test_make_student_layer_map_sets_depth_and_is_checked_first(trained_bert, tmp_path):
+    """An explicit layer map sets the student's depth; a map that names a missing teacher layer or
+    disagrees with --layers is refused before anything is written."""
+    from spacy_bertprod.distill.student import make_student
+
+    info = make_student(trained_bert, tmp_path / "two", None, layer_map=[0, 1])
+    assert info["student_layers"] == 2 and info["layer_map"] == [0, 1]
+    with pytest.raises(ValueError, match=r"Teacher layers \[7\] .* numbered 0\.\.1"):
+        make_student(trained_bert, tmp_path / "missing", None, layer_map=[0, 7])
+    with pytest.raises(ValueError, match="--layers 1 but --layer-map names 2 teacher layers"):
+        make_student(trained_bert, tmp_path / "mismatch", 1, layer_map=[0, 1])
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "mismatch").exists()

@@ -15,7 +15,9 @@ def make_student_cli(
         ..., help="Teacher: a model directory or a trained pipeline with a transformer", exists=True
     ),
     output: Path = typer.Argument(..., help="Folder for the student model (config.json, model.safetensors, tokenizer)"),
-    layers: int = typer.Option(3, "--layers", "-l", help="Student depth"),
+    layers: Optional[int] = typer.Option(
+        None, "--layers", "-l", help="Student depth (default: 3, or as many as --layer-map names)"
+    ),
     pick: str = typer.Option(
         "spread",
         "--pick",
@@ -23,7 +25,9 @@ def make_student_cli(
         "first ones: 0,1,2)",
     ),
     layer_map: str = typer.Option(
-        "", "--layer-map", help="Comma-separated teacher layers (0-based) to copy; overrides --pick"
+        "",
+        "--layer-map",
+        help="Comma-separated teacher layers (0-based) to copy, one per student layer; overrides --pick",
     ),
     prune_heads: float = typer.Option(
         0.0,
@@ -49,7 +53,7 @@ def make_student_cli(
             teacher,
             output,
             layers,
-            [int(x) for x in layer_map.split(",") if x.strip()] or None,
+            _layer_numbers(layer_map),
             pick=pick,
             prune_heads=prune_heads,
             prune_ffn=prune_ffn,
@@ -57,6 +61,17 @@ def make_student_cli(
         )
     msg.good(f"Student with {info['student_layers']} layers (teacher layers {info['layer_map']}) in {output}")
     write_report(info, None)
+
+
+def _layer_numbers(layer_map: str) -> Optional[List[int]]:
+    """--layer-map's teacher layers, or None when it is empty."""
+    items = [x.strip() for x in layer_map.split(",") if x.strip()]
+    bad = [x for x in items if not x.lstrip("-").isdigit()]
+    if bad:
+        msg.fail(
+            f"--layer-map takes comma-separated teacher layer numbers (e.g. 0,2,5), not {', '.join(bad)}.", exits=1
+        )
+    return [int(x) for x in items] or None
 
 
 @bertprod_cli.command("augment")

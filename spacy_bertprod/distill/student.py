@@ -18,7 +18,7 @@ with the teacher pipeline's own loss on `prune_data`), then the layers are picke
 import json
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..families import check_layer_pattern, family_of, pattern_layer_map
 from ..source import find_transformer, load_teacher
@@ -59,11 +59,11 @@ def _student_config(config: Any, n_layers: int, pruned_heads: Dict[int, List[int
     return config.__class__.from_dict(settings)
 
 
-def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_data: Optional[Path]):
-    """(pruned HF module, tokenizer, pruning report) from a trained teacher pipeline."""
+def _teacher_pipeline(teacher: Path, prune_heads: float, prune_ffn: float, prune_data: Optional[Path]):
+    """(pipeline, its transformer source) of a trained teacher whose heads and units will be pruned."""
     import spacy
 
-    from ..compress.prune import check_request, prune_pipeline_encoder
+    from ..compress.prune import check_request
 
     check_request(prune_heads, prune_ffn, prune_data)
     if not (Path(teacher) / "config.cfg").exists():
@@ -72,15 +72,53 @@ def _pruned_teacher(teacher: Path, prune_heads: float, prune_ffn: float, prune_d
             "pipeline, not a bare model directory."
         )
     nlp = spacy.load(teacher)
-    source = find_transformer(nlp, str(teacher))
-    module, report = prune_pipeline_encoder(nlp, source.module, prune_heads, prune_ffn, prune_data)
-    return module, source.tokenizer, report
+    return nlp, find_transformer(nlp, str(teacher))
+
+
+def checked_layer_map(
+    config: Any, n_layers: Optional[int], layer_map: Optional[List[int]], pick: str
+) -> Tuple[List[int], List[int]]:
+    """(the teacher layers the student copies, the ones `pick` alone would give), refused before any
+    work when they do not describe a student of this teacher. An explicit map sets the depth."""
+    n_teacher = int(config.num_hidden_layers)
+    if layer_map and n_layers is not None and len(layer_map) != n_layers:
+        raise ValueError(
+            f"--layers {n_layers} but --layer-map names {len(layer_map)} teacher layers {list(layer_map)}: give one "
+            "teacher layer per student layer, or leave --layers out (the map sets the depth)."
+        )
+    n_layers = len(layer_map) if layer_map else (3 if n_layers is None else n_layers)
+    picked = pick_layers(n_teacher, n_layers, pick, config)
+    chosen = list(layer_map) if layer_map else picked
+    outside = [t for t in chosen if not 0 <= t < n_teacher]
+    if outside:
+        raise ValueError(
+            f"Teacher layers {outside} in the layer map {chosen} do not exist: the teacher has {n_teacher} layers, "
+            f"numbered 0..{n_teacher - 1}."
+        )
+    check_layer_pattern(config, chosen)
+    return chosen, picked
+
+
+def _copy_layers(teacher: Any, student: Any, layer_prefix: Optional[str], layer_map: List[int]) -> int:
+    """Load every student weight from the teacher: layer i's from teacher layer layer_map[i], the
+    rest (embeddings, pooler) unchanged. Returns how many tensors were copied."""
+    teacher_state = teacher.state_dict()
+    student_state = student.state_dict()
+    layer_key = _layer_key(layer_prefix) if layer_prefix else None  # ALBERT: one shared layer
+    for key in student_state:
+        match = layer_key.match(key) if layer_key else None
+        source_key = key if match is None else f"{match.group(1)}{layer_map[int(match.group(2))]}{match.group(3)}"
+        if source_key not in teacher_state or teacher_state[source_key].shape != student_state[key].shape:
+            raise ValueError(f"Cannot initialise student weight {key} from the teacher ({source_key}).")
+        student_state[key] = teacher_state[source_key].detach().clone()
+    student.load_state_dict(student_state)
+    return len(student_state)
 
 
 def make_student(
     teacher: Path,
     output: Path,
-    n_layers: int,
+    n_layers: Optional[int] = 3,
     layer_map: Optional[List[int]] = None,
     pick: str = "spread",
     prune_heads: float = 0.0,
@@ -88,37 +126,28 @@ def make_student(
     prune_data: Optional[Path] = None,
 ) -> Dict:
     """Write a student model directory (config.json, model.safetensors, tokenizer files).
-    An explicit `layer_map` wins over `pick`."""
+    An explicit `layer_map` wins over `pick` and sets the depth (`n_layers` None or equal to it)."""
     from transformers import AutoModel
 
     pruning = None
     if prune_heads or prune_ffn:
-        module, tokenizer, pruning = _pruned_teacher(teacher, prune_heads, prune_ffn, prune_data)
+        nlp, source = _teacher_pipeline(teacher, prune_heads, prune_ffn, prune_data)
+        module, tokenizer = source.module, source.tokenizer
     else:
         module, tokenizer = load_teacher(teacher)
+    family = family_of(module.config, f"The teacher {teacher}")
+    n_teacher = int(module.config.num_hidden_layers)
+    layer_map, picked = checked_layer_map(module.config, n_layers, layer_map, pick)
+    n_layers = len(layer_map)
+    if prune_heads or prune_ffn:
+        from ..compress.prune import prune_pipeline_encoder
+
+        module, pruning = prune_pipeline_encoder(nlp, module, prune_heads, prune_ffn, prune_data)
     config = module.config
-    family = family_of(config, f"The teacher {teacher}")
-    n_teacher = int(config.num_hidden_layers)
-    picked = pick_layers(n_teacher, n_layers, pick, config)
-    layer_map = list(layer_map) if layer_map else picked
-    if len(layer_map) != n_layers or any(not 0 <= t < n_teacher for t in layer_map):
-        raise ValueError(f"layer_map {layer_map} must give {n_layers} teacher layers in 0..{n_teacher - 1}.")
-    check_layer_pattern(config, layer_map)
     # A pruned teacher's per-layer head removals follow its layers into the student.
     pruned_heads = {i: list(config.pruned_heads[t]) for i, t in enumerate(layer_map) if config.pruned_heads.get(t)}
     student = AutoModel.from_config(_student_config(config, n_layers, pruned_heads))
-    teacher_state = module.state_dict()
-    student_state = student.state_dict()
-    copied = 0
-    layer_key = _layer_key(family.layer_prefix) if family.layer_prefix else None  # ALBERT: one shared layer
-    for key in student_state:
-        match = layer_key.match(key) if layer_key else None
-        source_key = key if match is None else f"{match.group(1)}{layer_map[int(match.group(2))]}{match.group(3)}"
-        if source_key not in teacher_state or teacher_state[source_key].shape != student_state[key].shape:
-            raise ValueError(f"Cannot initialise student weight {key} from the teacher ({source_key}).")
-        student_state[key] = teacher_state[source_key].detach().clone()
-        copied += 1
-    student.load_state_dict(student_state)
+    copied = _copy_layers(module, student, family.layer_prefix, layer_map)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     student.save_pretrained(output, safe_serialization=True)
