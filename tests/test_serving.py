@@ -229,6 +229,20 @@ def test_health_and_process_report_a_pipeline_that_failed_to_load(tmp_path):
         server.stop()
 
 
+def test_serve_refuses_a_missing_pipeline_or_a_bad_port_before_starting(compressed_bert, tmp_path):
+    """The CLI says what is wrong and exits 1; no server starts (it would only fail in its workers)."""
+    cases = (
+        ([str(tmp_path / "no-such-pipeline")], "neither a folder nor an installed package"),
+        ([str(compressed_bert["int8"]), "--port", "99999"], "--port must be a TCP port in 1..65535"),
+    )
+    for args, message in cases:
+        run = subprocess.run(
+            [sys.executable, "-m", "spacy", "bertprod", "serve", *args], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 1 and message in run.stdout + run.stderr
+        assert "Uvicorn running" not in run.stdout + run.stderr
+
+
 def test_openapi_documents_the_request_and_response_schema(compressed_bert):
     app = create_app(ServeSettings(pipeline="int8"), nlp=spacy.load(compressed_bert["int8"]))
     schema = app.openapi()

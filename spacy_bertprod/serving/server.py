@@ -36,6 +36,19 @@ def check_tls(certfile: Optional[Path], keyfile: Optional[Path]) -> Dict[str, st
     return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
 
+def check_pipeline_exists(pipeline: str) -> None:
+    """Refuse a pipeline that is neither a folder nor an installed package before the server starts,
+    instead of starting it and failing in the workers."""
+    import spacy.util
+
+    if Path(pipeline).exists() or spacy.util.is_package(pipeline):
+        return
+    raise OSError(
+        f"No pipeline '{pipeline}': it is neither a folder nor an installed package. Give the folder a compressed "
+        "pipeline was written to (bertprod compress) or the name of a package built from one (spacy package)."
+    )
+
+
 def run_server(
     settings: ServeSettings,
     *,
@@ -55,6 +68,11 @@ def run_server(
         raise ImportError("`bertprod serve` needs the serve extra: pip install 'spacy_bertprod[serve]'") from err
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}.")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port must be a TCP port in 1..65535, got {port}.")
+    if limit_concurrency < 1:
+        raise ValueError(f"--limit-concurrency must be at least 1, got {limit_concurrency}.")
+    check_pipeline_exists(settings.pipeline)
     if workers > 1 and settings.threads == 0:
         # N processes on C cores: give each its share instead of C threads each fighting for them.
         settings.threads = threads_per_worker(workers)
