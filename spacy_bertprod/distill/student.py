@@ -31,6 +31,7 @@ def default_layer_map(n_teacher: int, n_student: int) -> List[int]:
 
 
 LAYER_PICKS = ("spread", "bottom")
+DEFAULT_STUDENT_LAYERS = 3
 
 
 def pick_layers(n_teacher: int, n_student: int, pick: str = "spread", config: Any = None) -> List[int]:
@@ -86,7 +87,7 @@ def checked_layer_map(
             f"--layers {n_layers} but --layer-map names {len(layer_map)} teacher layers {list(layer_map)}: give one "
             "teacher layer per student layer, or leave --layers out (the map sets the depth)."
         )
-    n_layers = len(layer_map) if layer_map else (3 if n_layers is None else n_layers)
+    n_layers = len(layer_map) if layer_map else (DEFAULT_STUDENT_LAYERS if n_layers is None else n_layers)
     picked = pick_layers(n_teacher, n_layers, pick, config)
     chosen = list(layer_map) if layer_map else picked
     outside = [t for t in chosen if not 0 <= t < n_teacher]
@@ -118,7 +119,7 @@ def _copy_layers(teacher: Any, student: Any, layer_prefix: Optional[str], layer_
 def make_student(
     teacher: Path,
     output: Path,
-    n_layers: Optional[int] = 3,
+    n_layers: Optional[int] = None,
     layer_map: Optional[List[int]] = None,
     pick: str = "spread",
     prune_heads: float = 0.0,
@@ -126,10 +127,11 @@ def make_student(
     prune_data: Optional[Path] = None,
 ) -> Dict:
     """Write a student model directory (config.json, model.safetensors, tokenizer files).
-    An explicit `layer_map` wins over `pick` and sets the depth (`n_layers` None or equal to it)."""
+    An explicit `layer_map` wins over `pick` and sets the depth (`n_layers` None or equal to it);
+    without either, the student has DEFAULT_STUDENT_LAYERS layers."""
     from transformers import AutoModel
 
-    pruning = None
+    pruning, nlp = None, None
     if prune_heads or prune_ffn:
         nlp, source = _teacher_pipeline(teacher, prune_heads, prune_ffn, prune_data)
         module, tokenizer = source.module, source.tokenizer
@@ -139,7 +141,7 @@ def make_student(
     n_teacher = int(module.config.num_hidden_layers)
     layer_map, picked = checked_layer_map(module.config, n_layers, layer_map, pick)
     n_layers = len(layer_map)
-    if prune_heads or prune_ffn:
+    if nlp is not None:  # checked above, pruned only now that the layer map is known to be valid
         from ..compress.prune import prune_pipeline_encoder
 
         module, pruning = prune_pipeline_encoder(nlp, module, prune_heads, prune_ffn, prune_data)
