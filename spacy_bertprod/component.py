@@ -225,6 +225,9 @@ class BertprodTransformer(TrainablePipe):
             else:
                 for total, d in zip(d_hiddens, d_outputs):
                     total += d
+            # The docs get no gradient; a list (as spaCy's Tok2Vec returns) lets a layer that
+            # combines the listener with others (concatenate.v1) add theirs to it.
+            return []
 
         def backprop_all(d_outputs):
             nonlocal d_hiddens

@@ -190,3 +190,28 @@ def test_int8_file_under_35_percent_of_fp32(tmp_path, quantize_embeddings):
         report = compress_pipeline(tmp_path / "pipeline", tmp_path / quantize, settings)
         sizes[quantize] = report["sizes_bytes"]["onnx_final"]
     assert sizes["int8"] < 0.35 * sizes["fp32"], sizes
+
+
+def test_ner_with_lexical_features_trains_and_compresses_unchanged(encoders, tmp_path):
+    """`bertprod data --lexical-width`: the NER head reads the transformer's token vectors and
+    spaCy's hash embeddings side by side, learns from both, and the compressed (fp32) pipeline gives
+    the torch pipeline's entities and cats."""
+    from spacy.util import load_model_from_config
+
+    from spacy_bertprod.corpora.config import add_lexical_features
+
+    config = add_lexical_features(build_pipeline(encoders["bert"]).config, 16)
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    examples = make_examples(nlp)
+    train(nlp, examples, steps=8)
+    ner = nlp.get_pipe("ner").model
+    assert ner.get_ref("tok2vec").layers[-1].get_dim("nI") == 32 + 16  # the test BERT's width + lexical
+    assert any(node.name == "hashembed" for node in ner.walk())
+    nlp.to_disk(tmp_path / "torch")
+    compress_pipeline(tmp_path / "torch", tmp_path / "fp32", CompressSettings(quantize="fp32"))
+    onnx_nlp = spacy.load(tmp_path / "fp32")
+    texts = TEXTS + [eg.reference.text for eg in examples[:10]]
+    for text, (ents_a, cats_a), (ents_b, cats_b) in zip(texts, _predictions(nlp, texts), _predictions(onnx_nlp, texts)):
+        assert ents_a == ents_b
+        for label, score in compressed_cats(text, cats_a).items():
+            assert cats_b[label] == pytest.approx(score, abs=1e-4)

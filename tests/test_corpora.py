@@ -8,7 +8,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from spacy_bertprod.corpora import DataError, prepare_ner, prepare_textcat
-from spacy_bertprod.corpora.config import config_for_task
+from spacy_bertprod.corpora.config import add_lexical_features, config_for_task
 
 CONLL_TRAIN = """-DOCSTART- O
 
@@ -270,6 +270,26 @@ def test_cli_reports_carve_and_fails_cleanly(tmp_path):
     assert "carved" in result.stdout and (tmp_path / "out" / "config.cfg").exists()
     result = subprocess.run(base + ["--multilabel", "maybe"], capture_output=True, text=True)
     assert result.returncode == 1 and "--multilabel takes true or false" in result.stdout
+    result = subprocess.run(base + ["--config", "configs/textcat.cfg", "--lexical-width", "8"], capture_output=True)
+    assert result.returncode == 1 and b"--lexical-width 8: give a positive width together with ner" in result.stdout
     bad = write(tmp_path / "bad.csv", "text,label\nhi,greet\nyo,\n")
     result = subprocess.run(base[:-4] + ["--train", str(bad), "--test", str(test)], capture_output=True, text=True)
     assert result.returncode == 1 and "bad.csv:3: has an empty label" in " ".join(result.stdout.split())
+
+
+def test_lexical_features_config():
+    """--lexical-width: every NER head concatenates its listener with spaCy's hash embeddings;
+    textcat configs and negative widths are refused with the fix."""
+    config = config_for_task("configs/ner.cfg", "ner", "en", lexical_width=32)
+    tok2vec = config["components"]["ner"]["model"]["tok2vec"]
+    assert tok2vec["@layers"] == "concatenate.v1"
+    listener, lexical = tok2vec["*"].values()
+    assert listener["@architectures"] == "spacy_bertprod.TransformerListener.v1"
+    assert lexical["@architectures"] == "spacy.MultiHashEmbed.v2" and lexical["width"] == 32
+    assert lexical["attrs"] == ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+    plain = config_for_task("configs/ner.cfg", "ner", "en")
+    assert plain["components"]["ner"]["model"]["tok2vec"]["@architectures"] == listener["@architectures"]
+    with pytest.raises(ValueError, match="go to NER heads, and this config has none"):
+        config_for_task("configs/textcat.cfg", "textcat", "en", lexical_width=32)
+    with pytest.raises(ValueError, match="must be positive"):
+        add_lexical_features(plain, -1)

@@ -33,6 +33,12 @@ def data_cli(
     config: Optional[Path] = typer.Option(
         None, "--config", help="Base training config: written to OUTPUT/config.cfg for the task (multi-label, language)"
     ),
+    lexical_width: int = typer.Option(
+        0,
+        "--lexical-width",
+        help="ner with --config: also give the NER head spaCy's lexical features (hash embeddings of NORM, PREFIX, "
+        "SUFFIX, SHAPE) this wide beside the transformer's token vectors; 0: none",
+    ),
 ):
     """Check and convert labelled data to .spacy splits, before any training starts."""
     from ..corpora import prepare_ner, prepare_textcat
@@ -44,6 +50,12 @@ def data_cli(
         msg.fail(f"--multilabel takes true or false, not '{multilabel}'.", exits=1)
     if task == "textcat" and multilabel.lower() in ("true", "1"):
         task = "textcat_multilabel"
+    if lexical_width < 0 or (lexical_width and (task != "ner" or config is None)):
+        msg.fail(
+            f"--lexical-width {lexical_width}: give a positive width together with ner and --config (the NER head "
+            "of the written config gets the features), or leave it at 0.",
+            exits=1,
+        )
     dev = optional_path(dev)
     with user_errors():
         if task == "ner":
@@ -72,7 +84,7 @@ def data_cli(
                 lang=lang,
             )
         if config is not None:
-            config_for_task(config, task, lang).to_disk(output / "config.cfg", interpolate=False)
+            config_for_task(config, task, lang, lexical_width).to_disk(output / "config.cfg", interpolate=False)
     for name, split in info["splits"].items():
         msg.info(f"{name}: " + ", ".join(f"{v:,} {k}" for k, v in split.items()))
     if "dev_carved" in info:
