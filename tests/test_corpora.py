@@ -289,7 +289,9 @@ def test_lexical_features_config():
     assert lexical["attrs"] == ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
     plain = config_for_task("configs/ner.cfg", "ner", "en")
     assert plain["components"]["ner"]["model"]["tok2vec"]["@architectures"] == listener["@architectures"]
-    with pytest.raises(ValueError, match="go to NER heads, and this config has none"):
+    with pytest.raises(
+        ValueError, match=r"go to NER heads \(for other heads leave the lexical width at 0\), and this config has none"
+    ):
         config_for_task("configs/textcat.cfg", "textcat", "en", lexical_width=32)
     with pytest.raises(ValueError, match="must be positive"):
         add_lexical_features(plain, -1)

@@ -7,6 +7,7 @@ rewrites exactly those settings with spaCy's Config API, so one base config serv
 """
 
 from pathlib import Path
+from typing import List
 
 from thinc.api import Config
 
@@ -30,12 +31,7 @@ def config_for_task(base: Path, task: str, lang: str = "en", lexical_width: int 
         add_lexical_features(config, lexical_width)
     if task != "textcat_multilabel":
         return config
-    names = [n for n, block in config["components"].items() if block.get("factory") in MULTILABEL]
-    if not names:
-        raise ValueError(
-            f"{base} has no textcat component to make multi-label (factories: "
-            f"{[b.get('factory') for b in config['components'].values()]})."
-        )
+    names = _components_made_by(config, MULTILABEL, f"{base} has no textcat component to make multi-label")
     for name in names:
         block = config["components"][name]
         block["factory"] = MULTILABEL[block["factory"]]
@@ -44,6 +40,16 @@ def config_for_task(base: Path, task: str, lang: str = "en", lexical_width: int 
         block["model"]["exclusive_classes"] = False
     config["training"]["score_weights"] = {"cats_macro_f": 1.0, "cats_micro_f": 0.0, "cats_score": 0.0}
     return config
+
+
+def _components_made_by(config: Config, factories, missing: str) -> List[str]:
+    """The names of the config's components that `factories` make; `missing` and the factories
+    the config does have when there are none."""
+    names = [n for n, block in config["components"].items() if block.get("factory") in factories]
+    if not names:
+        found = [block.get("factory") for block in config["components"].values()]
+        raise ValueError(f"{missing} (factories: {found}).")
+    return names
 
 
 def add_lexical_features(config: Config, width: int) -> Config:
@@ -57,12 +63,11 @@ def add_lexical_features(config: Config, width: int) -> Config:
     """
     if width < 0:
         raise ValueError(f"The lexical features' width must be positive (or 0 for none), not {width}.")
-    names = [n for n, b in config["components"].items() if b.get("factory") in NER_FACTORIES]
-    if not names:
-        raise ValueError(
-            f"Lexical features go to NER heads, and this config has none (factories: "
-            f"{[b.get('factory') for b in config['components'].values()]}). Leave the lexical width at 0."
-        )
+    names = _components_made_by(
+        config,
+        NER_FACTORIES,
+        "Lexical features go to NER heads (for other heads leave the lexical width at 0), and this config has none",
+    )
     for name in names:
         model = config["components"][name]["model"]
         lexical = {
