@@ -1,22 +1,25 @@
 """The accuracy/speed frontier: distilled students of other depths, with and without a trimmed vocabulary.
 
-    python scripts/frontier.py ner --run full --layers 4,2 --pick bottom --steps 1500 --seed 0 \
+    python scripts/frontier.py ner --run full --layers 3:0.5,2 --pick bottom --steps 1500 --seed 0 \
         --trim-vocab corpus/full/ner/train.spacy
 
-For each depth L: `make-student` from the task's fine-tuned teacher, the same distillation as the
+Each student is a depth L, or L:S for a narrower one: S of every layer's feed-forward units are
+removed first, the least important on the dev set (`make-student --prune-ffn S --prune-data`),
+because a student with fewer units per layer can keep more layers at the same speed. For each:
+`make-student` from the task's fine-tuned teacher, the same distillation as the
 shipped student (its config, transfer set and teacher), fp32 and int8 ONNX, and an int8 copy whose
 vocabulary is trimmed to the `--trim-vocab` corpus; the shipped int8 student gets a trimmed copy
 too. Every variant is evaluated on dev and test (`scripts/evaluate.py`), then one `bertprod
 benchmark` run times the shipped int8 student next to all of them: speeds compare only within one
 run, and the report scales this run through that shared student. Everything lands in
-training/RUN/TASK/frontier/ and metrics/RUN/TASK/{dev,test}/frontier<L>-s<SEED>-<format>.json.
+training/RUN/TASK/frontier/ and metrics/RUN/TASK/{dev,test}/frontier<L>[-pruneffn<P>]-s<SEED>-<format>.json.
 """
 
 import argparse
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, NamedTuple
 
 TASKS = ("ner", "textcat")
 
@@ -31,21 +34,48 @@ def timed(log: Path, label: str, command: List[str]) -> None:
         )
 
 
-def parse_layers(text: str) -> List[int]:
-    try:
-        layers = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SystemExit(f"--layers takes comma-separated layer counts such as 4,2, not {text!r}.")
-    if not layers or any(n < 1 for n in layers):
+class Student(NamedTuple):
+    layers: int
+    prune_ffn: float  # share of each layer's feed-forward units removed before distillation
+
+    @property
+    def name(self) -> str:
+        """frontier3, or frontier3-pruneffn50 for 3 layers with 50% of the feed-forward units removed."""
+        return f"frontier{self.layers}" + (f"-pruneffn{round(self.prune_ffn * 100)}" if self.prune_ffn else "")
+
+
+def parse_layers(text: str) -> List[Student]:
+    """--layers: comma-separated depths, each optionally `:share` of feed-forward units to remove."""
+    students = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        depth, _, share = part.partition(":")
+        try:
+            student = Student(int(depth), float(share) if share else 0.0)
+        except ValueError:
+            raise SystemExit(
+                f"--layers takes comma-separated layer counts such as 4,2, or depth:share for a narrower student "
+                f"(3:0.5 = 3 layers, half of each layer's feed-forward units removed), not {text!r}."
+            )
+        if not 0.0 <= student.prune_ffn < 1.0 or (share and student.prune_ffn == 0.0):
+            raise SystemExit(
+                f"--layers: the share of feed-forward units to remove in {part!r} must be above 0 and below 1 "
+                "(e.g. 3:0.5)."
+            )
+        students.append(student)
+    if not students or any(s.layers < 1 for s in students):
         raise SystemExit(f"--layers needs at least one positive layer count, got {text!r}.")
-    return layers
+    return students
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=TASKS)
     parser.add_argument("--run", default="full")
-    parser.add_argument("--layers", default="4,2", help="student depths, comma separated")
+    parser.add_argument(
+        "--layers",
+        default="3:0.5,2",
+        help="student depths, comma separated; depth:share removes that share of FFN units first",
+    )
     parser.add_argument(
         "--pick", default="spread", help="which teacher layers each student starts from (make-student --pick)"
     )
@@ -58,7 +88,7 @@ def main() -> int:
     parser.add_argument("--bench-repeats", type=int, default=3)
     parser.add_argument("--latency-docs", type=int, default=200)
     args = parser.parse_args()
-    layers = parse_layers(args.layers)
+    students = parse_layers(args.layers)
     corpus, training, metrics = (
         Path("corpus") / args.run / args.task,
         Path("training") / args.run / args.task,
@@ -111,11 +141,12 @@ def main() -> int:
 
     if args.trim_vocab:
         compress(shipped / "model-best", f"distilled-s{args.seed}-onnx-int8-trim", "int8", trim=True)
-    for n in layers:
-        init, student = out / f"frontier{n}-init", out / f"frontier{n}-s{args.seed}"
+    for spec in students:
+        init, student = out / f"{spec.name}-init", out / f"{spec.name}-s{args.seed}"
+        narrower = ["--prune-ffn", str(spec.prune_ffn), "--prune-data", str(corpus / "dev.spacy")]
         timed(
             log,
-            f"{args.task}-frontier{n}-init",
+            f"{args.task}-{spec.name}-init",
             [
                 "python",
                 "-m",
@@ -125,14 +156,15 @@ def main() -> int:
                 str(teacher),
                 str(init),
                 "--layers",
-                str(n),
+                str(spec.layers),
                 "--pick",
                 args.pick,
+                *(narrower if spec.prune_ffn else []),
             ],
         )
         timed(
             log,
-            f"{args.task}-frontier{n}-s{args.seed}",
+            f"{args.task}-{spec.name}-s{args.seed}",
             [
                 "python",
                 "-m",
@@ -161,9 +193,9 @@ def main() -> int:
             ],
         )
         for quantize in ("fp32", "int8"):
-            compress(student / "model-best", f"frontier{n}-s{args.seed}-onnx-{quantize}", quantize)
+            compress(student / "model-best", f"{spec.name}-s{args.seed}-onnx-{quantize}", quantize)
         if args.trim_vocab:
-            compress(student / "model-best", f"frontier{n}-s{args.seed}-onnx-int8-trim", "int8", trim=True)
+            compress(student / "model-best", f"{spec.name}-s{args.seed}-onnx-int8-trim", "int8", trim=True)
     timed(
         log,
         f"{args.task}-evaluate-frontier",

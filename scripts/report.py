@@ -156,18 +156,29 @@ def task_section(run: str, task: str, spec: Dict):
     return lines, points
 
 
+def teacher_encoder(base: str) -> str:
+    """The folder name of the encoder the teacher was fine-tuned from (its config's paths.encoder)."""
+    config = Path(base) / "teacher" / "model-best" / "config.cfg"
+    if not config.exists():
+        return "encoder unknown"
+    from spacy.util import load_config
+
+    encoder = load_config(config, interpolate=False)["paths"].get("encoder") or ""
+    return Path(str(encoder)).name or "encoder unknown"
+
+
 def stage_rows(run: str, task: str, metrics: Path):
     """(metrics file, model label, format, format label, pipeline folder, plot kind, plot note) for
     every stage of the table.
 
     The teacher and the seed-0 students in every format, then whatever the `frontier` workflow
     left: the shipped student with a trimmed vocabulary and the students of other depths
-    (frontier<L>-s0-onnx-{fp32,int8,int8-trim}), deepest first.
+    (frontier<L>[-pruneffn<P>]-s0-onnx-{fp32,int8,int8-trim}), deepest first, full width first.
     """
     base = f"training/{run}/{task}"
     rows = []
     for model, label in (
-        ("teacher", "teacher (MiniLM-L6)"),
+        ("teacher", f"teacher ({teacher_encoder(base)})"),
         ("control-s0", "student, gold only (control), seed 0"),
         ("distilled-s0", "student, distilled, seed 0"),
     ):
@@ -186,27 +197,29 @@ def stage_rows(run: str, task: str, metrics: Path):
                 "",
             )
         )
-    depths = sorted(
+    students = sorted(
         {
-            int(m.group(1))
+            (int(m.group(1)), int(m.group(2) or 0))
             for p in (metrics / "test").glob("frontier*-s0-onnx-*.json")
-            if (m := re.match(r"frontier(\d+)-s0-", p.name))
+            if (m := re.match(r"frontier(\d+)(?:-pruneffn(\d+))?-s0-", p.name))
         },
-        reverse=True,
+        key=lambda s: (-s[0], s[1]),
     )
-    for depth in depths:
+    for depth, pruned in students:
+        name = f"frontier{depth}" + (f"-pruneffn{pruned}" if pruned else "")
+        narrower = f", {pruned}% of FFN units pruned" if pruned else ""
         for fmt, fmt_label in FORMATS[1:] + [("onnx-int8-trim", TRIMMED)]:
-            file = f"frontier{depth}-s0-{fmt}"
+            file = f"{name}-s0-{fmt}"
             if (metrics / "test" / f"{file}.json").exists():
                 rows.append(
                     (
                         file,
-                        f"{depth}-layer student, distilled, seed 0",
+                        f"{depth}-layer student{narrower}, distilled, seed 0",
                         fmt,
                         fmt_label,
                         f"{base}/frontier/{file}",
                         "frontier",
-                        f"{depth} layers, ",
+                        f"{depth} layers{narrower}, ",
                     )
                 )
     return rows

@@ -21,10 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "data"
 MODELS = ["teacher", "control-s0", "distilled-s0"]
 STAGES = [f"{m}-{f}" for m in MODELS for f in ("torch", "onnx-fp32", "onnx-int8")]
-# the `frontier` workflow (smoke: --vars.frontier_layers 2): the shipped int8 student with a trimmed vocabulary,
-# a 2-layer student
+# the `frontier` workflow (smoke: --vars.frontier_layers 2:0.5): the shipped int8 student with a trimmed
+# vocabulary, a 2-layer student with half of each layer's feed-forward units removed
 FRONTIER = ["distilled-s0-onnx-int8-trim"] + [
-    f"frontier{n}-s0-onnx-{f}" for n in (2,) for f in ("fp32", "int8", "int8-trim")
+    f"frontier2-pruneffn50-s0-onnx-{f}" for f in ("fp32", "int8", "int8-trim")
 ]
 
 
@@ -59,9 +59,13 @@ def test_smoke_metrics_hold_real_scores(smoke_run, task, key):
     frontier = json.loads((metrics / "benchmark-frontier.json").read_text())
     assert [Path(r["pipeline"]).name for r in frontier["results"]] == ["distilled-s0-onnx-int8"] + FRONTIER
     frontier_dir = smoke_run / "training" / "smoke" / task / "frontier"
-    trimmed = json.loads((frontier_dir / "frontier2-s0-onnx-int8-trim" / REPORT_FILE).read_text())["vocabulary"]
-    assert 0 < trimmed["kept"] < trimmed["original_size"]
-    assert json.loads((frontier_dir / "frontier2-s0-onnx-int8" / REPORT_FILE).read_text())["transformer"]["layers"] == 2
+    trimmed = json.loads((frontier_dir / "frontier2-pruneffn50-s0-onnx-int8-trim" / REPORT_FILE).read_text())
+    assert 0 < trimmed["vocabulary"]["kept"] < trimmed["vocabulary"]["original_size"]
+    int8 = json.loads((frontier_dir / "frontier2-pruneffn50-s0-onnx-int8" / REPORT_FILE).read_text())
+    assert int8["transformer"]["layers"] == 2
+    teacher_config = json.loads((smoke_run / "assets" / "smoke-encoder" / "config.json").read_text())
+    student_config = json.loads((frontier_dir / "frontier2-pruneffn50-init" / "config.json").read_text())
+    assert student_config["intermediate_size"] == teacher_config["intermediate_size"] // 2
     assert all(r["words_per_s"]["median"] > 0 for r in bench["results"] + frontier["results"])
     wheel = json.loads((metrics / "wheel.json").read_text())
     student_int8 = json.loads((metrics / "test" / "distilled-s0-onnx-int8.json").read_text())
@@ -91,6 +95,8 @@ def test_smoke_report_and_wheels(smoke_run):
     assert "## ner" in report and "## textcat" in report and "missing" not in report
     assert "Same text, same answer" in report and "spacy debug data" in report
     assert "| distilled | ONNX int8 | 0,1 |" in report  # two seeds of the NER students, averaged
+    assert "| teacher (smoke-encoder) |" in report  # named after the encoder it was fine-tuned from
+    assert "| 2-layer student, 50% of FFN units pruned, distilled, seed 0 | ONNX int8 |" in report
     assert (smoke_run / "reports" / "smoke" / "accuracy_vs_speed.png").stat().st_size > 1000
     wheels = list((smoke_run / "packages" / "smoke").rglob("*.whl"))
     assert {w.name.split("-")[0] for w in wheels} == {"en_bertprod_ner", "en_bertprod_textcat"}
@@ -148,8 +154,12 @@ def test_seed_study_reruns_nothing_that_has_not_changed(tmp_path):
     "layers,message",
     [
         ("4,x", "--layers takes comma-separated layer counts"),
+        ("3:half", "depth:share for a narrower student"),
+        ("3:1", "must be above 0 and below 1"),
+        ("3:0", "must be above 0 and below 1"),
         ("0", "at least one positive layer count"),
         ("2", "is missing; run the `ner` workflow first"),
+        ("3:0.5,2", "is missing; run the `ner` workflow first"),
     ],
 )
 def test_frontier_refuses_bad_depths_and_a_missing_workflow(tmp_path, layers, message):

@@ -192,7 +192,10 @@ def write_shard(
         "host": socket.gethostname(),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    done.write_text(json.dumps(info), encoding="utf8")
+    # The marker too appears whole or not at all: a reader (a restarted job, a monitor) never sees it half written.
+    tmp_done = done.with_name(f"{done.name}.tmp-{os.getpid()}")
+    tmp_done.write_text(json.dumps(info), encoding="utf8")
+    os.replace(tmp_done, done)
     return info
 
 
