@@ -16,10 +16,12 @@ training/RUN/TASK/frontier/ and metrics/RUN/TASK/{dev,test}/frontier<L>[-pruneff
 """
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, NamedTuple
+from types import SimpleNamespace
+from typing import List, NamedTuple, Optional
 
 TASKS = ("ner", "textcat")
 
@@ -67,6 +69,35 @@ def parse_layers(text: str) -> List[Student]:
     return students
 
 
+def narrowing_refusal(teacher: Path) -> Optional[str]:
+    """Why the teacher's encoder family cannot have feed-forward units removed (None: it can, or
+    its config is not where a bertprod pipeline keeps it, and make-student will say)."""
+    from spacy_bertprod.families import refuse_pruning
+
+    config = teacher / "transformer" / "config.json"
+    if not config.exists():
+        return None
+    try:
+        refuse_pruning(SimpleNamespace(**json.loads(config.read_text())), f"The teacher {teacher}", heads=False)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def drop_unbuildable(students: List[Student], teacher: Path, record: Path) -> List[Student]:
+    """The students this teacher can give; narrower ones it cannot are named on stderr and in `record`
+    (the report lists them), so a default frontier still runs for DeBERTa, ModernBERT or ALBERT."""
+    reason = narrowing_refusal(teacher) if any(s.prune_ffn for s in students) else None
+    skipped = [s.name for s in students if s.prune_ffn and reason]
+    if skipped:
+        print(f"frontier: not building {', '.join(skipped)}: {reason}", file=sys.stderr, flush=True)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"skipped": skipped, "reason": reason}, indent=2), encoding="utf8")
+    elif record.exists():
+        record.unlink()
+    return [s for s in students if s.name not in skipped]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=TASKS)
@@ -108,6 +139,7 @@ def main() -> int:
             raise SystemExit(f"frontier: {needed} is missing; run the `{args.task}` workflow first.")
     if args.trim_vocab and not Path(args.trim_vocab).exists():
         raise SystemExit(f"frontier: the --trim-vocab corpus {args.trim_vocab} does not exist.")
+    students = drop_unbuildable(students, teacher, metrics / "frontier-skipped.json")
     # ner learns the int8 teacher's action distribution during training; textcat's soft targets are
     # stored in the transfer set
     teacher_args = ["--paths.teacher", str(teacher_int8)] if args.task == "ner" else []

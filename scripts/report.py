@@ -274,6 +274,9 @@ def seeds_section(metrics: Path, spec: Dict, teacher_score: Optional[float]) -> 
 def verdicts(metrics: Path, task: str, spec: Dict, teacher_score: Optional[float], bench) -> List[str]:
     key, name = spec["key"], spec["name"]
     out = []
+    skipped = load(metrics / "frontier-skipped.json")
+    if skipped:
+        out.append(f"- Frontier students not built: {', '.join(skipped['skipped'])}. {skipped['reason']}")
     test = {
         m: [s[key] for seed in seeds_of(metrics, m) if (s := load(metrics / "test" / f"{m}-s{seed}-onnx-int8.json"))]
         for m in ("control", "distilled")

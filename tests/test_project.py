@@ -180,3 +180,24 @@ def test_frontier_refuses_bad_depths_and_a_missing_workflow(tmp_path, layers, me
         text=True,
     )
     assert result.returncode != 0 and message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "model_type,built", [("bert", ["frontier3-pruneffn50", "frontier2"]), ("deberta-v2", ["frontier2"])]
+)
+def test_frontier_skips_narrower_students_a_family_cannot_take_and_says_so(tmp_path, capsys, model_type, built):
+    sys.path.insert(0, str(REPO / "scripts"))
+    import frontier
+
+    teacher = tmp_path / "teacher" / "model-best"
+    (teacher / "transformer").mkdir(parents=True)
+    (teacher / "transformer" / "config.json").write_text(json.dumps({"model_type": model_type}))
+    record = tmp_path / "metrics" / "frontier-skipped.json"
+    students = frontier.drop_unbuildable(frontier.parse_layers("3:0.5,2"), teacher, record)
+    assert [s.name for s in students] == built
+    if model_type == "bert":
+        assert not record.exists()
+    else:  # named on stderr and recorded for the report, with the family's reason
+        assert "not building frontier3-pruneffn50" in capsys.readouterr().err
+        skipped = json.loads(record.read_text())
+        assert skipped["skipped"] == ["frontier3-pruneffn50"] and "DeBERTa" in skipped["reason"]

@@ -4,6 +4,8 @@
 #   bash reports/speed_past_encoder/run.sh cnn       # data and spaCy's CNN references (Banking77, WNUT-17)
 #   bash reports/speed_past_encoder/run.sh textcat   # a 3-layer MiniLM textcat student, int8, head in Python / in the graph
 #   bash reports/speed_past_encoder/run.sh ner       # the MPNet NER students (reports/mpnet/run3) against the CNN
+#   bash reports/speed_past_encoder/run.sh narrow    # Banking77: the shipped 3-layer student, a narrower one (frontier 3:0.5),
+#                                                    # stock and CNN peers in one benchmark, the free-encoder ceiling, seeds 1-2
 set -euo pipefail
 step() { echo "=== $(date -u +%H:%M:%S) $*"; }
 OUT=reports/speed_past_encoder
@@ -34,6 +36,28 @@ textcat)
 ner)
   step bench-ner; python -m spacy bertprod benchmark training/full/ner/cnn/model-best training/mpnet/ner/stock/model-best training/mpnet/ner/distilled-s0-onnx-int8 training/mpnet/ner/control-s0-onnx-int8 --data corpus/full/ner/test.spacy --batch-size 64 --repeats 1 --latency-docs 100 --report $OUT/benchmark-ner.json
   ;;
-*) echo "usage: $0 cnn|textcat|ner" >&2; exit 2 ;;
+narrow)
+  T=training/full/textcat
+  step data; data
+  for c in textcat-teacher textcat-teacher-compress textcat-transfer textcat-student-init textcat-distill textcat-cnn textcat-stock; do
+    python -m spacy project run $c . --vars.run full
+  done
+  python -m spacy bertprod compress $T/distilled-s0/model-best $T/distilled-s0-onnx-int8 --quantize int8 --sample corpus/full/textcat/dev.spacy --force
+  python scripts/evaluate.py corpus/full/textcat metrics/full/textcat $T/distilled-s0-onnx-int8=distilled-s0-onnx-int8
+  step frontier; python scripts/frontier.py textcat --run full --layers 3:0.5 --pick spread --steps 1500 --seed 0
+  step bench; python -m spacy bertprod benchmark $T/stock/model-best $T/cnn/model-best $T/distilled-s0-onnx-int8 $T/frontier/frontier3-pruneffn50-s0-onnx-int8 --data corpus/full/textcat/test.spacy --batch-size 64 --repeats 3 --rounds 3 --latency-docs 200 --report $OUT/benchmark-narrow-textcat.json
+  for p in distilled-s0-onnx-int8 frontier/frontier3-pruneffn50-s0-onnx-int8; do
+    step ceiling-$p; python $OUT/free_encoder.py $T/$p --data corpus/full/textcat/test.spacy --report $OUT/free-encoder-$(basename $p).json
+  done
+  for s in 1 2; do  # the same distillation, seeds 1 and 2, for the narrower and the shipped student
+    for pair in frontier/frontier3-pruneffn50-init:frontier/frontier3-pruneffn50-s$s student-init:distilled-s$s; do
+      init=$T/${pair%%:*}; out=$T/${pair##*:}
+      step seed-$s-$out; python -m spacy train corpus/full/textcat/config.cfg --output $out --paths.train corpus/full/textcat/distill --paths.dev corpus/full/textcat/dev.spacy --paths.encoder $init --training.max_steps 1500 --training.eval_frequency 100 --system.seed $s --gpu-id -1
+      python -m spacy bertprod compress $out/model-best $out-onnx-int8 --quantize int8 --sample corpus/full/textcat/dev.spacy --force
+      python scripts/evaluate.py corpus/full/textcat metrics/full/textcat $out-onnx-int8=$(basename $out)-onnx-int8
+    done
+  done
+  ;;
+*) echo "usage: $0 cnn|textcat|ner|narrow" >&2; exit 2 ;;
 esac
 step done
