@@ -132,7 +132,7 @@ def main() -> int:
         teacher,
         teacher_int8,
         shipped / "model-best",
-        corpus / "distill" / "train.spacy",
+        corpus / "distill" / "_job.json",
         Path(f"{shipped}-onnx-int8"),
     ):
         if not needed.exists():

@@ -3,6 +3,11 @@
 Usage: python scripts/timed.py --log metrics/RUN/timings.jsonl LABEL -- COMMAND ...
 A leading `python` runs with this interpreter (as weasel does for the commands it runs), and
 the parent folder of an `--output` or `--report` argument is created first (`spacy evaluate` needs it).
+
+`--budget-var VAR` (for `spacy train`): a fixed step budget can stop training while the dev score is
+still rising, and the students then learn from a teacher that is not done. After training, when
+the best checkpoint is the last evaluation (model-best and model-last have the same scores and
+losses), this says so on the console and in the log record, naming the project var to raise.
 """
 
 import argparse
@@ -20,6 +25,7 @@ def main() -> int:
     split = sys.argv.index("--")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--log", type=Path, default=Path("metrics") / "timings.jsonl")
+    parser.add_argument("--budget-var", default="", help="project var of the step budget, for the still-rising warning")
     parser.add_argument("label")
     args = parser.parse_args(sys.argv[1:split])
     command = sys.argv[split + 1 :]
@@ -32,10 +38,40 @@ def main() -> int:
     code = subprocess.call(command)
     seconds = time.perf_counter() - start
     print(f"[timed] {args.label}: {seconds:.1f}s (exit {code})", flush=True)
+    record = {"step": args.label, "seconds": round(seconds, 2), "exit": code, "at": time.time()}
+    if args.budget_var and code == 0:
+        record.update(budget_check(command, args.budget_var, args.label))
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("a", encoding="utf8") as f:
-        f.write(json.dumps({"step": args.label, "seconds": round(seconds, 2), "exit": code, "at": time.time()}) + "\n")
+        f.write(json.dumps(record) + "\n")
     return code
+
+
+def _option(command, *names):
+    for flag, value in zip(command, command[1:]):
+        if flag in names:
+            return value
+    return None
+
+
+def budget_check(command, var: str, label: str) -> dict:
+    """Was the dev score still rising when the step budget stopped `spacy train`?"""
+    output = _option(command, "--output", "-o")
+    best, last = (Path(output or "") / name / "meta.json" for name in ("model-best", "model-last"))
+    if not (output and best.exists() and last.exists()):
+        return {}
+    best_scores = json.loads(best.read_text(encoding="utf8")).get("performance")
+    last_scores = json.loads(last.read_text(encoding="utf8")).get("performance")
+    steps = _option(command, "--training.max_steps")
+    rising = best_scores == last_scores
+    if rising:
+        print(
+            f"!!! {label}: the dev score was best at the last evaluation (of a budget of {steps} steps), so it was "
+            f"still rising when training stopped. Raise --vars.{var} (now {steps}) and rerun this step and the ones "
+            "after it.",
+            flush=True,
+        )
+    return {"budget_var": var, "max_steps": steps, "best_at_last_evaluation": rising}
 
 
 if __name__ == "__main__":

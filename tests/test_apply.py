@@ -14,6 +14,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from spacy_bertprod.serving.apply import ApplyError, apply, read_output
+from spacy_bertprod.streaming import iter_docs
 
 from conftest import PEOPLE, PLACES
 
@@ -183,7 +184,7 @@ def _labels(path: Path):
     nlp = spacy.blank("en")
     return [
         ([t.text for t in d], [(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats)
-        for d in DocBin().from_disk(path).get_docs(nlp.vocab)
+        for d in iter_docs([path], nlp.vocab)
     ]
 
 
@@ -193,15 +194,15 @@ def test_teacher_label_on_ray_matches_local_and_survives_a_killed_worker(compres
     from spacy_bertprod.distill.targets import teacher_label
 
     _docs_for_labelling(tmp_path / "in.spacy", 300)
-    local = teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "local.spacy")
-    out = tmp_path / "ray.spacy"
+    local = teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "local")
+    out = tmp_path / "ray"
     command = [sys.executable, "-m", "spacy", "bertprod", "teacher-label", str(compressed_bert["int8"])]
     command += [str(tmp_path / "in.spacy"), "--output", str(out), "--engine", "ray", "--workers", "2"]
     command += ["--shard-size", "10", "--report", str(tmp_path / "ray.json")]
-    shards = Path(str(out) + ".shards")
+    shards = out / "_ray" / "shards"
     run_killing_a_worker(command, shards)
     assert len(list(shards.glob("part-*.done.json"))) == 30  # every shard once
-    assert _labels(out) == _labels(tmp_path / "local.spacy")  # same docs, order, tokens, entities and cats
+    assert _labels(out) == _labels(tmp_path / "local")  # same docs, order, tokens, entities and cats
     report = json.loads((tmp_path / "ray.json").read_text())
     assert report["engine"] == "ray" and report["docs"] == local["docs"] == 300
     assert report["silver_ner"] == local["silver_ner"] == 200 and report["gold_ner"] == 100
@@ -209,7 +210,58 @@ def test_teacher_label_on_ray_matches_local_and_survives_a_killed_worker(compres
     again = subprocess.run(command, capture_output=True, text=True, env=RAY_ENV)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "30 already done, 0 to annotate" in again.stdout
-    assert _labels(out) == _labels(tmp_path / "local.spacy")
+    assert _labels(out) == _labels(tmp_path / "local")
+
+
+def test_a_killed_teacher_label_resumes_and_writes_what_an_uninterrupted_run_writes(compressed_bert, tmp_path):
+    from spacy_bertprod.distill.targets import teacher_label
+
+    _docs_for_labelling(tmp_path / "in.spacy", 600)
+    whole = teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "whole", shard_size=20)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "spacy", "bertprod", "teacher-label", str(compressed_bert["int8"])]
+    command += [str(tmp_path / "in.spacy"), "--output", str(out), "--shard-size", "20", "--batch-size", "4"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline and len(list(out.glob("part-*.done.json"))) < 3:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    written = len(list(out.glob("part-*.done.json")))
+    assert 3 <= written < 30, "the run was not killed half way"
+    report = tmp_path / "resumed.json"
+    again = subprocess.run(command + ["--report", str(report)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout + again.stderr
+    resumed = json.loads(report.read_text())
+    assert resumed["resumed_docs"] == 20 * written and resumed["written_now"] == 600 - 20 * written
+    assert {k: resumed[k] for k in ("docs", "silver_ner", "gold_ner", "soft_cats_teacher_only")} == {
+        k: whole[k] for k in ("docs", "silver_ner", "gold_ner", "soft_cats_teacher_only")
+    }
+    assert _labels(out) == _labels(tmp_path / "whole")
+    assert sorted(p.name for p in out.glob("part-*.spacy")) == sorted(
+        p.name for p in (tmp_path / "whole").glob("part-*.spacy")
+    )
+    assert not list(out.glob("*.tmp-*"))
+
+
+def test_teacher_label_starts_over_for_another_job_and_refuses_a_foreign_folder(compressed_bert, tmp_path):
+    from spacy_bertprod.distill.targets import teacher_label
+
+    _docs_for_labelling(tmp_path / "in.spacy", 30)
+    teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "out", shard_size=10)
+    again = teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "out", shard_size=10)
+    assert again["resumed_docs"] == 30 and again["written_now"] == 0
+    other = teacher_label(
+        compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "out", shard_size=10, temperature=2.0
+    )
+    assert other["resumed_docs"] == 0 and other["written_now"] == 30
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not written by teacher-label"):
+        teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "mine")
+    (tmp_path / "file.spacy").write_bytes(b"")
+    with pytest.raises(ValueError, match="is a file"):
+        teacher_label(compressed_bert["int8"], [tmp_path / "in.spacy"], tmp_path / "file.spacy")
 
 
 def test_teacher_label_refuses_a_bad_engine(compressed_bert, tmp_path):

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from spacy_bertprod.distill.augment import EmbeddingNeighbours, make_transfer_set, word_replacement_variants
 from spacy_bertprod.distill.targets import soften, teacher_label
+from spacy_bertprod.streaming import iter_docs
 
 from conftest import make_examples
 
@@ -52,10 +53,10 @@ def test_transfer_set_from_a_real_encoder_is_seeded_and_adds_raw_text(encoders, 
     raw.write_text("Alice flew to Tokyo\n\nBob works in Paris today\n", encoding="utf8")
     first = make_transfer_set(train, encoders["bert"], tmp_path / "a.spacy", n_variants=4, raw_text=raw, seed=3)
     second = make_transfer_set(train, encoders["bert"], tmp_path / "b.spacy", n_variants=4, raw_text=raw, seed=3)
-    assert first == {**second}
+    assert first == {**second, "output": str(tmp_path / "a.spacy")}
     assert first["raw_texts"] == 2 and first["variants"] > 30
-    a = [d.text for d in DocBin().from_disk(tmp_path / "a.spacy").get_docs(nlp.vocab)]
-    b = [d.text for d in DocBin().from_disk(tmp_path / "b.spacy").get_docs(nlp.vocab)]
+    a = [d.text for d in iter_docs([tmp_path / "a.spacy"], nlp.vocab)]
+    b = [d.text for d in iter_docs([tmp_path / "b.spacy"], nlp.vocab)]
     assert a == b and len(a) == first["transfer_docs"]
     originals = {eg.reference.text for eg in make_examples(nlp, n=30)}
     assert not originals & set(a[:-2])
@@ -73,13 +74,13 @@ def test_stop_words_are_kept_when_asked(encoders, tmp_path):
         train, encoders["bert"], tmp_path / "kept.spacy", n_variants=6, replace_prob=1.0, replace_stop_words=False
     )
     assert kept["replace_stop_words"] is False and kept["variants"] >= 1
-    for variant in DocBin().from_disk(tmp_path / "kept.spacy").get_docs(nlp.vocab):
+    for variant in iter_docs([tmp_path / "kept.spacy"], nlp.vocab):
         assert [t.text for t, s in zip(variant, stop) if s] == [t.text for t, s in zip(doc, stop) if s]
         assert [t.text for t, s in zip(variant, stop) if not s] != [t.text for t, s in zip(doc, stop) if not s]
     make_transfer_set(train, encoders["bert"], tmp_path / "all.spacy", n_variants=6, replace_prob=1.0)  # the default
     changed = [
         [a.text for a, s in zip(variant, stop) if s] != [t.text for t, s in zip(doc, stop) if s]
-        for variant in DocBin().from_disk(tmp_path / "all.spacy").get_docs(nlp.vocab)
+        for variant in iter_docs([tmp_path / "all.spacy"], nlp.vocab)
     ]
     assert all(changed)
 
@@ -118,7 +119,7 @@ def test_teacher_label_keeps_gold_and_labels_the_rest(trained_bert, tmp_path):
     )
     assert info["docs"] == 8 and info["gold_ner"] == 6 and info["silver_ner"] == 2
     assert info["soft_cats_mixed_with_gold"] == 6 and info["soft_cats_teacher_only"] == 2
-    docs = list(DocBin().from_disk(out).get_docs(nlp.vocab))
+    docs = list(iter_docs([out], nlp.vocab))
     teacher = spacy.load(trained_bert)
     for before, after in zip(gold, docs[:6]):
         assert [(e.start_char, e.end_char, e.label_) for e in after.ents] == [

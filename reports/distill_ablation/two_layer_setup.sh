@@ -13,6 +13,6 @@ if [ ! -d $T/teacher/model-best ]; then
   step teacher;  python -m spacy project run ner-teacher . $V
 fi
 [ -d $T/teacher-onnx-int8 ] || { step teacher-compress; python -m spacy project run ner-teacher-compress . $V; }
-[ -e corpus/full/ner/distill/train.spacy ] || { step transfer; python -m spacy project run ner-transfer . $V; }
+[ -e corpus/full/ner/distill/_job.json ] || { step transfer; python -m spacy project run ner-transfer . $V; }
 [ -d $E/init ] || python -m spacy bertprod make-student $T/teacher/model-best $E/init --layers 2 --pick bottom
 mkdir -p $E

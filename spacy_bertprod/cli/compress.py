@@ -58,7 +58,8 @@ def compress_cli(
         None,
         "--sample",
         help="In-domain texts for int8 calibration and the parity check (.txt lines, .jsonl with 'text', or .spacy); "
-        "a few hundred docs, e.g. the dev set. Without it: the pipeline's own [paths] dev (then train) corpus "
+        "e.g. the dev set; thinned to 1,000 docs (stratified by label in .spacy) when larger. Without it: the "
+        "pipeline's own [paths] dev (then train) corpus "
         "when it exists, else a built-in set",
     ),
     threads: int = typer.Option(
@@ -142,8 +143,7 @@ def compress_cli(
             ),
             intra_op_num_threads=threads,
             force=force,
-            sample_texts=read_texts(sample) if sample is not None else None,
-            sample_source=f"--sample {sample}",
+            sample_path=sample,
             vocab_texts=read_texts(trim_vocab) if optional_path(trim_vocab) is not None else None,
             vocab_min_count=vocab_min_count,
             vocab_characters=vocab_characters,
@@ -196,15 +196,13 @@ def embedder_cli(
     """A spaCy pipeline whose doc.vector / doc.similarity are the model's sentence embedding, on ONNX Runtime."""
     from ..compress import CompressSettings
     from ..compress.embedder import EmbedderSettings, build_embedder
-    from ..texts import read_texts
 
     with user_errors():
         compress = CompressSettings(
             quantize=quantize,
             intra_op_num_threads=threads,
             force=force,
-            sample_texts=read_texts(sample) if sample is not None else None,
-            sample_source=f"--sample {sample}",
+            sample_path=sample,
         )
         settings = EmbedderSettings(lang=lang, pooling=pooling, normalize=normalize, window=window, stride=stride)
         result = build_embedder(model_dir, output_path, settings, compress)
@@ -238,15 +236,16 @@ def invariance_cli(
     import spacy
 
     from ..compress.parity import batch_invariance
-    from ..texts import read_texts
+    from ..texts import count_texts, iter_texts
 
     report = report_path(report, old_output, "invariance")
     with user_errors(OSError):
-        texts = read_texts(data, limit)
         sizes = [int(x) for x in batch_sizes.split(",") if x.strip()]
         if not sizes or min(sizes) < 1:
             raise ValueError(f"--batch-sizes needs positive integers, got '{batch_sizes}'.")
+        total = count_texts(data, limit)  # checks the file and reads it once, in constant memory
         nlp = spacy.load(pipeline)
-        result = batch_invariance(nlp, texts, sizes, n_process=n_process, cats_tolerance=cats_tolerance)
+        texts = lambda: iter_texts(data, limit)  # noqa: E731 (read again for each pass)
+        result = batch_invariance(nlp, texts, sizes, n_process=n_process, cats_tolerance=cats_tolerance, total=total)
     result["pipeline"] = pipeline
     write_report(result, report)

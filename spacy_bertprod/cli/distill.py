@@ -131,9 +131,15 @@ def teacher_label_cli(
         ..., help="Trained teacher pipeline (a compressed ONNX one is fastest)", exists=True, file_okay=False
     ),
     input_paths: List[Path] = typer.Argument(
-        ..., help="Docs to label (.spacy): gold training docs and/or a transfer set"
+        ..., help="Docs to label (.spacy files or folders of them): gold training docs and/or a transfer set"
     ),
-    output_path: Path = typer.Option(..., "--output", "-o", help="Where to write the teacher-labelled docs (.spacy)"),
+    output_path: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Folder for the teacher-labelled docs, written as .spacy shards (spacy train reads the folder); a rerun "
+        "of the same job resumes there",
+    ),
     soft_weight: float = typer.Option(
         0.5, "--soft-weight", help="Weight of the teacher's textcat scores against gold, where a doc has gold"
     ),
@@ -144,11 +150,13 @@ def teacher_label_cli(
     engine: str = typer.Option(
         "local",
         "--engine",
-        help="local (this process) or ray (bertprod apply's Ray actor pool over shards in OUTPUT.shards/: resumable, "
-        "survives a dead worker)",
+        help="local (this process) or ray (bertprod apply's Ray actor pool over shards in OUTPUT/_ray/: survives a "
+        "dead worker)",
     ),
     workers: int = typer.Option(1, "--workers", help="With --engine ray: actors, each loading the teacher once"),
-    shard_size: int = typer.Option(10_000, "--shard-size", help="With --engine ray: docs per shard"),
+    shard_size: int = typer.Option(
+        10_000, "--shard-size", help="Docs per output shard: labelled, written and resumed a shard at a time"
+    ),
     address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster (default: local)"),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the counts as JSON here"),
 ):
@@ -168,5 +176,6 @@ def teacher_label_cli(
             shard_size=shard_size,
             address=address,
         )
-    msg.good(f"Wrote {output_path}")
+    resumed = f" ({info['resumed_docs']:,} from an earlier run)" if info["resumed_docs"] else ""
+    msg.good(f"Wrote {output_path}: {info['docs']:,} docs in {info['shards']} shard(s){resumed}")
     write_report(info, report)

@@ -1,12 +1,15 @@
 """How much the compressed encoder and pipeline agree with the original, on sample texts."""
 
-from typing import Dict, List, Sequence
+import itertools
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..backends.onnx import OnnxSession
+from ..progress import progress
+from ..streaming import chunked
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import encoder_batches
 
@@ -20,6 +23,8 @@ FALLBACK_CHANGED_SHARE = 0.02
 # this close to 0.5) is a tie, not a prediction int8 can break: on text far from the training
 # data a classifier's scores are near-ties, and any noise flips them.
 TIE_MARGIN = 0.05
+# `invariance` compares this many texts at a time (memory: their predictions, five times over).
+INVARIANCE_CHUNK = 4096
 # A doc's sentence vector counts as kept when its cosine to the original's is at least this.
 VECTOR_COSINE_KEPT = 0.99
 
@@ -165,33 +170,47 @@ def _same(a, b, cats_tolerance: float) -> bool:
 
 def batch_invariance(
     nlp: Language,
-    texts: Sequence[str],
+    texts: Union[Sequence[str], Callable[[], Iterable[str]]],
     batch_sizes: Sequence[int] = (64,),
     n_process: int = 1,
     cats_tolerance: float = 1e-4,
     seed: int = 0,
+    chunk_size: int = INVARIANCE_CHUNK,
+    total: Optional[int] = None,
 ) -> Dict[str, float]:
     """Share of docs whose predictions (entities; cats within `cats_tolerance`) equal the ones
     they get alone (`nlp(text)`): in `nlp.pipe` at each batch size, in a shuffled order, and
-    (n_process > 1) in worker processes."""
-    texts = list(texts)
-    alone = [_prediction(nlp(t)) for t in texts]
+    (n_process > 1) in worker processes.
 
-    def share(predictions) -> float:
-        same = [_same(a, b, cats_tolerance) for a, b in zip(predictions, alone)]
-        return float(numpy.mean(same)) if same else 1.0
-
-    result: Dict[str, float] = {"n_docs": len(texts), "cats_tolerance": cats_tolerance}
-    for size in batch_sizes:
-        result[f"identical_batch_{size}"] = share([_prediction(d) for d in nlp.pipe(texts, batch_size=size)])
-    size = max(batch_sizes)
-    order = numpy.random.default_rng(seed).permutation(len(texts))
-    shuffled: List = [None] * len(texts)
-    for i, doc in zip(order, nlp.pipe([texts[i] for i in order], batch_size=size)):
-        shuffled[i] = _prediction(doc)
-    result[f"identical_shuffled_batch_{size}"] = share(shuffled)
+    `texts` is a list, or a function that returns a fresh iterator over them (a file read again),
+    which keeps memory flat however many texts there are: they are compared `chunk_size` at a
+    time (shuffled within the chunk), and the worker processes read their own pass of the texts.
+    """
+    sizes = list(batch_sizes)
+    size = max(sizes)
+    stream = texts if callable(texts) else lambda: texts
+    keys = [f"identical_batch_{s}" for s in sizes] + [f"identical_shuffled_batch_{size}"]
+    workers = None
     if n_process > 1:
-        docs = nlp.pipe(texts, batch_size=size, n_process=n_process)
-        result[f"identical_n_process_{n_process}"] = share([_prediction(d) for d in docs])
-    result["identical_all"] = min(v for k, v in result.items() if k.startswith("identical_"))
+        keys.append(f"identical_n_process_{n_process}")
+        workers = iter(nlp.pipe(stream(), batch_size=size, n_process=n_process))
+    same = dict.fromkeys(keys, 0)
+    rng = numpy.random.default_rng(seed)
+    n = 0
+    for chunk in chunked(progress(stream(), desc="invariance", unit="text", total=total), chunk_size):
+        alone = [_prediction(nlp(t)) for t in chunk]
+        compared = [[_prediction(d) for d in nlp.pipe(chunk, batch_size=s)] for s in sizes]
+        order = rng.permutation(len(chunk))
+        shuffled: List = [None] * len(chunk)
+        for i, doc in zip(order, nlp.pipe([chunk[i] for i in order], batch_size=size)):
+            shuffled[i] = _prediction(doc)
+        compared.append(shuffled)
+        if workers is not None:
+            compared.append([_prediction(d) for d in itertools.islice(workers, len(chunk))])
+        for key, predictions in zip(keys, compared):
+            same[key] += sum(_same(a, b, cats_tolerance) for a, b in zip(predictions, alone))
+        n += len(chunk)
+    result: Dict[str, float] = {"n_docs": n, "cats_tolerance": cats_tolerance}
+    result.update({key: same[key] / n if n else 1.0 for key in keys})
+    result["identical_all"] = min(result[key] for key in keys)
     return result

@@ -57,6 +57,8 @@ class CompressSettings:
     # Calibration/parity texts (None: the pipeline's own corpora or the built-in set, see sample.py).
     sample_texts: Optional[List[str]] = None
     sample_source: str = "--sample"
+    # ... or a file of them (.spacy, .jsonl, lines), read in constant memory and thinned (sample.py).
+    sample_path: Optional[Path] = None
     # Vocabulary trimming (compress/vocab.py): keep the wordpieces these texts use (None: keep all).
     vocab_texts: Optional[List[str]] = None
     vocab_min_count: int = 1
@@ -168,7 +170,8 @@ def _log_sample(sample: CalibrationSample, settings: CompressSettings) -> None:
     int8 = settings.quantize == "int8" and settings.quantization.activation_scales == "calibrated"
     use = "int8 calibration and the parity check" if int8 else "the parity check"
     if sample.in_domain:
-        thinned = f" (evenly spaced, of {sample.n_available:,})" if sample.n_available > len(sample.texts) else ""
+        how = sample.thinned or "evenly spaced"
+        thinned = f" ({how}, of {sample.n_available:,})" if sample.n_available > len(sample.texts) else ""
         _log(f"    {use}: {len(sample.texts):,} docs{thinned} from {sample.source}")
     elif int8:
         _log(
@@ -248,7 +251,10 @@ def load_source(input_path: Path, settings: CompressSettings, timings: Dict[str,
         f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, "
         f"width {config.hidden_size})"
     )
-    sample = choose_sample(input_path, dict(nlp.config.get("paths", {})), settings.sample_texts, settings.sample_source)
+    paths = dict(nlp.config.get("paths", {}))
+    sample = choose_sample(
+        input_path, paths, settings.sample_texts, settings.sample_source, user_path=settings.sample_path
+    )
     _log_sample(sample, settings)
     return Loaded(input_path, nlp, source, sample)
 
@@ -532,7 +538,8 @@ def _wants_min_max(settings: CompressSettings, parity: Dict) -> bool:
 
 def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, out: Path, parity: Dict, timings):
     """Calibrate again with min/max ranges, and with smoothed activations (smooth.py) and min/max
-    ranges; keep the int8 pipeline that changes fewest of the sample's predictions."""
+    ranges; keep the int8 pipeline that changes fewest of the sample's predictions, and stop at one
+    that changes none (no later graph can do better on this sample)."""
     import dataclasses
 
     from .quantize import FALLBACK_SMOOTH_ALPHA
@@ -549,7 +556,11 @@ def min_max_fallback(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings, o
         candidates.append(("smoothed min/max", smoothed))
     best = (graphs, out, parity, settings)
     record = {"percentile_changed_share": first, "kept": "percentile"}
-    for label, quantization in candidates:  # all of them: the sample decides, not the order
+    for label, quantization in candidates:  # the sample decides, not the order, until one changes nothing
+        if best[2]["agreement_check"]["changed_share"] == 0:
+            record.setdefault("not_tried", []).append(label)
+            _log(f"    {label} ranges not tried: the kept graph already changes no prediction of the sample")
+            continue
         retry = dataclasses.replace(settings, quantization=quantization)
         again, out2, parity2 = _recalibrate(
             loaded, shrunk, graphs, retry, out.parent / label.replace(" ", "-").replace("/", "-"), label, timings

@@ -13,19 +13,24 @@ does, Wei & Zou 2019): an embedding neighbour of "do" or "my" rarely fits, so th
 closer to text the student will see (reports/distill_ablation: +0.39 Banking77 test accuracy,
 one seed, dev unchanged; not yet the default, which is what the seed studies measured).
 
-The output holds only new text (variants and raw text) without annotation: `teacher-label` labels
-it once, and training reads it next to the gold training set.
+The output (a folder of .spacy shards) holds only new text (variants and raw text) without
+annotation: `teacher-label` labels it once, and training reads it next to the gold training set.
 """
 
+import itertools
 import random
+import shutil
+from collections import Counter
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Optional
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional
 
 import numpy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from ..progress import progress
+from ..streaming import DEFAULT_SHARD_SIZE, JOB_FILE, ShardFolder, chunked, count_docs, iter_docs, spacy_files
+from ..texts import iter_texts
 
 
 class EmbeddingNeighbours:
@@ -171,8 +176,13 @@ def make_transfer_set(
     raw_limit: int = 0,
     lang: str = "en",
     seed: int = 0,
+    shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> Dict:
-    """Write the transfer set (.spacy, unannotated) and return counts for the report."""
+    """Write the transfer set (a folder of unannotated .spacy shards) and return counts for the report.
+
+    The training docs are read lazily (twice: once for the words to find neighbours of, once to
+    vary them) and the variants written a shard at a time, so memory does not grow with the corpus.
+    """
     import spacy
 
     if n_variants < 0:
@@ -182,41 +192,64 @@ def make_transfer_set(
     train_path = Path(train_path)
     if not train_path.exists():
         raise FileNotFoundError(f"Training docs {train_path} do not exist.")
+    spacy_files(train_path)  # a .spacy file or a folder of them, checked before the encoder loads
+    if raw_text is not None and not Path(raw_text).exists():
+        raise FileNotFoundError(f"Raw text file {raw_text} does not exist.")
     vocab = Vocab()
-    docs = list(DocBin().from_disk(train_path).get_docs(vocab))
     keep = frozenset() if replace_stop_words else frozenset(w.lower() for w in spacy.blank(lang).Defaults.stop_words)
-    out = DocBin(store_user_data=False)
-    counts = {"train_docs": len(docs), "variants": 0, "docs_without_replaceable_words": 0, "raw_texts": 0}
+    counts = Counter(train_docs=0, variants=0, docs_without_replaceable_words=0, raw_texts=0)
+    streams = []
     if n_variants:
         neighbours = EmbeddingNeighbours.from_encoder(encoder, n_neighbours)
-        neighbours.prepare(k for d in docs for k in (replaceable_key(neighbours, t.text, keep) for t in d) if k)
+        words = (replaceable_key(neighbours, t.text, keep) for d in iter_docs([train_path], vocab) for t in d)
+        neighbours.prepare(k for k in words if k)
         rng = random.Random(seed)
-        for doc in progress(docs, desc="augment", unit="doc"):
-            variants = word_replacement_variants(doc, neighbours, n_variants, replace_prob, rng, keep)
-            counts["variants"] += len(variants)
-            counts["docs_without_replaceable_words"] += not variants
-            for variant in variants:
-                out.add(variant)
+        docs = progress(iter_docs([train_path], vocab), desc="augment", total=count_docs([train_path]))
+        streams.append(_variants(docs, neighbours, n_variants, replace_prob, rng, keep, counts))
     if raw_text is not None:
-        from ..texts import read_texts
-
         tokenizer = spacy.blank(lang).tokenizer
-        for text in progress(read_texts(Path(raw_text), raw_limit), desc="raw text", unit="text"):
-            out.add(tokenizer(text))
-            counts["raw_texts"] += 1
-    if not len(out):
+        texts = progress(iter_texts(Path(raw_text), raw_limit), desc="raw text", unit="text")
+        streams.append(_counted((tokenizer(text) for text in texts), counts, "raw_texts"))
+    written = _write_fresh(Path(output_path), itertools.chain(*streams), shard_size, counts)
+    if not written:
         raise ValueError(
             f"The transfer set would be empty: no word in {train_path} could be replaced and no raw text was given."
         )
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_disk(output_path)
-    counts.update(
-        transfer_docs=len(out),
-        n_variants=n_variants,
-        replace_prob=replace_prob,
-        n_neighbours=n_neighbours,
-        replace_stop_words=replace_stop_words,
-        seed=seed,
-    )
-    return counts
+    counts["train_docs"] = counts["train_docs"] if n_variants else count_docs([train_path])
+    return {
+        **counts,
+        "transfer_docs": written,
+        "output": str(output_path),
+        "n_variants": n_variants,
+        "replace_prob": replace_prob,
+        "n_neighbours": n_neighbours,
+        "replace_stop_words": replace_stop_words,
+        "seed": seed,
+    }
+
+
+def _variants(docs, neighbours, n_variants, replace_prob, rng, keep, counts: Counter) -> Iterator[Doc]:
+    for doc in docs:
+        variants = word_replacement_variants(doc, neighbours, n_variants, replace_prob, rng, keep)
+        counts.update(train_docs=1, variants=len(variants), docs_without_replaceable_words=not variants)
+        yield from variants
+
+
+def _counted(docs: Iterable[Doc], counts: Counter, key: str) -> Iterator[Doc]:
+    for doc in docs:
+        counts[key] += 1
+        yield doc
+
+
+def _write_fresh(output: Path, docs: Iterable[Doc], shard_size: int, counts: Counter) -> int:
+    """Write the docs as a new folder of shards (a transfer set is remade whole, never resumed)."""
+    if output.is_dir() and (output / JOB_FILE).exists():
+        shutil.rmtree(output)
+    folder = ShardFolder(output, {"transfer_set": str(output)}, "augment").open()
+    written = 0
+    for index, chunk in enumerate(chunked(docs, shard_size)):
+        folder.write(index, chunk, {})
+        written += len(chunk)
+    if not written:
+        shutil.rmtree(output)
+    return written

@@ -10,20 +10,34 @@ NER: docs without gold entities (the transfer set) get the teacher's entities (s
 entities are never overwritten.
 """
 
+import filecmp
+import itertools
 import json
 import os
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy
 import spacy
 from spacy.language import Language
 from spacy.pipeline import EntityRecognizer, TextCategorizer
 from spacy.pipeline.textcat_multilabel import MultiLabel_TextCategorizer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 from ..progress import progress
-from .hidden import copy_docs
+from ..streaming import (
+    DEFAULT_SHARD_SIZE,
+    ShardFolder,
+    chunked,
+    count_docs,
+    drop_hidden_states,
+    files_signature,
+    iter_docs,
+    spacy_files,
+)
 
 
 def soften(cats: Dict[str, float], temperature: float, exclusive: bool) -> Dict[str, float]:
@@ -54,26 +68,46 @@ def textcat_kind(nlp: Language) -> Optional[Tuple[str, bool]]:
 ENGINES = ("local", "ray")
 
 
-def teacher_label(
-    teacher_path: Path,
-    input_paths: List[Path],
-    output_path: Path,
-    soft_weight: float = 0.5,
-    temperature: float = 1.0,
-    batch_size: int = 64,
-    engine: str = "local",
-    workers: int = 1,
-    shard_size: int = 10_000,
-    address: Optional[str] = None,
-) -> Dict:
-    """Label every doc of the input .spacy files with the teacher and write one .spacy file.
+@dataclass
+class LabelSettings:
+    """How the teacher's outputs become targets, and how the work is cut up and spread."""
 
-    engine "local" runs the teacher here; "ray" hands the docs (their exact tokens) to
-    `bertprod apply`'s Ray actor pool in shards kept in OUTPUT.shards/, so a job of millions of
-    sentences spreads over a cluster, survives a dead worker and resumes where it stopped; the
+    soft_weight: float = 0.5
+    temperature: float = 1.0
+    batch_size: int = 64
+    engine: str = "local"
+    workers: int = 1
+    shard_size: int = DEFAULT_SHARD_SIZE
+    address: Optional[str] = None
+
+    def check(self) -> None:
+        if not 0.0 <= self.soft_weight <= 1.0:
+            raise ValueError(f"soft_weight must be between 0 and 1, not {self.soft_weight}.")
+        if not self.temperature > 0.0:
+            raise ValueError(f"temperature must be positive, not {self.temperature}.")
+        if self.engine not in ENGINES:
+            raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}.")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {self.workers}.")
+        if self.batch_size < 1 or self.shard_size < 1:
+            raise ValueError(
+                f"--batch-size and --shard-size must be at least 1, not {self.batch_size}, {self.shard_size}."
+            )
+
+
+def teacher_label(teacher_path: Path, input_paths: List[Path], output_path: Path, **settings) -> Dict:
+    """Label every doc of the input .spacy files (or folders) with the teacher, into a folder of shards.
+
+    Memory stays flat with the corpus: docs are read a file at a time and labelled and written a
+    shard (`shard_size` docs) at a time, and each doc's hidden states are dropped as soon as its
+    labels are taken. A rerun of the same job skips the shards already written, so a killed run
+    resumes where it stopped. engine "ray" hands the docs (their exact tokens) to `bertprod
+    apply`'s Ray actor pool first, so a job of millions of sentences spreads over a cluster; the
     labels are the same either way (same text, same answer).
     """
-    check_settings(soft_weight, temperature, engine, workers)
+    options = LabelSettings(**settings)
+    options.check()
+    files = [f for path in input_paths for f in spacy_files(Path(path))]
     teacher = spacy.load(teacher_path)
     textcat = textcat_kind(teacher)
     has_ner = any(isinstance(proc, EntityRecognizer) for _, proc in teacher.pipeline)
@@ -81,99 +115,136 @@ def teacher_label(
         raise ValueError(
             f"The teacher {teacher_path} has neither a text classifier nor an entity recognizer: {teacher.pipe_names}."
         )
-    docs = read_docs(input_paths, teacher.vocab)
-    if engine == "local":
-        predictions = _local_predictions(teacher, docs, batch_size)
+    job = _job(teacher_path, files, options)
+    shards = ShardFolder(Path(output_path), job, "teacher-label").open()
+    if shards.restarted:
+        print(f"{output_path} held another labelling job's shards (other inputs or settings): starting over.")
+    total = count_docs(files)
+    if options.engine == "local":
+        predict = _LocalPredictor(teacher, options)
     else:
-        shards = Path(str(output_path) + ".shards")
-        predictions = _ray_predictions(teacher_path, docs, shards, batch_size, workers, shard_size, address)
-    counts = {"docs": len(docs), "soft_cats_mixed_with_gold": 0, "soft_cats_teacher_only": 0}
-    counts.update(silver_ner=0, gold_ner=0)
-    out = DocBin(store_user_data=False)
-    for gold, (ents, cats) in zip(docs, progress(predictions, desc="teacher-label", total=len(docs))):
-        if textcat is not None and cats:
-            _set_soft_cats(gold, soften(cats, temperature, exclusive=textcat[1]), soft_weight, counts)
-        if has_ner:
-            _set_silver_ents(gold, ents, counts)
-        out.add(gold)
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_disk(output_path)
-    counts.update(teacher=str(teacher_path), soft_weight=soft_weight, temperature=temperature, engine=engine)
-    return counts
+        predict = _RayPredictor(teacher_path, files, shards.folder, options)
+    targets = Targets(textcat, has_ner, options)
+    counts = Counter(docs=0, written_now=0, resumed_docs=0, shards=0)
+    docs = progress(iter_docs(files, teacher.vocab), desc="teacher-label", total=total)
+    for index, chunk in enumerate(chunked(docs, options.shard_size)):
+        done = shards.done(index)
+        if done is None:
+            shard_counts = targets.apply(chunk, predict(chunk))
+            done = shards.write(index, chunk, {"counts": dict(shard_counts)})
+            counts["written_now"] += len(chunk)
+        else:
+            predict.skip(len(chunk))
+            counts["resumed_docs"] += len(chunk)
+        counts.update(done["counts"])
+        counts.update(docs=len(chunk), shards=1)
+    if not counts["docs"]:
+        raise ValueError(f"There are no docs to label in {', '.join(str(p) for p in input_paths)}.")
+    info = {key: counts[key] for key in ("docs", "shards", "written_now", "resumed_docs", *Targets.COUNTS)}
+    info.update(teacher=str(teacher_path), output=str(output_path))
+    info.update(soft_weight=options.soft_weight, temperature=options.temperature, engine=options.engine)
+    return info
 
 
-def check_settings(soft_weight: float, temperature: float, engine: str, workers: int) -> None:
-    if not 0.0 <= soft_weight <= 1.0:
-        raise ValueError(f"soft_weight must be between 0 and 1, not {soft_weight}.")
-    if not temperature > 0.0:
-        raise ValueError(f"temperature must be positive, not {temperature}.")
-    if engine not in ENGINES:
-        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}.")
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, not {workers}.")
+def _job(teacher_path: Path, files: List[Path], options: LabelSettings) -> Dict:
+    """What makes two labelling runs the same job (then a rerun resumes): inputs, teacher, targets, cut."""
+    return {
+        "inputs": files_signature(files),
+        "teacher": files_signature([Path(teacher_path)]),
+        "soft_weight": options.soft_weight,
+        "temperature": options.temperature,
+        "shard_size": options.shard_size,
+    }
 
 
-def read_docs(input_paths: Sequence[Path], vocab) -> List[Doc]:
-    for path in input_paths:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"Docs to label {path} do not exist.")
-    return [doc for path in input_paths for doc in DocBin().from_disk(path).get_docs(vocab)]
+class Targets:
+    """Puts the teacher's predictions on the gold docs: soft cats, silver entities where there is no gold."""
+
+    COUNTS = ("soft_cats_mixed_with_gold", "soft_cats_teacher_only", "silver_ner", "gold_ner")
+
+    def __init__(self, textcat: Optional[Tuple[str, bool]], has_ner: bool, options: LabelSettings):
+        self.textcat, self.has_ner, self.options = textcat, has_ner, options
+
+    def apply(self, docs: List[Doc], predictions: Iterable["Prediction"]) -> Counter:
+        counts: Counter = Counter({key: 0 for key in self.COUNTS})
+        for gold, (ents, cats) in zip(docs, predictions):
+            if self.textcat is not None and cats:
+                soft = soften(cats, self.options.temperature, exclusive=self.textcat[1])
+                _set_soft_cats(gold, soft, self.options.soft_weight, counts)
+            if self.has_ner:
+                _set_silver_ents(gold, ents, counts)
+        return counts
 
 
 Prediction = Tuple[List[Tuple[int, int, str]], Dict[str, float]]
 
 
-def _local_predictions(teacher: Language, docs: List[Doc], batch_size: int) -> Iterator[Prediction]:
-    for predicted in teacher.pipe(copy_docs(teacher.vocab, docs), batch_size=batch_size):
-        yield [(e.start_char, e.end_char, e.label_) for e in predicted.ents], dict(predicted.cats)
+class _LocalPredictor:
+    """The teacher run here on each shard's docs (copies with the same tokens, hidden states dropped)."""
+
+    def __init__(self, teacher: Language, options: LabelSettings):
+        self.teacher, self.batch_size = teacher, options.batch_size
+
+    def __call__(self, docs: List[Doc]) -> Iterator[Prediction]:
+        for predicted in self.teacher.pipe(iter_copies(self.teacher.vocab, docs), batch_size=self.batch_size):
+            yield [(e.start_char, e.end_char, e.label_) for e in predicted.ents], dict(predicted.cats)
+            drop_hidden_states(predicted)
+
+    def skip(self, n: int) -> None:
+        pass
 
 
-def _ray_predictions(
-    teacher_path: Path,
-    docs: List[Doc],
-    shards: Path,
-    batch_size: int,
-    workers: int,
-    shard_size: int,
-    address: Optional[str],
-) -> Iterator[Prediction]:
-    """The docs, by their tokens, through `bertprod apply --engine ray`; read back in input order."""
-    from ..serving.apply import apply, read_output
+class _RayPredictor:
+    """The docs, by their tokens, through `bertprod apply --engine ray` first; then read back in input order."""
 
-    records = shards.with_name(shards.name + ".jsonl")
-    _write_records(docs, records)
-    apply(
-        str(teacher_path),
-        records,
-        shards,
-        engine="ray",
-        shard_size=shard_size,
-        batch_size=batch_size,
-        workers=workers,
-        address=address,
-    )
-    for row in read_output(shards):
-        yield [(e["start"], e["end"], e["label"]) for e in row["ents"]], row["cats"]
+    def __init__(self, teacher_path: Path, files: List[Path], output: Path, options: LabelSettings):
+        from ..serving.apply import apply, read_output
+
+        records = output / "_ray" / "records.jsonl"
+        _write_records(iter_docs(files, spacy.blank("xx").vocab), records)
+        apply(
+            str(teacher_path),
+            records,
+            output / "_ray" / "shards",
+            engine="ray",
+            shard_size=options.shard_size,
+            batch_size=options.batch_size,
+            workers=options.workers,
+            address=options.address,
+        )
+        self.rows = read_output(output / "_ray" / "shards")
+
+    def __call__(self, docs: List[Doc]) -> Iterator[Prediction]:
+        for row in itertools.islice(self.rows, len(docs)):
+            yield [(e["start"], e["end"], e["label"]) for e in row["ents"]], row["cats"]
+
+    def skip(self, n: int) -> None:
+        for _ in itertools.islice(self.rows, n):
+            pass
 
 
-def _write_records(docs: List[Doc], path: Path) -> None:
-    """One JSONL record per doc with its exact tokens. Rewritten only when the docs changed, so a
-    rerun of the same job resumes from the shards already written."""
-    lines = [
-        json.dumps({"text": d.text, "words": [t.text for t in d], "spaces": [bool(t.whitespace_) for t in d]})
-        for d in docs
-    ]
-    content = ("\n".join(lines) + "\n").encode("utf8")
-    if path.exists() and path.read_bytes() == content:
-        return
+def iter_copies(vocab: Vocab, docs: Iterable[Doc]) -> Iterator[Doc]:
+    """Unannotated copies with exactly the same tokens, in another pipeline's vocab, one at a time."""
+    for d in docs:
+        yield Doc(vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
+
+
+def _write_records(docs: Iterable[Doc], path: Path) -> None:
+    """One JSONL record per doc with its exact tokens, written line by line. The file is replaced
+    only when the docs changed, so a rerun of the same job resumes from the shards already written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content)
+    with tmp.open("w", encoding="utf8") as f:
+        for d in docs:
+            record = {"text": d.text, "words": [t.text for t in d], "spaces": [bool(t.whitespace_) for t in d]}
+            f.write(json.dumps(record) + "\n")
+    if path.exists() and filecmp.cmp(tmp, path, shallow=False):
+        tmp.unlink()
+        return
     os.replace(tmp, path)
 
 
-def _set_soft_cats(gold: Doc, soft: Dict[str, float], soft_weight: float, counts: Dict) -> None:
+def _set_soft_cats(gold: Doc, soft: Dict[str, float], soft_weight: float, counts: Counter) -> None:
     if gold.cats:
         gold.cats = {
             label: soft_weight * v + (1 - soft_weight) * gold.cats.get(label, 0.0) for label, v in soft.items()
@@ -184,7 +255,7 @@ def _set_soft_cats(gold: Doc, soft: Dict[str, float], soft_weight: float, counts
         counts["soft_cats_teacher_only"] += 1
 
 
-def _set_silver_ents(gold: Doc, ents: List[Tuple[int, int, str]], counts: Dict) -> None:
+def _set_silver_ents(gold: Doc, ents: List[Tuple[int, int, str]], counts: Counter) -> None:
     """The teacher's entities where the doc has no gold ones (same tokens: every span aligns)."""
     if gold.has_annotation("ENT_IOB"):
         counts["gold_ner"] += 1

@@ -23,7 +23,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .loading import load_pipeline, threads_per_worker
 
@@ -164,9 +164,13 @@ def shard_paths(output: Path, shard: Shard, fmt: str) -> Tuple[Path, Path]:
 
 
 def write_shard(
-    output: Path, shard: Shard, fmt: str, text_field: str, records: List[Dict[str, Any]], docs: Sequence, started: float
+    output: Path, shard: Shard, fmt: str, text_field: str, records: List[Dict[str, Any]], docs: Iterable, started: float
 ) -> Dict[str, Any]:
-    """Write one annotated shard atomically (tmp file, then rename), then its done-marker."""
+    """Write one annotated shard atomically (tmp file, then rename), then its done-marker.
+
+    `docs` may be a stream: each doc is written as it comes and its hidden states dropped, so a
+    shard holds its records and their output, not every doc's transformer data."""
+    from ..streaming import drop_hidden_states
     from .schema import doc_to_json
 
     part, done = shard_paths(output, shard, fmt)
@@ -175,11 +179,13 @@ def write_shard(
         with tmp.open("w", encoding="utf8") as f:
             for record, doc in zip(records, docs):
                 f.write(json.dumps({**record, **doc_to_json(doc)}, ensure_ascii=False) + "\n")
+                drop_hidden_states(doc)
     else:
         from spacy.tokens import DocBin
 
         docbin = DocBin(store_user_data=True)
         for record, doc in zip(records, docs):
+            drop_hidden_states(doc)
             doc.user_data["fields"] = {k: v for k, v in record.items() if k != text_field}
             docbin.add(doc)
         docbin.to_disk(tmp)
@@ -205,7 +211,7 @@ def annotate_shard(
     """Read, annotate and write one shard in this process."""
     started = time.perf_counter()
     records = read_shard(input_path, shard, text_field)
-    docs = list(nlp.pipe((_pipe_input(nlp, r, text_field) for r in records), batch_size=batch_size))
+    docs = nlp.pipe((_pipe_input(nlp, r, text_field) for r in records), batch_size=batch_size)
     return write_shard(output, shard, fmt, text_field, records, docs, started)
 
 
