@@ -45,10 +45,10 @@ def spacy_files(path: Path) -> List[Path]:
 
 
 def iter_docs(paths: Iterable[Path], vocab) -> Iterator[Doc]:
-    """Every doc of the .spacy files or folders, in order, holding one file in memory at a time."""
-    files = [f for path in paths for f in spacy_files(path)]  # every path checked before any work
-    for file in files:
-        yield from DocBin().from_disk(file).get_docs(vocab)
+    """Every doc of the .spacy files or folders, in order, holding one file in memory at a time.
+    Every path is checked here, before the first doc is asked for."""
+    files = [f for path in paths for f in spacy_files(path)]
+    return (doc for file in files for doc in DocBin().from_disk(file).get_docs(vocab))
 
 
 def count_docs(paths: Iterable[Path]) -> int:

@@ -123,6 +123,10 @@ class DistillingEntityRecognizer(EntityRecognizer):
         return self._action_map
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp=None, labels=None):
+        if self.teacher_path and labels is None:
+            # The teacher's actions, not those of the first examples: a streamed corpus
+            # (StreamingCorpus.v1) initialises on its first 100, which may lack a rare label.
+            labels = self.teacher.get_pipe(self.teacher_component).moves.labels
         super().initialize(get_examples, nlp=nlp, labels=labels)
         if self.teacher_path:
             self.action_map()  # fail before training if the label sets differ
