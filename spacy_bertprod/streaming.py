@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, TypeVar
 
 from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
 
 T = TypeVar("T")
 
@@ -44,11 +45,14 @@ def spacy_files(path: Path) -> List[Path]:
     return files
 
 
-def iter_docs(paths: Iterable[Path], vocab) -> Iterator[Doc]:
+def iter_docs(paths: Iterable[Path], vocab: Optional[Vocab] = None) -> Iterator[Doc]:
     """Every doc of the .spacy files or folders, in order, holding one file in memory at a time.
-    Every path is checked here, before the first doc is asked for."""
+    Every path is checked here, before the first doc is asked for.
+
+    Without `vocab`, each file's docs get a fresh Vocab that goes when they go: a shared vocab
+    keeps every string it ever saw, and a corpus of millions has millions of distinct tokens."""
     files = [f for path in paths for f in spacy_files(path)]
-    return (doc for file in files for doc in DocBin().from_disk(file).get_docs(vocab))
+    return (doc for file in files for doc in DocBin().from_disk(file).get_docs(vocab or Vocab()))
 
 
 def count_docs(paths: Iterable[Path]) -> int:

@@ -12,10 +12,11 @@ accuracy is beside the point: memory is what is measured, and a trained head all
 `run` makes synthetic corpora by repeating the shipped texts (Banking77 and WNUT-17, each copy
 numbered so texts differ) to each size, and runs each step as the workflow does, as a separate
 `python -m spacy bertprod ...` process, sampling the resident memory of the process and of its
-children every 0.2 s: `augment` (train set of SIZE/10 docs, 10 variants each, so about SIZE docs
-out), `teacher-label` (SIZE docs in a folder of .spacy shards), `apply` (SIZE JSONL records) and
-`invariance` (SIZE texts; batch sizes 1,64; two processes). Each size and step is one JSONL row:
-peak RSS of the command's own process, peak of the whole tree, seconds, docs/s.
+children every 0.2 s: `augment` (train set of SIZE/10 docs in shards of 10,000, 10 variants
+each, so about SIZE docs out), `teacher-label` (SIZE docs in a folder of .spacy shards), `apply`
+(SIZE JSONL records) and `invariance` (SIZE texts; batch sizes 1,64; two processes). Each size
+and step is one JSONL row: peak RSS of the command's own process, peak of the whole tree,
+seconds, docs/s.
 """
 
 import argparse
@@ -61,7 +62,10 @@ def write_corpora(work: Path, n: int) -> Dict[str, Path]:
     from spacy_bertprod.streaming import chunked
 
     folder = work / f"corpus-{n}"
-    paths = {"jsonl": folder / "texts.jsonl", "docs": folder / "docs", "train": folder / "train.spacy"}
+    # augment's training docs (SIZE/10): a folder of shards, as a corpus of millions must be given
+    # (one .spacy file is one compressed blob, read whole); corpora made before were one file
+    train = folder / "train.spacy" if (folder / "train.spacy").exists() else folder / "train"
+    paths = {"jsonl": folder / "texts.jsonl", "docs": folder / "docs", "train": train}
     if (folder / "done").exists():
         return paths
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +76,9 @@ def write_corpora(work: Path, n: int) -> Dict[str, Path]:
     paths["docs"].mkdir(exist_ok=True)
     for index, chunk in enumerate(chunked(repeated(n), 10_000)):
         DocBin(docs=[nlp.make_doc(t) for t in chunk]).to_disk(paths["docs"] / f"part-{index:05d}.spacy")
-    DocBin(docs=[nlp.make_doc(t) for t in repeated(max(n // 10, 1))]).to_disk(paths["train"])
+    paths["train"].mkdir(exist_ok=True)
+    for index, chunk in enumerate(chunked(repeated(max(n // 10, 1)), 10_000)):
+        DocBin(docs=[nlp.make_doc(t) for t in chunk]).to_disk(paths["train"] / f"part-{index:05d}.spacy")
     (folder / "done").write_text("")
     return paths
 

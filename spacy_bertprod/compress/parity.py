@@ -198,15 +198,8 @@ def batch_invariance(
     rng = numpy.random.default_rng(seed)
     n = 0
     for chunk in chunked(progress(stream(), desc="invariance", unit="text", total=total), chunk_size):
-        alone = [_prediction(nlp(t)) for t in chunk]
-        compared = [[_prediction(d) for d in nlp.pipe(chunk, batch_size=s)] for s in sizes]
-        order = rng.permutation(len(chunk))
-        shuffled: List = [None] * len(chunk)
-        for i, doc in zip(order, nlp.pipe([chunk[i] for i in order], batch_size=size)):
-            shuffled[i] = _prediction(doc)
-        compared.append(shuffled)
-        if workers is not None:
-            compared.append([_prediction(d) for d in itertools.islice(workers, len(chunk))])
+        with nlp.memory_zone():  # the chunk's strings and lexemes are freed after it
+            compared, alone = _compare_chunk(nlp, chunk, sizes, rng, workers)
         for key, predictions in zip(keys, compared):
             same[key] += sum(_same(a, b, cats_tolerance) for a, b in zip(predictions, alone))
         n += len(chunk)
@@ -214,3 +207,18 @@ def batch_invariance(
     result.update({key: same[key] / n if n else 1.0 for key in keys})
     result["identical_all"] = min(result[key] for key in keys)
     return result
+
+
+def _compare_chunk(nlp: Language, chunk: List[str], sizes: List[int], rng, workers):
+    """The chunk's predictions alone, and in each of the other ways (batch sizes, shuffled, workers)."""
+    size = max(sizes)
+    alone = [_prediction(nlp(t)) for t in chunk]
+    compared = [[_prediction(d) for d in nlp.pipe(chunk, batch_size=s)] for s in sizes]
+    order = rng.permutation(len(chunk))
+    shuffled: List = [None] * len(chunk)
+    for i, doc in zip(order, nlp.pipe([chunk[i] for i in order], batch_size=size)):
+        shuffled[i] = _prediction(doc)
+    compared.append(shuffled)
+    if workers is not None:
+        compared.append([_prediction(d) for d in itertools.islice(workers, len(chunk))])
+    return compared, alone

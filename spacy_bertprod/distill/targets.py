@@ -126,7 +126,7 @@ def teacher_label(teacher_path: Path, input_paths: List[Path], output_path: Path
         predict = _RayPredictor(teacher_path, files, shards.folder, options)
     targets = Targets(textcat, has_ner, options)
     counts = Counter(docs=0, written_now=0, resumed_docs=0, shards=0)
-    docs = progress(iter_docs(files, teacher.vocab), desc="teacher-label", total=total)
+    docs = progress(iter_docs(files), desc="teacher-label", total=total)
     for index, chunk in enumerate(chunked(docs, options.shard_size)):
         done = shards.done(index)
         if done is None:
@@ -186,9 +186,11 @@ class _LocalPredictor:
         self.teacher, self.batch_size = teacher, options.batch_size
 
     def __call__(self, docs: List[Doc]) -> Iterator[Prediction]:
-        for predicted in self.teacher.pipe(iter_copies(self.teacher.vocab, docs), batch_size=self.batch_size):
-            yield [(e.start_char, e.end_char, e.label_) for e in predicted.ents], dict(predicted.cats)
-            drop_hidden_states(predicted)
+        # The copies' strings and lexemes are freed after each shard (spaCy's memory zone).
+        with self.teacher.memory_zone():
+            for predicted in self.teacher.pipe(iter_copies(self.teacher.vocab, docs), batch_size=self.batch_size):
+                yield [(e.start_char, e.end_char, e.label_) for e in predicted.ents], dict(predicted.cats)
+                drop_hidden_states(predicted)
 
     def skip(self, n: int) -> None:
         pass
@@ -201,7 +203,7 @@ class _RayPredictor:
         from ..serving.apply import apply, read_output
 
         records = output / "_ray" / "records.jsonl"
-        _write_records(iter_docs(files, spacy.blank("xx").vocab), records)
+        _write_records(iter_docs(files), records)
         apply(
             str(teacher_path),
             records,

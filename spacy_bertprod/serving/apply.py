@@ -211,8 +211,11 @@ def annotate_shard(
     """Read, annotate and write one shard in this process."""
     started = time.perf_counter()
     records = read_shard(input_path, shard, text_field)
-    docs = nlp.pipe((_pipe_input(nlp, r, text_field) for r in records), batch_size=batch_size)
-    return write_shard(output, shard, fmt, text_field, records, docs, started)
+    # Each shard's strings and lexemes are freed when it is written (spaCy's memory zone): a
+    # shared vocab would keep every distinct token of the corpus.
+    with nlp.memory_zone():
+        docs = nlp.pipe((_pipe_input(nlp, r, text_field) for r in records), batch_size=batch_size)
+        return write_shard(output, shard, fmt, text_field, records, docs, started)
 
 
 def _pipe_input(nlp, record: Dict[str, Any], text_field: str):
