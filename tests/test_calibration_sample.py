@@ -112,6 +112,33 @@ def test_large_corpora_are_thinned_evenly(tmp_path):
     assert thin_evenly(texts[:5], 100) == texts[:5]
 
 
+def test_a_large_sample_is_thinned_to_a_bounded_stratified_subset(tmp_path):
+    from collections import Counter
+
+    from spacy_bertprod.compress.sample import MAX_SAMPLE_DOCS, read_sample
+
+    nlp = spacy.blank("en")
+    docs = []
+    for i in range(5000):  # three labels, 70% / 25% / 5%, in blocks (an unshuffled corpus)
+        label = "a" if i < 3500 else "b" if i < 4750 else "c"
+        doc = nlp.make_doc(f"text {i}")
+        doc.cats = {"a": float(label == "a"), "b": float(label == "b"), "c": float(label == "c")}
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(tmp_path / "big.spacy")
+    sample = choose_sample(tmp_path / "p", {}, user_path=tmp_path / "big.spacy")
+    assert len(sample.texts) == MAX_SAMPLE_DOCS and sample.n_available == 5000 and sample.kind == "sample"
+    assert "stratified" in sample.to_dict()["thinned"]
+    labels = Counter(
+        "a" if int(t.split()[1]) < 3500 else "b" if int(t.split()[1]) < 4750 else "c" for t in sample.texts
+    )
+    assert labels == {"a": 700, "b": 250, "c": 50}
+    (tmp_path / "lines.txt").write_text("\n".join(f"line {i}" for i in range(3000)), encoding="utf8")
+    lines = read_sample(tmp_path / "lines.txt")
+    assert len(lines.texts) == MAX_SAMPLE_DOCS and lines.texts[:2] == ["line 0", "line 3"]
+    small = read_sample(tmp_path / "lines.txt", max_docs=5000)
+    assert len(small.texts) == 3000 and "thinned" not in small.to_dict()
+
+
 def _with_dev_path(pipeline, dst, dev):
     shutil.copytree(pipeline, dst)
     config = Config().from_disk(dst / "config.cfg", interpolate=False)

@@ -215,3 +215,23 @@ def test_ner_with_lexical_features_trains_and_compresses_unchanged(encoders, tmp
         assert ents_a == ents_b
         for label, score in compressed_cats(text, cats_a).items():
             assert cats_b[label] == pytest.approx(score, abs=1e-4)
+
+
+def test_the_int8_fallback_stops_at_a_graph_that_changes_nothing(monkeypatch, tmp_path):
+    """The min/max graph changes no prediction of the sample: the smoothed graph is not built."""
+    from spacy_bertprod.compress import pipeline as stages
+
+    tried = []
+
+    def recalibrate(loaded, shrunk, graphs, settings, work, label, timings):
+        tried.append(label)
+        return graphs, work, {"agreement_check": {"changed_share": 0.0}}
+
+    monkeypatch.setattr(stages, "_recalibrate", recalibrate)
+    settings = CompressSettings(quantize="int8")
+    first = {"agreement_check": {"changed_share": 0.08}}
+    _, _, parity, kept = stages.min_max_fallback(None, None, "graphs", settings, tmp_path, first, {})
+    assert tried == ["min/max"]
+    assert parity["min_max_fallback"]["kept"] == "min/max"
+    assert parity["min_max_fallback"]["not_tried"] == ["smoothed min/max"]
+    assert kept.quantization.calibration_percentile == 100.0
