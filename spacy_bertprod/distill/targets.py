@@ -130,7 +130,7 @@ def teacher_label(teacher_path: Path, input_paths: List[Path], output_path: Path
     for index, chunk in enumerate(chunked(docs, options.shard_size)):
         done = shards.done(index)
         if done is None:
-            shard_counts = targets.apply(chunk, predict(chunk))
+            shard_counts = targets.apply(chunk, list(predict(chunk)))  # whole: the memory zone closes here
             done = shards.write(index, chunk, {"counts": dict(shard_counts)})
             counts["written_now"] += len(chunk)
         else:
