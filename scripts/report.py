@@ -373,6 +373,21 @@ def plot(all_points, names: Dict[str, str], out: Path) -> None:
     fig.savefig(out, dpi=120)
 
 
+def budget_warnings(entries) -> List[str]:
+    """The training steps whose dev score was best at their last evaluation (scripts/timed.py --budget-var)."""
+    rising = [e for e in entries if e.get("best_at_last_evaluation")]
+    if not rising:
+        return []
+    lines = ["## Training budgets", ""]
+    for e in rising:
+        lines.append(
+            f"- **{e['step']}**: the dev score was best at the last evaluation of its {e['max_steps']} steps, so it "
+            f"was still rising when the budget stopped it: raise `--vars.{e['budget_var']}` and rerun it and the "
+            "steps after it."
+        )
+    return lines + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", default="full")
@@ -401,10 +416,11 @@ def main() -> None:
         all_points[task], names[task] = points, spec["name"]
     timings = Path("metrics") / args.run / "timings.jsonl"
     if timings.exists():
-        latest = {}
+        latest, entries = {}, {}
         for line in timings.read_text().splitlines():
             entry = json.loads(line)
-            latest[entry["step"]] = entry["seconds"]
+            latest[entry["step"]], entries[entry["step"]] = entry["seconds"], entry
+        lines += budget_warnings(entries.values())
         lines += ["## Wall time per step (latest run of each)", "", "| step | seconds |", "|---|---|"]
         lines += [f"| {step} | {seconds:.1f} |" for step, seconds in latest.items()]
         for task in ("ner", "textcat"):

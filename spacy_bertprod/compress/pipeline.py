@@ -224,6 +224,8 @@ def check_request(input_path: Path, output_path: Path, settings: CompressSetting
     if not input_path.is_dir() or not (input_path / "config.cfg").exists():
         raise ValueError(f"{input_path} is not a saved spaCy pipeline (no config.cfg in it).")
     check_output(output_path, settings)
+    if settings.sample_path is not None and not Path(settings.sample_path).exists():
+        raise FileNotFoundError(f"The --sample file {settings.sample_path} does not exist.")
     if settings.depth < 0:
         raise ValueError(f"--depth must be 0 (keep every layer) or a number of layers to keep, not {settings.depth}.")
     if settings.prune_heads or settings.prune_ffn:
