@@ -108,8 +108,12 @@ class ShardFolder:
         self.what = what
         self.restarted = False
 
-    def open(self) -> "ShardFolder":
-        """Create the folder, keep the shards of this same job, start over for another job."""
+    def open(self, inputs: Sequence[Path] = ()) -> "ShardFolder":
+        """Create the folder, keep the shards of this same job, start over for another job.
+        `inputs` may not lie inside it (starting over would delete them)."""
+        inside = [p for p in inputs if self.folder.resolve() in (Path(p).resolve(), *Path(p).resolve().parents)]
+        if inside:
+            raise ValueError(f"{self.what} cannot write into {self.folder}: it holds its input {inside[0]}.")
         if self.folder.exists() and not self.folder.is_dir():
             raise ValueError(
                 f"{self.folder} is a file, but {self.what} writes a folder of .spacy shards there; remove the file "

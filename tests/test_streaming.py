@@ -50,6 +50,9 @@ def test_a_shard_folder_keeps_its_own_jobs_shards_and_starts_over_for_another(tm
     assert ShardFolder(tmp_path / "out", {"job": 1}, "test").open().done(0) is not None
     other = ShardFolder(tmp_path / "out", {"job": 2}, "test").open()
     assert other.restarted and other.done(0) is None
+    with pytest.raises(ValueError, match="holds its input"):
+        ShardFolder(tmp_path / "out", {"job": 3}, "test").open(inputs=[tmp_path / "out" / "part-00000.spacy"])
+    assert (tmp_path / "out" / "_job.json").exists()  # nothing was deleted
 
 
 def test_the_shuffle_buffer_is_a_permutation_that_holds_at_most_its_window():

@@ -29,7 +29,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from ..progress import progress
-from ..streaming import DEFAULT_SHARD_SIZE, JOB_FILE, ShardFolder, chunked, count_docs, iter_docs, spacy_files
+from ..streaming import DEFAULT_SHARD_SIZE, ShardFolder, chunked, count_docs, iter_docs, spacy_files
 from ..texts import iter_texts
 
 
@@ -210,7 +210,8 @@ def make_transfer_set(
         tokenizer = spacy.blank(lang).tokenizer
         texts = progress(iter_texts(Path(raw_text), raw_limit), desc="raw text", unit="text")
         streams.append(_counted((tokenizer(text) for text in texts), counts, "raw_texts"))
-    written = _write_fresh(Path(output_path), itertools.chain(*streams), shard_size, counts)
+    inputs = [train_path] + ([Path(raw_text)] if raw_text is not None else [])
+    written = _write_fresh(Path(output_path), inputs, itertools.chain(*streams), shard_size)
     if not written:
         raise ValueError(
             f"The transfer set would be empty: no word in {train_path} could be replaced and no raw text was given."
@@ -241,11 +242,12 @@ def _counted(docs: Iterable[Doc], counts: Counter, key: str) -> Iterator[Doc]:
         yield doc
 
 
-def _write_fresh(output: Path, docs: Iterable[Doc], shard_size: int, counts: Counter) -> int:
+def _write_fresh(output: Path, inputs: List[Path], docs: Iterable[Doc], shard_size: int) -> int:
     """Write the docs as a new folder of shards (a transfer set is remade whole, never resumed)."""
-    if output.is_dir() and (output / JOB_FILE).exists():
-        shutil.rmtree(output)
-    folder = ShardFolder(output, {"transfer_set": str(output)}, "augment").open()
+    folder = ShardFolder(output, {"transfer_set": str(output)}, "augment")
+    folder.open(inputs=inputs)  # refuses a folder holding the inputs, or one another tool wrote
+    shutil.rmtree(output)
+    folder.open()
     written = 0
     for index, chunk in enumerate(chunked(docs, shard_size)):
         folder.write(index, chunk, {})

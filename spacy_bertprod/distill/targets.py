@@ -116,7 +116,7 @@ def teacher_label(teacher_path: Path, input_paths: List[Path], output_path: Path
             f"The teacher {teacher_path} has neither a text classifier nor an entity recognizer: {teacher.pipe_names}."
         )
     job = _job(teacher_path, files, options)
-    shards = ShardFolder(Path(output_path), job, "teacher-label").open()
+    shards = ShardFolder(Path(output_path), job, "teacher-label").open(inputs=files)
     if shards.restarted:
         print(f"{output_path} held another labelling job's shards (other inputs or settings): starting over.")
     total = count_docs(files)
