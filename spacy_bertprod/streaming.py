@@ -81,9 +81,8 @@ def chunked(items: Iterable[T], size: int) -> Iterator[List[T]]:
 
 def drop_hidden_states(doc: Doc) -> Doc:
     """Forget the transformer output a pipeline left on the doc (its largest part by far)."""
-    for name in ("trf_data", "curated_trf_output"):
-        if Doc.has_extension(name):
-            doc._.set(name, None)
+    if Doc.has_extension("trf_data"):  # ours, spacy-transformers' and spacy-curated-transformers' name
+        doc._.trf_data = None
     return doc
 
 
@@ -108,9 +107,9 @@ class ShardFolder:
         self.what = what
         self.restarted = False
 
-    def open(self, inputs: Sequence[Path] = ()) -> "ShardFolder":
-        """Create the folder, keep the shards of this same job, start over for another job.
-        `inputs` may not lie inside it (starting over would delete them)."""
+    def open(self, inputs: Sequence[Path] = (), fresh: bool = False) -> "ShardFolder":
+        """Create the folder, keep the shards of this same job (unless `fresh`), start over for another
+        job. `inputs` may not lie inside it (starting over would delete them)."""
         inside = [p for p in inputs if self.folder.resolve() in (Path(p).resolve(), *Path(p).resolve().parents)]
         if inside:
             raise ValueError(f"{self.what} cannot write into {self.folder}: it holds its input {inside[0]}.")
@@ -125,7 +124,7 @@ class ShardFolder:
                 raise ValueError(
                     f"{self.folder} is not empty and was not written by {self.what}; give an empty or new folder."
                 )
-            if json.loads(manifest.read_text(encoding="utf8")) != self.job:
+            if fresh or json.loads(manifest.read_text(encoding="utf8")) != self.job:
                 shutil.rmtree(self.folder)
                 self.restarted = True
         self.folder.mkdir(parents=True, exist_ok=True)

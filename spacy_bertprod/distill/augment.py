@@ -190,9 +190,7 @@ def make_transfer_set(
     if not 0.0 < replace_prob <= 1.0:
         raise ValueError(f"replace_prob must be in (0, 1], not {replace_prob}.")
     train_path = Path(train_path)
-    if not train_path.exists():
-        raise FileNotFoundError(f"Training docs {train_path} do not exist.")
-    spacy_files(train_path)  # a .spacy file or a folder of them, checked before the encoder loads
+    spacy_files(train_path)  # exists, and is a .spacy file or a folder of them: checked before the encoder loads
     if raw_text is not None and not Path(raw_text).exists():
         raise FileNotFoundError(f"Raw text file {raw_text} does not exist.")
     vocab = Vocab()
@@ -244,10 +242,7 @@ def _counted(docs: Iterable[Doc], counts: Counter, key: str) -> Iterator[Doc]:
 
 def _write_fresh(output: Path, inputs: List[Path], docs: Iterable[Doc], shard_size: int) -> int:
     """Write the docs as a new folder of shards (a transfer set is remade whole, never resumed)."""
-    folder = ShardFolder(output, {"transfer_set": str(output)}, "augment")
-    folder.open(inputs=inputs)  # refuses a folder holding the inputs, or one another tool wrote
-    shutil.rmtree(output)
-    folder.open()
+    folder = ShardFolder(output, {"transfer_set": str(output)}, "augment").open(inputs=inputs, fresh=True)
     written = 0
     for index, chunk in enumerate(chunked(docs, shard_size)):
         folder.write(index, chunk, {})
