@@ -1,6 +1,6 @@
 """Registered, versioned architectures of the serving path: thin constructors over the layers.
 
-Nothing here imports torch. The trainable `spacy_bertprod.TorchTransformer.v1` lives with its
+Nothing here imports torch. The trainable `spacy_bertprod.TorchTransformer.v2` lives with its
 backend (backends/torch.py) and is found through spaCy's registry (setup.cfg's entry points).
 """
 

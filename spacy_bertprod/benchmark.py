@@ -27,25 +27,17 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def component_batches(nlp, docs, batch_size: int, planner=None):
+def component_batches(nlp, docs, batch_size: int = 0, planner=None):
     """The ONNX session and the exact padded batches the pipeline's ONNX component would run
     on `docs` (None if the pipeline has no ONNX transformer). `planner(lengths, max_items)`
-    replaces the component's length bucketing (`bertprod compare-encoders` compares planners)."""
-    from .backends import ONNX_ENCODER
+    replaces the component's length bucketing (`bertprod compare-encoders` compares planners).
+    `batch_size` is not used: the component gathers docs by tokens (pipe_batch_tokens)."""
     from .component import BertprodTransformer
-    from .transformer_model import _encode_docs, pad_batch, plan_buckets
 
     trf = next((p for _, p in nlp.pipeline if isinstance(p, BertprodTransformer)), None)
-    if trf is None or trf.model.layers[0].name != ONNX_ENCODER:
+    if trf is None or trf.onnx_session is None:
         return None, []
-    tokenizer = trf.model.attrs["tokenizer"]
-    planner = planner or plan_buckets
-    batches = []
-    for chunk in trf._gather(docs, batch_size):  # as the component's pipe()
-        sequences, _, _ = _encode_docs(trf.model, chunk)
-        for bucket in planner([len(s.ids) for s in sequences], trf.model.attrs["max_batch_items"]):
-            batches.append(pad_batch([sequences[i] for i in bucket], tokenizer.pad_id))
-    return trf.model.layers[0].attrs["onnx"], batches
+    return trf.onnx_session, list(trf.encoder_batches(docs, planner))
 
 
 def time_batches(session, batches) -> float:

@@ -19,18 +19,28 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from .about import FORMAT_VERSION, __version__
-from .backends import backend_io, is_trainable, pop_extra_losses
+from .backends import EncoderBatch, backend_io, is_trainable, pop_extra_losses, pretrained_folder
 from .data import TransformerData, install_extensions
 from .listener import TransformerListener
 from .sentence_vectors import SentencePooling, install_extension, install_hooks, resolve
 from .tokenization import WordpieceTokenizer
-from .transformer_model import get_tokenizer
+from .transformer_model import (
+    encode_windows,
+    encoder_of,
+    get_tokenizer,
+    max_batch_items_of,
+    onnx_session_of,
+    pad_batch,
+    plan_buckets,
+    set_max_batch_items,
+    set_tokenizer,
+)
 
 TOKENIZER_FILE = "tokenizer.json"
 
 DEFAULT_CONFIG_STR = """
 [model]
-@architectures = "spacy_bertprod.TorchTransformer.v1"
+@architectures = "spacy_bertprod.TorchTransformer.v2"
 name = ""
 
 [model.get_spans]
@@ -104,9 +114,44 @@ class BertprodTransformer(TrainablePipe):
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.model.attrs["max_batch_items"] = max_batch_items
+        set_max_batch_items(self.model, max_batch_items)
         self.cfg: Dict = {"max_batch_items": max_batch_items, "pipe_batch_tokens": pipe_batch_tokens}
         self.listener_map: Dict[str, List[TransformerListener]] = {}
+
+    # -- the encoder, for compress, distillation and measurement ------------------------------
+    @property
+    def encoder(self) -> Model:
+        """The encoder layer: ONNX Runtime (inference) or torch (training)."""
+        return encoder_of(self.model)
+
+    @property
+    def is_trainable(self) -> bool:
+        return is_trainable(self.encoder)
+
+    @property
+    def backend(self):
+        """The encoder's saving/loading helper (backends' OnnxIO or TorchIO)."""
+        return backend_io(self.encoder)
+
+    @property
+    def tokenizer(self) -> WordpieceTokenizer:
+        return get_tokenizer(self.model)
+
+    @property
+    def onnx_session(self):
+        """The ONNX Runtime session (backends/onnx.py's OnnxSession); None for a torch encoder."""
+        return onnx_session_of(self.encoder)
+
+    def encoder_batches(self, docs: Iterable[Doc], planner=None) -> Iterator[EncoderBatch]:
+        """The padded wordpiece batches the encoder runs on `docs`, exactly as `pipe` builds them
+        (benchmarks time the session on them). `planner(lengths, max_items)` replaces the length
+        bucketing (`bertprod compare-encoders` compares planners)."""
+        planner = planner or plan_buckets
+        pad_id = self.tokenizer.pad_id
+        for chunk in self.token_batches(docs):
+            sequences, _, _ = encode_windows(self.model, chunk)
+            for bucket in planner([len(s.ids) for s in sequences], max_batch_items_of(self.model)):
+                yield pad_batch([sequences[i] for i in bucket], pad_id)
 
     # -- listeners (as in spacy-transformers / spaCy's tok2vec) --------------------------------
     @property
@@ -155,11 +200,11 @@ class BertprodTransformer(TrainablePipe):
         return doc
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        for batch in self._gather(stream, batch_size):
+        for batch in self.token_batches(stream):
             self.set_annotations(batch, self.predict(batch))
             yield from batch
 
-    def _gather(self, stream: Iterable[Doc], batch_size: int) -> Iterator[List[Doc]]:
+    def token_batches(self, stream: Iterable[Doc]) -> Iterator[List[Doc]]:
         """Batches holding about `pipe_batch_tokens` tokens each.
 
         Counting tokens rather than docs keeps memory bounded for long docs and gives short docs
@@ -203,7 +248,7 @@ class BertprodTransformer(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "BertprodTransformer.update")
-        if not is_trainable(self.model.layers[0]):
+        if not self.is_trainable:
             raise ValueError(
                 f"Component '{self.name}' runs on ONNX Runtime, which is inference-only. Train the "
                 "pipeline from before `compress`, or freeze this component: "
@@ -212,7 +257,7 @@ class BertprodTransformer(TrainablePipe):
             )
         docs = [eg.predicted for eg in examples]
         outputs, backprop = self.model.begin_update(docs)
-        for loss_name, value in pop_extra_losses(self.model.layers[0]).items():  # e.g. layer distillation
+        for loss_name, value in pop_extra_losses(self.encoder).items():  # e.g. layer distillation
             losses[f"{self.name}_{loss_name}"] = losses.get(f"{self.name}_{loss_name}", 0.0) + value
         d_hiddens: Optional[list] = None
 
@@ -250,10 +295,10 @@ class BertprodTransformer(TrainablePipe):
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
         """Load the pretrained encoder (torch backend) and connect listeners."""
-        tokenizer = backend_io(self.model.layers[0]).initialize()
+        tokenizer = self.backend.initialize()
         if tokenizer is not None:
             self.set_tokenizer(tokenizer)
-        encoder_dir = self.model.layers[0].attrs.get("pretrained", {}).get("name")
+        encoder_dir = pretrained_folder(self.encoder)
         self.set_pooling(resolve(*self._vector_settings, encoder_dir))
         get_tokenizer(self.model)  # raises a clear error when there is none
         self.sync_width()
@@ -266,7 +311,7 @@ class BertprodTransformer(TrainablePipe):
 
     def set_tokenizer(self, tokenizer: WordpieceTokenizer) -> None:
         """Install the wordpiece tokenizer (initialize, from_disk, or compress after trimming)."""
-        self.model.attrs["tokenizer"] = tokenizer
+        set_tokenizer(self.model, tokenizer)
 
     def set_width(self, width: int) -> None:
         """The width of the vectors the encoder produces (compress: the exported model's)."""
@@ -275,7 +320,7 @@ class BertprodTransformer(TrainablePipe):
 
     def sync_width(self) -> None:
         """Give the model and every listener the encoder's width; refuse listeners of another width."""
-        encoder = self.model.layers[0]
+        encoder = self.encoder
         width = self.cfg.get("width") or (encoder.get_dim("nO") if encoder.has_dim("nO") else None)
         if width:
             self.cfg["width"] = int(width)
@@ -295,7 +340,7 @@ class BertprodTransformer(TrainablePipe):
             max_length=tokenizer.max_length,
             pad_id=tokenizer.pad_id,
             sentence_pooling=self.pooling.to_cfg(),
-            **backend_io(self.model.layers[0]).describe(),
+            **self.backend.describe(),
         )
         return cfg
 
@@ -307,7 +352,7 @@ class BertprodTransformer(TrainablePipe):
                 f"{version}, and this is spacy_bertprod {__version__} (format {FORMAT_VERSION}). "
                 "Upgrade: pip install -U spacy_bertprod"
             )
-        expected = "torch" if is_trainable(self.model.layers[0]) else "onnx"
+        expected = "torch" if self.is_trainable else "onnx"
         if cfg.get("backend") != expected:
             raise ValueError(
                 f"{where} holds a {cfg.get('backend')} encoder but the config asks for {expected}: "
@@ -326,7 +371,7 @@ class BertprodTransformer(TrainablePipe):
             "cfg": lambda p: srsly.write_json(p, cfg),
             TOKENIZER_FILE: lambda p: p.write_text(get_tokenizer(self.model).tokenizer_json, encoding="utf8"),
             "model": lambda p: self.model.to_disk(p),
-            "weights": lambda p: backend_io(self.model.layers[0]).save(path),
+            "weights": lambda p: self.backend.save(path),
         }
         util.to_disk(path, serialize, exclude)
 
@@ -348,7 +393,7 @@ class BertprodTransformer(TrainablePipe):
         except Exception as err:
             raise ValueError(f"Could not load the tokenizer from {tok_path}: {err}") from err
         self.model.from_disk(path / "model")
-        backend_io(self.model.layers[0]).load(path, cfg)
+        self.backend.load(path, cfg)
         self.sync_width()
         return self
 
@@ -357,7 +402,7 @@ class BertprodTransformer(TrainablePipe):
             "cfg": self._cfg_to_save(),
             TOKENIZER_FILE: get_tokenizer(self.model).tokenizer_json,
             "model": self.model.to_bytes(),
-            "weights": backend_io(self.model.layers[0]).to_bytes(),
+            "weights": self.backend.to_bytes(),
         }
         return srsly.msgpack_dumps(msg)
 
@@ -366,6 +411,6 @@ class BertprodTransformer(TrainablePipe):
         self._check_cfg(msg["cfg"], "These bytes")
         self._load_cfg(msg["cfg"], msg[TOKENIZER_FILE])
         self.model.from_bytes(msg["model"])
-        backend_io(self.model.layers[0]).from_bytes(msg["weights"], msg["cfg"])
+        self.backend.from_bytes(msg["weights"], msg["cfg"])
         self.sync_width()
         return self

@@ -1,6 +1,6 @@
 """Depth on demand: train an encoder so that its first k layers work alone, then cut it to k.
 
-`random_depth` (TorchTransformer.v1) makes a share of the training steps run only a prefix of
+`random_depth` (TorchTransformer.v2) makes a share of the training steps run only a prefix of
 the encoder, of a depth drawn uniformly from 1 to L-1, so the heads learn to read the output of
 any prefix, and the prefix layers learn to produce something readable. `compress --depth K`
 then keeps the first K layers of the trained pipeline, with no retraining: one training run

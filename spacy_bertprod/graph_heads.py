@@ -85,6 +85,11 @@ def create_graph_head(head: Model, component: str) -> Model:
     return model
 
 
+def python_head_of(model: Model) -> Model:
+    """The component's own model inside a GraphHead.v1 (what scores docs the graph did not)."""
+    return model.layers[0]
+
+
 def _graph_head_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[numpy.ndarray, Callable]:
     head = model.layers[0]
     if is_train:

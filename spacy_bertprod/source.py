@@ -14,7 +14,6 @@ from spacy.language import Language
 from .backends import TORCH_ENCODER
 from .component import BertprodTransformer
 from .tokenization import WordpieceTokenizer
-from .transformer_model import get_tokenizer
 
 # Components that only train (a teacher's loss): a served pipeline removes them.
 TRAINING_ONLY_FACTORIES = ("bertprod_hidden_distiller",)
@@ -62,13 +61,13 @@ def find_transformer(nlp: Language, where: str) -> TransformerSource:
 
     name, proc = find_transformer_component(nlp, where)
     if isinstance(proc, BertprodTransformer):
-        encoder = proc.model.layers[0]
+        encoder = proc.encoder
         if encoder.name != TORCH_ENCODER:
             raise ValueError(
                 f"Component '{name}' in {where} already runs on ONNX Runtime: use the pipeline it "
                 "was compressed from instead."
             )
-        kind, module, tokenizer = "bertprod", hf_module(encoder), get_tokenizer(proc.model)
+        kind, module, tokenizer = "bertprod", hf_module(encoder), proc.tokenizer
     else:
         module = proc.model.transformer
         tokenizer = wordpiece_tokenizer_from_hf(proc.model.tokenizer, module.config, f"Component '{name}' in {where}")

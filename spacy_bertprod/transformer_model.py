@@ -12,13 +12,16 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from .backends import EncoderBatch
-from .backends.base import head_output_name
+from .backends.base import ONNX_SESSION, head_output_name
 from .data import TransformerData
 from .graph_heads import alignment_inputs
 from .span_getters import SpanGetter
 from .tokenization import Wordpieces, WordpieceTokenizer, encode_docs
 
 NAME = "bertprod_transformer_model"
+ENCODER_REF = "encoder"
+# The model's attrs: the span getter, the wordpiece tokenizer, the most padded wordpieces per call.
+GET_SPANS, TOKENIZER, MAX_BATCH_ITEMS = "get_spans", "tokenizer", "max_batch_items"
 
 
 def TransformerModel(
@@ -26,8 +29,9 @@ def TransformerModel(
 ) -> Model[List[Doc], List[TransformerData]]:
     """Wrap an encoder layer (ONNX or torch) with windowing, tokenization and alignment.
 
-    The tokenizer (attrs["tokenizer"]) is installed by `initialize` (torch, from the pretrained
-    directory) or by loading a saved pipeline.
+    The encoder is the ref "encoder" (`encoder_of`); the tokenizer is installed by `initialize`
+    (torch, from the pretrained directory) or by loading a saved pipeline (`set_tokenizer`). Code
+    outside this module and the backends reaches them through these functions, never by position.
     """
     if max_batch_items < 1:
         raise ValueError(f"max_batch_items must be positive, got {max_batch_items}.")
@@ -35,13 +39,33 @@ def TransformerModel(
         NAME,
         _forward,
         layers=[encoder],
-        attrs={"get_spans": get_spans, "tokenizer": None, "max_batch_items": max_batch_items},
+        refs={ENCODER_REF: encoder},
+        attrs={GET_SPANS: get_spans, TOKENIZER: None, MAX_BATCH_ITEMS: max_batch_items},
         dims={"nO": None},
     )
 
 
+def encoder_of(model: Model) -> Model:
+    """The encoder layer (ONNX or torch) of a transformer model."""
+    if model.has_ref(ENCODER_REF):
+        return model.get_ref(ENCODER_REF)
+    return model.layers[0]  # a model built before the ref existed
+
+
+def set_tokenizer(model: Model, tokenizer: WordpieceTokenizer) -> None:
+    model.attrs[TOKENIZER] = tokenizer
+
+
+def max_batch_items_of(model: Model) -> int:
+    return int(model.attrs[MAX_BATCH_ITEMS])
+
+
+def set_max_batch_items(model: Model, max_batch_items: int) -> None:
+    model.attrs[MAX_BATCH_ITEMS] = int(max_batch_items)
+
+
 def get_tokenizer(model: Model) -> WordpieceTokenizer:
-    tokenizer = model.attrs["tokenizer"]
+    tokenizer = model.attrs[TOKENIZER]
     if tokenizer is None:
         raise ValueError(
             "The bertprod transformer has no tokenizer yet: call nlp.initialize() (torch backend) "
@@ -50,9 +74,9 @@ def get_tokenizer(model: Model) -> WordpieceTokenizer:
     return tokenizer
 
 
-def _encode_docs(model: Model, docs: List[Doc]):
+def encode_windows(model: Model, docs: List[Doc]):
     """Windows -> wordpiece sequences, how many belong to each doc, and each doc's alignment."""
-    nested_spans = model.attrs["get_spans"](docs)
+    nested_spans = model.attrs[GET_SPANS](docs)
     if len(nested_spans) != len(docs):
         raise ValueError(f"The span getter returned spans for {len(nested_spans)} of {len(docs)} docs.")
     doc_spans = [[span for span in spans if len(span)] for spans in nested_spans]
@@ -105,9 +129,14 @@ def plan_buckets(lengths: List[int], max_batch_items: int, call_cost: int = CALL
     return buckets
 
 
+def onnx_session_of(encoder: Model):
+    """The encoder's ONNX Runtime session (backends/onnx.py's OnnxSession), None for torch."""
+    return encoder.attrs.get(ONNX_SESSION)
+
+
 def graph_heads_of(encoder: Model) -> List[str]:
     """The components whose scores the encoder's ONNX graph computes (none for torch)."""
-    session = encoder.attrs.get("onnx")
+    session = onnx_session_of(encoder)
     return session.head_components if session is not None else []
 
 
@@ -118,7 +147,7 @@ def _run_with_heads(encoder, batch, bucket, seq_doc, doc_n_seqs, aligns, heads, 
     row_aligns = [aligns[seq_doc[bucket[row]]] for row in rows]
     batch.extra = alignment_inputs(rows, row_aligns, *batch.input_ids.shape)
     names = ["last_hidden_state"] + [head_output_name(c) for c in heads]
-    hidden, *scores = encoder.attrs["onnx"].run_outputs(batch, names)
+    hidden, *scores = onnx_session_of(encoder).run_outputs(batch, names)
     for row in rows:
         seq_scores[bucket[row]] = {c: s[row] for c, s in zip(heads, scores)}
     return hidden, None
@@ -142,17 +171,17 @@ def encoder_batches(tokenizer: WordpieceTokenizer, spans, max_batch_items: int =
 
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[TransformerData], Callable]:
-    encoder = model.layers[0]
+    encoder = encoder_of(model)
     tokenizer = get_tokenizer(model)
     width = model.get_dim("nO")
-    sequences, doc_n_seqs, aligns = _encode_docs(model, docs)
+    sequences, doc_n_seqs, aligns = encode_windows(model, docs)
     seq_lengths = [len(s.ids) for s in sequences]
     heads = [] if is_train else graph_heads_of(encoder)
     seq_doc = numpy.repeat(numpy.arange(len(docs)), doc_n_seqs).tolist() if heads else []
     seq_hidden: List[Optional[numpy.ndarray]] = [None] * len(sequences)
     seq_scores: Dict[int, Dict[str, numpy.ndarray]] = {}
     backprops = []
-    for bucket in plan_buckets(seq_lengths, model.attrs["max_batch_items"]):
+    for bucket in plan_buckets(seq_lengths, max_batch_items_of(model)):
         batch = pad_batch([sequences[i] for i in bucket], tokenizer.pad_id)
         if heads:
             hidden, backprop = _run_with_heads(encoder, batch, bucket, seq_doc, doc_n_seqs, aligns, heads, seq_scores)

@@ -16,7 +16,7 @@ unchanged, and a textcat head averages the final vectors of the kept wordpieces 
 the frozen ones of the others. Meant for text classification: token-level heads (NER) would
 read frozen vectors for the dropped wordpieces.
 
-The same forward runs in training (TorchTransformer.v1's `word_retention`: the student learns
+The same forward runs in training (TorchTransformer.v2's `word_retention`: the student learns
 with its schedule), evaluation and torch.onnx export (`compress --word-retention`), where the
 selection becomes TopK and row Gather / ScatterND nodes with per-batch shapes, and ONNX Runtime's
 attention fusion still fuses every BERT-style layer (see _attention_probabilities).

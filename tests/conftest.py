@@ -186,7 +186,7 @@ def build_pipeline(
     else:
         trf_config = {
             "model": {
-                "@architectures": "spacy_bertprod.TorchTransformer.v1",
+                "@architectures": "spacy_bertprod.TorchTransformer.v2",
                 "name": str(encoder_dir),
                 "get_spans": {"@misc": "spacy_bertprod.strided_spans.v1", "window": window, "stride": stride},
                 "mixed_precision": mixed_precision,

@@ -106,7 +106,7 @@ def test_padding_never_reaches_a_real_position(compressed_bert):
     for quantize in ("fp32", "int8"):
         nlp = spacy.load(compressed_bert[quantize])
         trf = nlp.get_pipe("transformer")
-        onnx, tokenizer = trf.model.layers[0].attrs["onnx"], trf.model.attrs["tokenizer"]
+        onnx, tokenizer = trf.onnx_session, trf.tokenizer
         (pieces,) = tokenizer.encode_spans([nlp.make_doc("Alice flew to Paris")[:]])
         ids = pieces[0].ids
         n_pad = tokenizer.max_length - len(ids)  # as many as the encoder's positions allow
@@ -192,7 +192,7 @@ def test_padding_never_reaches_a_real_position_in_torch(trained_bert):
 
     nlp = spacy.load(trained_bert)
     trf = nlp.get_pipe("transformer")
-    encoder, tokenizer = trf.model.layers[0], trf.model.attrs["tokenizer"]
+    encoder, tokenizer = trf.encoder, trf.tokenizer
     (pieces,) = tokenizer.encode_spans([nlp.make_doc("Grace visited Tokyo and met Dave")[:]])
     ids = pieces[0].ids
     n_pad = tokenizer.max_length - len(ids)

@@ -4,6 +4,8 @@ import numpy
 import pytest
 import spacy
 
+from spacy_bertprod.backends.torch import hf_module
+
 from conftest import TEXTS, build_pipeline, make_examples, train
 
 
@@ -29,7 +31,7 @@ def test_training_moves_the_encoder_weights(encoders):
     nlp = build_pipeline(encoders["bert"])
     examples = make_examples(nlp, n=16)
     nlp.initialize(lambda: examples)
-    module = nlp.get_pipe("transformer").model.layers[0].shims[0]._model
+    module = hf_module(nlp.get_pipe("transformer").encoder)
     before = {k: v.detach().clone() for k, v in module.state_dict().items()}
     optimizer = nlp.create_optimizer()
     for _ in range(3):
@@ -47,7 +49,7 @@ def test_mixed_precision_on_cpu_trains_in_bfloat16_and_predicts_in_float32(encod
     nlp = build_pipeline(encoders["bert"], mixed_precision=True)
     examples = make_examples(nlp, n=16)
     nlp.initialize(lambda: examples)
-    module = nlp.get_pipe("transformer").model.layers[0].shims[0]._model
+    module = hf_module(nlp.get_pipe("transformer").encoder)
     seen = []
     module.encoder.layer[0].attention.self.query.register_forward_hook(
         lambda layer, inputs, output: seen.append(output.dtype)
@@ -86,7 +88,7 @@ def test_to_bytes_round_trip(trained_bert):
     copy = spacy.load(trained_bert)
     trf_bytes = nlp.get_pipe("transformer").to_bytes()
     # Scramble the copy's weights, then restore them from bytes.
-    module = copy.get_pipe("transformer").model.layers[0].shims[0]._model
+    module = hf_module(copy.get_pipe("transformer").encoder)
     for p in module.parameters():
         p.data.zero_()
     copy.get_pipe("transformer").from_bytes(trf_bytes)

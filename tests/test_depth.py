@@ -11,6 +11,7 @@ import spacy
 import torch
 from transformers import AutoModel
 
+from spacy_bertprod.backends.torch import hf_module
 from spacy_bertprod.depth import keep_first_layers, layer_list, train_at_random_depth
 from spacy_bertprod.families import FAMILIES
 
@@ -101,7 +102,7 @@ def test_random_depth_in_the_config_reaches_training(encoders):
     config["components"]["transformer"]["model"]["random_depth"] = 1.0
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
     train(nlp, make_examples(nlp, n=16), steps=1)
-    module = nlp.get_pipe("transformer").model.layers[0].shims[0]._model
+    module = hf_module(nlp.get_pipe("transformer").encoder)
     module.train()
     with torch.enable_grad():
         assert set(_depths_run(module, 5, **_inputs())) == {1}

@@ -357,7 +357,7 @@ def test_attention_distillation_brings_the_students_maps_to_the_teachers(trained
 
     from spacy_bertprod.backends.torch import hf_module
     from spacy_bertprod.distill.layers import attention_loss, teacher_module
-    from spacy_bertprod.transformer_model import encoder_batches, get_tokenizer
+    from spacy_bertprod.transformer_model import encoder_batches, encoder_of, get_tokenizer
 
     def kl_to_teacher(student):
         trf = student.get_pipe("transformer").model
@@ -368,7 +368,7 @@ def test_attention_distillation_brings_the_students_maps_to_the_teachers(trained
             "attention_mask": torch.as_tensor(batch.attention_mask),
         }
         with torch.no_grad():
-            s_maps = hf_module(trf.layers[0]).eval()(**kwargs, output_attentions=True).attentions
+            s_maps = hf_module(encoder_of(trf)).eval()(**kwargs, output_attentions=True).attentions
             t_maps = teacher_module(str(trained_bert), torch.device("cpu"))(**kwargs, output_attentions=True).attentions
         return float(attention_loss(s_maps, t_maps, kwargs["attention_mask"], 1.0))
 

@@ -240,7 +240,7 @@ def test_augment_replaces_whole_words_for_every_tokenizer_kind(family, tmp_path)
 
 @pytest.mark.parametrize("family", ["mpnet", "deberta-v2", "modernbert", "distilbert", "xlm-roberta"])
 def test_bertprod_torch_backend_trains_saves_and_compresses_each_family(family, tmp_path):
-    """TorchTransformer.v1 (not only spacy-transformers) trains every family, its saved pipeline
+    """TorchTransformer.v2 (not only spacy-transformers) trains every family, its saved pipeline
     reloads with the same predictions, and compress takes it."""
     import numpy
 

@@ -148,7 +148,7 @@ def test_workflow_commands_train_on_the_gpu(tmp_path, task, config, what):
     spacy.require_gpu(0)
     try:
         on_gpu = spacy.load(teacher)
-        module = hf_module(on_gpu.get_pipe("transformer").model.layers[0])
+        module = hf_module(on_gpu.get_pipe("transformer").encoder)
         assert str(next(module.parameters()).device).startswith("cuda")
         gpu_predictions = _predictions(on_gpu)
     finally:

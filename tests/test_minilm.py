@@ -25,7 +25,7 @@ def test_minilm_fp32_parity_on_real_text(tmp_path):
         "bertprod_transformer",
         name="transformer",
         config={
-            "model": {"@architectures": "spacy_bertprod.TorchTransformer.v1", "name": str(minilm.get_model_path())}
+            "model": {"@architectures": "spacy_bertprod.TorchTransformer.v2", "name": str(minilm.get_model_path())}
         },
     )
     nlp.add_pipe(

@@ -43,3 +43,19 @@ def test_every_factory_entry_point_makes_a_component():
     for name, point in _ours("spacy_factories").items():
         point.load()
         assert Language.has_factory(name), name
+
+
+def test_the_project_writes_current_architecture_versions():
+    """configs/ and the component's default config name TorchTransformer.v2; the v1 name (in
+    pipelines saved before it) builds the same model."""
+    from pathlib import Path
+
+    from spacy_bertprod.backends.base import TORCH_TRANSFORMER, TORCH_TRANSFORMER_V1
+    from spacy_bertprod.component import DEFAULT_CONFIG_STR
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.cfg"))
+    assert configs
+    for text in [p.read_text(encoding="utf8") for p in configs] + [DEFAULT_CONFIG_STR]:
+        assert TORCH_TRANSFORMER_V1 not in text
+    assert TORCH_TRANSFORMER in DEFAULT_CONFIG_STR
+    assert registry.architectures.get(TORCH_TRANSFORMER_V1) is registry.architectures.get(TORCH_TRANSFORMER)

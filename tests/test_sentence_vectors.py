@@ -45,7 +45,7 @@ def st_folder(encoders, tmp_path, pooling="mean", normalize=True, extra=()):
 def embedder(folder, **settings):
     nlp = spacy.blank("en")
     model = {
-        "@architectures": "spacy_bertprod.TorchTransformer.v1",
+        "@architectures": "spacy_bertprod.TorchTransformer.v2",
         "name": str(folder),
         "get_spans": {"@misc": "spacy_bertprod.strided_spans.v1", "window": 16, "stride": 12},
     }

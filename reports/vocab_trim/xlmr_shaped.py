@@ -126,7 +126,7 @@ def build_pipeline(encoder: Path, labels, texts, out: Path) -> None:
 
     nlp = spacy.blank("en")
     model = {
-        "@architectures": "spacy_bertprod.TorchTransformer.v1",
+        "@architectures": "spacy_bertprod.TorchTransformer.v2",
         "name": str(encoder),
         "get_spans": {"@misc": "spacy_bertprod.strided_spans.v1", "window": 128, "stride": 96},
     }

@@ -18,6 +18,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
+from spacy_bertprod.backends.torch import hf_module
 from spacy_bertprod.word_elimination import eliminate_word_vectors, geometric_retention
 
 
@@ -36,11 +37,11 @@ def main() -> None:
     args = parser.parse_args()
     nlp = spacy.load(args.pipeline)
     trf = nlp.get_pipe("transformer")
-    module = trf.model.layers[0].shims[0]._model
+    module = hf_module(trf.encoder)
     n_layers = int(module.config.num_hidden_layers)
     docs = list(DocBin().from_disk(args.dev).get_docs(nlp.vocab))
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
-    tokenizer = trf.model.attrs["tokenizer"]
+    tokenizer = trf.tokenizer
     lengths = [len(p.ids) for pieces in tokenizer.encode_spans([nlp.make_doc(d.text)[:] for d in docs]) for p in pieces]
     rows = []
     for keep in args.keep:

@@ -44,13 +44,21 @@ def head_components(output_names) -> List[str]:
     return [n[len(HEAD_OUTPUT_PREFIX) :] for n in output_names if n.startswith(HEAD_OUTPUT_PREFIX)]
 
 
+# The trainable architecture's registered name (what configs write), and the name pipelines saved
+# before its arguments were versioned carry (still registered, same function).
+TORCH_TRANSFORMER = "spacy_bertprod.TorchTransformer.v2"
+TORCH_TRANSFORMER_V1 = "spacy_bertprod.TorchTransformer.v1"
 ONNX_ENCODER = "bertprod_onnx_encoder"
+ONNX_SESSION = "onnx"  # the ONNX encoder layer's attr holding its OnnxSession
 TORCH_ENCODER = "bertprod_torch_encoder"
 # Registered names (spaCy's misc registry) of each encoder layer's IO class.
 BACKEND_IO = {ONNX_ENCODER: "spacy_bertprod.OnnxEncoderIO.v1", TORCH_ENCODER: "spacy_bertprod.TorchEncoderIO.v1"}
 # Where a backend leaves the values of extra training losses (e.g. layer distillation) for the
 # component to report: {loss name: summed value since the last pop}.
 EXTRA_LOSSES_ATTR = "extra_loss_values"
+# The torch encoder layer's attrs: its pretrained folder and settings, and its extra loss objects.
+PRETRAINED = "pretrained"
+EXTRA_LOSSES = "extra_losses"
 
 
 def backend_io(encoder: Model):
@@ -62,6 +70,11 @@ def backend_io(encoder: Model):
 
 def is_trainable(encoder: Optional[Model]) -> bool:
     return encoder is not None and encoder.name == TORCH_ENCODER
+
+
+def pretrained_folder(encoder: Model) -> Optional[str]:
+    """The local model folder a torch encoder is initialised from (None for ONNX)."""
+    return (encoder.attrs.get(PRETRAINED) or {}).get("name")
 
 
 def pop_extra_losses(encoder: Model) -> Dict[str, float]:

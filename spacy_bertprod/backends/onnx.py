@@ -19,6 +19,7 @@ from .base import (
     BACKEND_IO,
     HEAD_INPUTS,
     ONNX_ENCODER,
+    ONNX_SESSION,
     POOL_ROWS,
     POOL_WEIGHTS,
     TOKEN_MASK,
@@ -84,6 +85,11 @@ class OnnxSession:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.model_bytes or b"").hexdigest()
+
+    @property
+    def session_is_built(self) -> bool:
+        """Whether the InferenceSession exists yet (it is built on first use, also after a copy)."""
+        return self._session is not None
 
     @property
     def session(self):
@@ -179,17 +185,17 @@ def OnnxEncoder(
     return Model(
         ONNX_ENCODER,
         _forward,
-        attrs={"onnx": OnnxSession(providers, intra_op_num_threads, inter_op_num_threads, allow_spinning)},
+        attrs={ONNX_SESSION: OnnxSession(providers, intra_op_num_threads, inter_op_num_threads, allow_spinning)},
     )
 
 
 def _forward(model: Model, batch: EncoderBatch, is_train: bool) -> Tuple[numpy.ndarray, callable]:
-    hidden = model.attrs["onnx"].run(batch)
+    hidden = model.attrs[ONNX_SESSION].run(batch)
 
     def backprop(d_hidden):
         raise ValueError(
             "The ONNX backend is inference-only and cannot be trained. To keep training, use "
-            "the pipeline from before `compress` (spacy_bertprod.TorchTransformer.v1 or "
+            "the pipeline from before `compress` (spacy_bertprod.TorchTransformer.v2 or "
             "spacy-transformers), or freeze this component: [training] frozen_components = "
             '["<name>"] and annotating_components = ["<name>"].'
         )
@@ -202,7 +208,7 @@ class OnnxIO:
     """Saves and loads the ONNX encoder's model as a file in the component folder."""
 
     def __init__(self, encoder: Model):
-        self.onnx: OnnxSession = encoder.attrs["onnx"]
+        self.onnx: OnnxSession = encoder.attrs[ONNX_SESSION]
 
     def initialize(self) -> None:
         """Nothing to load (compress or from_disk put the model in): check that it is there.

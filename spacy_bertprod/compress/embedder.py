@@ -73,7 +73,7 @@ def build_embedder(model_dir: Path, output_path: Path, settings: EmbedderSetting
     pooling = embedder_pooling(model_dir, settings)
     nlp = spacy.blank(settings.lang)
     model = {
-        "@architectures": "spacy_bertprod.TorchTransformer.v1",
+        "@architectures": "spacy_bertprod.TorchTransformer.v2",
         "name": str(model_dir.resolve()),
         "get_spans": {"@misc": "spacy_bertprod.strided_spans.v1", "window": settings.window, "stride": settings.stride},
     }

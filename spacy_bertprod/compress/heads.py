@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy
 
 from ..backends.base import POOL_ROWS, POOL_WEIGHTS, TOKEN_MASK, TOKEN_WEIGHTS, head_output_name
-from ..graph_heads import GRAPH_HEAD
+from ..graph_heads import GRAPH_HEAD, python_head_of
 
 TEXTCAT_FACTORIES = ("textcat", "textcat_multilabel")
 LISTENERS = ("spacy_bertprod.TransformerListener.v1", "spacy-transformers.TransformerListener.v1")
@@ -205,6 +205,6 @@ def head_parity(nlp, trf_name: str, texts: List[str], components: List[str]) -> 
         in_graph = [doc for doc in docs if component in doc._.trf_data.head_scores]
         diff = 0.0
         if in_graph:
-            diff = float(numpy.abs(wrapper.predict(in_graph) - wrapper.layers[0].predict(in_graph)).max())
+            diff = float(numpy.abs(wrapper.predict(in_graph) - python_head_of(wrapper).predict(in_graph)).max())
         result[component] = {"n_docs": len(docs), "scored_in_graph": len(in_graph), "max_abs_diff": diff}
     return result

@@ -21,9 +21,9 @@ from spacy.language import Language
 from thinc.api import Config
 
 from ..about import __version__
-from ..backends import backend_io
 from ..component import BertprodTransformer
 from ..families import family_of
+from ..graph_heads import python_head_of
 from ..sentence_vectors import SentencePooling
 from ..sentence_vectors import resolve as resolve_pooling
 from ..source import TransformerSource, find_transformer, strip_training_components, to_plain_components
@@ -411,7 +411,7 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
         if other in in_graph:  # its model now sits inside GraphHead.v1
             new_proc = new_nlp.get_pipe(other)
             new_proc.from_bytes(proc.to_bytes(exclude=["model"]), exclude=["model"])
-            new_proc.model.layers[0].from_bytes(proc.model.to_bytes())
+            python_head_of(new_proc.model).from_bytes(proc.model.to_bytes())
         elif other != name and hasattr(proc, "to_bytes"):
             new_nlp.get_pipe(other).from_bytes(proc.to_bytes())
     trf = new_nlp.get_pipe(name)
@@ -421,7 +421,7 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
         from .heads import append_heads
 
         model_bytes = append_heads(model_bytes, specs)
-    backend_io(trf.model.layers[0]).onnx.set_model(model_bytes, source=str(graphs.final))
+    trf.onnx_session.set_model(model_bytes, source=str(graphs.final))
     trf.set_width(int(shrunk.module.config.hidden_size))
     trf.set_pooling(source_pooling(loaded))
     new_nlp._link_components()
@@ -461,7 +461,7 @@ def check_parity(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, out: Path) -> D
     reloaded = spacy.load(out)
     reference = OnnxSession(["CPUExecutionProvider"], 0, 1)
     reference.set_model(graphs.fp32.read_bytes(), source=str(graphs.fp32))
-    candidate = backend_io(reloaded.get_pipe(loaded.source.name).model.layers[0]).onnx
+    candidate = reloaded.get_pipe(loaded.source.name).onnx_session
     docs = [loaded.nlp.make_doc(t) for t in texts]
     parity = encoder_parity(shrunk.module, reference, candidate, shrunk.tokenizer, docs)
     parity["predictions"] = prediction_agreement(loaded.nlp, reloaded, texts)
