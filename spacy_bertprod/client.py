@@ -20,16 +20,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy
 
+from .errors import InvalidInput, ServiceError
+
 RETRY_STATUSES = (503,)
-
-
-class ServiceError(Exception):
-    """The service refused a request (status and its message), or could not be reached."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}" if status else message)
-        self.status = status
-        self.message = message
 
 
 class _Common:
@@ -46,7 +39,7 @@ class _Common:
         verify: Any = True,
     ):
         if batch_texts < 1 or max_request_bytes < 1 or max_retries < 0:
-            raise ValueError("batch_texts and max_request_bytes must be positive and max_retries not negative.")
+            raise InvalidInput("batch_texts and max_request_bytes must be positive and max_retries not negative.")
         self.url = url.rstrip("/")
         self.headers = {"content-type": "application/json"}
         if api_key:
@@ -159,7 +152,7 @@ class AsyncClient(_Common):
 
         super().__init__(url, api_key, **options)
         if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
+            raise InvalidInput(f"max_concurrency must be at least 1, got {max_concurrency}.")
         self._http = httpx.AsyncClient(timeout=self.timeout, verify=self.verify)
         self._transport_errors = (httpx.TransportError,)
         self._slots = asyncio.Semaphore(max_concurrency)

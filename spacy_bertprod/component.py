@@ -20,9 +20,10 @@ from thinc.api import Config, Model
 
 from .about import FORMAT_VERSION, __version__
 from .backends import EncoderBatch, backend_io, is_trainable, pop_extra_losses, pretrained_folder
-from .data import TransformerData, install_extensions
+from .data import TransformerData, install_trf_data_extension
+from .errors import Errors, InvalidInput, MissingFile
 from .listener import TransformerListener
-from .sentence_vectors import SentencePooling, install_extension, install_hooks, resolve
+from .sentence_vectors import SentencePooling, install_hooks, install_sentence_vector_extension, resolve
 from .tokenization import WordpieceTokenizer
 from .transformer_model import (
     encode_windows,
@@ -103,10 +104,10 @@ class BertprodTransformer(TrainablePipe):
         sentence_vector: str = "auto",
         normalize_vector: Optional[bool] = None,
     ):
-        install_extensions()
-        install_extension()
+        install_trf_data_extension()
+        install_sentence_vector_extension()
         if max_batch_items < 1 or pipe_batch_tokens < 1:
-            raise ValueError(
+            raise InvalidInput(
                 f"max_batch_items ({max_batch_items}) and pipe_batch_tokens ({pipe_batch_tokens}) must be positive."
             )
         self._vector_settings = (sentence_vector, normalize_vector)
@@ -168,7 +169,7 @@ class BertprodTransformer(TrainablePipe):
             if listener.has_dim("nO") is None:
                 listener.set_dim("nO", width)
             elif listener.get_dim("nO") != width:
-                raise ValueError(
+                raise InvalidInput(
                     f"Component '{component_name}' was trained on {listener.get_dim('nO')}-wide transformer "
                     f"vectors but '{self.name}' produces {width}-wide ones: the encoder and the heads "
                     "come from different pipelines. Re-train the heads on this encoder, or put back "
@@ -249,7 +250,7 @@ class BertprodTransformer(TrainablePipe):
         examples = list(examples)
         validate_examples(examples, "BertprodTransformer.update")
         if not self.is_trainable:
-            raise ValueError(
+            raise InvalidInput(
                 f"Component '{self.name}' runs on ONNX Runtime, which is inference-only. Train the "
                 "pipeline from before `compress`, or freeze this component: "
                 f'[training] frozen_components = ["{self.name}"] and '
@@ -347,14 +348,18 @@ class BertprodTransformer(TrainablePipe):
     def _check_cfg(self, cfg: Dict, where: str) -> None:
         version = cfg.get("format_version")
         if version is None or version > FORMAT_VERSION:
-            raise ValueError(
-                f"{where} was saved by spacy_bertprod {cfg.get('bertprod_version', '?')} in format "
-                f"{version}, and this is spacy_bertprod {__version__} (format {FORMAT_VERSION}). "
-                "Upgrade: pip install -U spacy_bertprod"
+            raise InvalidInput(
+                Errors.E002.format(
+                    where=where,
+                    saved_version=cfg.get("bertprod_version", "?"),
+                    format=version,
+                    version=__version__,
+                    expected=FORMAT_VERSION,
+                )
             )
         expected = "torch" if self.is_trainable else "onnx"
         if cfg.get("backend") != expected:
-            raise ValueError(
+            raise InvalidInput(
                 f"{where} holds a {cfg.get('backend')} encoder but the config asks for {expected}: "
                 "the config.cfg and the component folder do not belong together."
             )
@@ -379,19 +384,19 @@ class BertprodTransformer(TrainablePipe):
         path = util.ensure_path(path)
         cfg_path = path / "cfg"
         if not cfg_path.exists():
-            raise FileNotFoundError(f"{cfg_path} is missing: {path} is not a saved bertprod_transformer.")
+            raise MissingFile(f"{cfg_path} is missing: {path} is not a saved bertprod_transformer.")
         cfg = srsly.read_json(cfg_path)
         self._check_cfg(cfg, str(path))
         tok_path = path / TOKENIZER_FILE
         if not tok_path.exists():
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{tok_path} is missing: the pipeline folder is incomplete. Copy it again, or "
                 "re-create it with `python -m spacy bertprod compress`."
             )
         try:
             self._load_cfg(cfg, tok_path.read_text(encoding="utf8"))
         except Exception as err:
-            raise ValueError(f"Could not load the tokenizer from {tok_path}: {err}") from err
+            raise InvalidInput(f"Could not load the tokenizer from {tok_path}: {err}") from err
         self.model.from_disk(path / "model")
         self.backend.load(path, cfg)
         self.sync_width()

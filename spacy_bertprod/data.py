@@ -13,7 +13,7 @@ from spacy.tokens import Doc
 from thinc.types import Floats2d, Ints1d, Ragged
 
 
-def install_extensions() -> None:
+def install_trf_data_extension() -> None:
     """Register `doc._.trf_data` (shared with spacy-transformers, which uses the same name)."""
     if not Doc.has_extension("trf_data"):
         Doc.set_extension("trf_data", default=None)

@@ -19,6 +19,7 @@ from typing import Any, Tuple
 import torch
 
 from .backends.forward_wrap import wrap_forward
+from .errors import InvalidInput
 from .families import family_of
 
 
@@ -26,7 +27,7 @@ def layer_list(module: torch.nn.Module, where: str) -> Tuple[str, str, torch.nn.
     """(path of the parent module, attribute name, the ModuleList of the encoder's layers)."""
     family = family_of(module.config, where)
     if family.layer_prefix is None:
-        raise ValueError(
+        raise InvalidInput(
             f"{where}: {family.label} shares one set of layer weights across its depth, so it has no separate layers "
             "to keep or drop. Use another family, or a student with fewer layers (bertprod make-student)."
         )
@@ -34,7 +35,7 @@ def layer_list(module: torch.nn.Module, where: str) -> Tuple[str, str, torch.nn.
     parent_path, _, name = path.rpartition(".")
     layers = getattr(module.get_submodule(parent_path), name, None)
     if not isinstance(layers, torch.nn.ModuleList):
-        raise ValueError(f"{where}: no layer list at '{path}' in this {family.label} model.")
+        raise InvalidInput(f"{where}: no layer list at '{path}' in this {family.label} model.")
     return parent_path, name, layers
 
 
@@ -49,7 +50,7 @@ def keep_first_layers(module: torch.nn.Module, depth: int, where: str) -> int:
     parent_path, name, layers = layer_list(module, where)
     n_layers = len(layers)
     if not 1 <= depth <= n_layers:
-        raise ValueError(f"--depth {depth}: {where} has {n_layers} layers; keep between 1 and {n_layers} of them.")
+        raise InvalidInput(f"--depth {depth}: {where} has {n_layers} layers; keep between 1 and {n_layers} of them.")
     setattr(module.get_submodule(parent_path), name, torch.nn.ModuleList(list(layers)[:depth]))
     _set_depth_in_config(module.config, depth)
     return n_layers
@@ -62,7 +63,7 @@ def train_at_random_depth(module: torch.nn.Module, probability: float, where: st
     1 to L-1; evaluation, inference and export always run every layer.
     """
     if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"random_depth must be between 0 and 1, not {probability}.")
+        raise InvalidInput(f"random_depth must be between 0 and 1, not {probability}.")
     parent_path, name, layers = layer_list(module, where)
     if probability == 0.0 or len(layers) < 2:
         return

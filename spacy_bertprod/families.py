@@ -23,6 +23,8 @@ own tokenizer.json, not assumed from its family.
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence
 
+from .errors import InvalidInput
+
 
 @dataclass(frozen=True)
 class Family:
@@ -71,7 +73,7 @@ def family_of(config: Any, where: str) -> Family:
     """The family of a HF config; a clear error for the model types we do not handle."""
     model_type = getattr(config, "model_type", None)
     if model_type not in FAMILIES:
-        raise ValueError(
+        raise InvalidInput(
             f"{where} is a '{model_type}' model, which spacy_bertprod does not support. Supported encoder families: "
             f"{', '.join(f.label for f in FAMILIES.values())} (model types {', '.join(SUPPORTED_MODEL_TYPES)}). "
             "Fine-tune one of those, or keep this pipeline on spacy-transformers."
@@ -83,12 +85,12 @@ def refuse_pruning(config: Any, where: str, heads: bool = True) -> None:
     """Refuse pruning (`heads`: attention heads too) where the family cannot take it."""
     family = family_of(config, where)
     if heads and family.prunable and not family.prunable_heads:
-        raise ValueError(
+        raise InvalidInput(
             f"{where} is a {family.label} encoder, whose relative position bias is shared by every layer's attention "
             "heads: removing heads breaks it. Leave out --prune-heads; --prune-ffn (feed-forward units) works."
         )
     if not family.prunable:
-        raise ValueError(
+        raise InvalidInput(
             f"{where} is a {family.label} encoder, and transformers cannot remove its attention heads "
             f"({family.label} has no prune_heads). Leave out --prune-heads/--prune-ffn: distil a shallower student "
             "(make-student --layers N) to make it smaller, or trim its vocabulary (--trim-vocab)."
@@ -114,7 +116,7 @@ def check_layer_pattern(config: Any, layer_map: Sequence[int]) -> None:
     if wrong:
         family = family_of(config, "The encoder")
         every = getattr(config, family.global_attention_every)
-        raise ValueError(
+        raise InvalidInput(
             f"layer map {list(layer_map)} does not keep {family.label}'s attention pattern (global attention on every "
             f"{every}th layer, from layer 0): student layer(s) {wrong} would start from teacher layers of the other "
             "kind. Use --pick bottom or spread (both follow the pattern), or a map whose layer i is global exactly "
@@ -132,7 +134,7 @@ def pattern_layer_map(config: Any, targets: Sequence[int]) -> List[int]:
         room = len(targets) - i - 1  # layers still to place above this one
         candidates = [t for t in range(low, len(teacher) - room) if teacher[t] == student[i]]
         if not candidates:
-            raise ValueError(
+            raise InvalidInput(
                 f"No {len(targets)}-layer subset of this {family_of(config, 'encoder').label} keeps its attention "
                 "pattern: use --pick bottom."
             )

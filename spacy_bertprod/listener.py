@@ -8,6 +8,7 @@ weights unchanged after `compress` swaps the architecture name.
 from typing import Callable, List, Optional
 
 import numpy
+from spacy.errors import Errors
 from spacy.tokens import Doc
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
@@ -44,13 +45,10 @@ class TransformerListener(Model):
 
     def verify_inputs(self, docs: List[Doc]) -> None:
         if self._batch_id is None:
-            raise ValueError(
-                "The transformer listener got no output from its upstream component for this "
-                "batch: is the bertprod_transformer component before this one in the pipeline?"
-            )
+            raise ValueError(f"{Errors.E954} Is the bertprod_transformer component before this one in the pipeline?")
         batch_id = self.get_batch_id(docs)
         if batch_id != self._batch_id:
-            raise ValueError(f"Mismatched batch IDs: {batch_id} vs {self._batch_id}.")
+            raise ValueError(Errors.E953.format(id1=batch_id, id2=self._batch_id))
 
 
 def _listener_forward(model: TransformerListener, docs: List[Doc], is_train: bool):

@@ -30,6 +30,8 @@ import numpy
 import srsly
 from spacy.tokens import Doc, Span
 
+from .errors import InvalidInput
+
 MODES = ("mean", "cls", "max")
 SETTINGS = ("auto", "none") + MODES
 # sentence-transformers modules this package reproduces; any other one changes the vectors.
@@ -69,7 +71,7 @@ class SentencePooling:
 
 def check_setting(setting: str) -> None:
     if setting not in SETTINGS:
-        raise ValueError(
+        raise InvalidInput(
             f"sentence_vector = {setting!r} is not one of {list(SETTINGS)}: 'auto' reads the pooling of a "
             "sentence-transformers model folder (else the mean), 'none' leaves doc.vector to spaCy."
         )
@@ -85,7 +87,7 @@ def from_sentence_transformers(folder: Path) -> Optional[SentencePooling]:
     kinds = [str(m.get("type", "")) for m in modules]
     unknown = [k for k in kinds if not (k.startswith(ST_PREFIX) and k[len(ST_PREFIX) :] in ST_HANDLED)]
     if unknown:
-        raise ValueError(
+        raise InvalidInput(
             f"{modules_file} has modules {unknown} after the encoder, which spacy_bertprod does not run, so "
             "its vectors would not be this model's. Set the component's sentence_vector to 'mean', 'cls' or "
             "'max' to pool the encoder's output without them, or 'none'."
@@ -106,7 +108,7 @@ def _st_pooling_mode(config: Dict[str, Any], folder: Path) -> str:
     modes = [mode for key, mode in ST_POOLING_KEYS.items() if config.get(key)]
     if unsupported or len(modes) != 1:
         asked = unsupported + [k for k in ST_POOLING_KEYS if config.get(k)]
-        raise ValueError(
+        raise InvalidInput(
             f"{folder} pools with {asked or 'no mode'}; spacy_bertprod reproduces exactly one of "
             f"{list(ST_POOLING_KEYS)}. Set the component's sentence_vector to 'mean', 'cls' or 'max'."
         )
@@ -158,7 +160,7 @@ def pool(hidden: numpy.ndarray, seq_lengths: numpy.ndarray, pooling: str) -> num
         starts = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]])
         vector = (hidden[starts] * lengths[:, None]).sum(axis=0, dtype="float64") / lengths.sum()
     else:
-        raise ValueError(f"Unknown sentence pooling {pooling!r}; expected one of {list(MODES)}.")
+        raise InvalidInput(f"Unknown sentence pooling {pooling!r}; expected one of {list(MODES)}.")
     vector = numpy.asarray(vector, dtype="float32")
     if extra == "normalize":
         vector = vector / max(float(numpy.linalg.norm(vector)), 1e-12)
@@ -168,7 +170,7 @@ def pool(hidden: numpy.ndarray, seq_lengths: numpy.ndarray, pooling: str) -> num
 def doc_sentence_vector(doc: Doc) -> numpy.ndarray:
     data = doc._.trf_data
     if data is None:
-        raise ValueError("This doc has no transformer output (doc._.trf_data): run it through the pipeline first.")
+        raise InvalidInput("This doc has no transformer output (doc._.trf_data): run it through the pipeline first.")
     return pool(data.hidden, data.seq_lengths, data.pooling)
 
 
@@ -191,7 +193,7 @@ def _similarity(obj, other) -> float:
     """Cosine similarity; 0.0 when either side has no vector (as spaCy returns)."""
     a, b = numpy.asarray(obj.vector, dtype="float32"), numpy.asarray(other.vector, dtype="float32")
     if a.shape != b.shape:
-        raise ValueError(
+        raise InvalidInput(
             f"Cannot compare a {a.shape[-1]}-wide transformer vector with a {b.shape[-1]}-wide one: "
             "compare docs and spans of the same pipeline."
         )
@@ -210,6 +212,7 @@ def install_hooks(doc: Doc) -> None:
     doc.user_span_hooks.update(SPAN_HOOKS)
 
 
-def install_extension() -> None:
+def install_sentence_vector_extension() -> None:
+    """Register `doc._.sentence_vector` (a getter over the pooled encoder output)."""
     if not Doc.has_extension("sentence_vector"):
         Doc.set_extension("sentence_vector", getter=doc_sentence_vector)

@@ -13,6 +13,7 @@ from spacy.language import Language
 
 from .backends import TORCH_ENCODER
 from .component import BertprodTransformer
+from .errors import Errors, InvalidInput
 from .tokenization import WordpieceTokenizer
 
 # Components that only train (a teacher's loss): a served pipeline removes them.
@@ -43,12 +44,9 @@ def find_transformer_component(nlp: Language, where: str) -> Tuple[str, Any]:
     """(name, component) of the one transformer in `nlp`, on any backend."""
     found = [(name, proc) for name, proc in nlp.pipeline if is_transformer(proc)]
     if not found:
-        raise ValueError(
-            f"{where} has no transformer component (spacy-transformers `transformer` or "
-            f"`bertprod_transformer`); its pipeline is {nlp.pipe_names}."
-        )
+        raise InvalidInput(Errors.E001.format(where=where, pipe_names=nlp.pipe_names))
     if len(found) > 1:
-        raise ValueError(
+        raise InvalidInput(
             f"{where} has {len(found)} transformer components ({[name for name, _ in found]}); "
             "spacy_bertprod handles pipelines with one."
         )
@@ -57,13 +55,14 @@ def find_transformer_component(nlp: Language, where: str) -> Tuple[str, Any]:
 
 def find_transformer(nlp: Language, where: str) -> TransformerSource:
     """The transformer of a trainable pipeline, with its torch encoder and tokenizer."""
-    from .backends.torch import check_model_type, hf_module, wordpiece_tokenizer_from_hf
+    from .backends.hf_folder import check_model_type, wordpiece_tokenizer_from_hf
+    from .backends.torch import hf_module
 
     name, proc = find_transformer_component(nlp, where)
     if isinstance(proc, BertprodTransformer):
         encoder = proc.encoder
         if encoder.name != TORCH_ENCODER:
-            raise ValueError(
+            raise InvalidInput(
                 f"Component '{name}' in {where} already runs on ONNX Runtime: use the pipeline it "
                 "was compressed from instead."
             )
@@ -73,7 +72,7 @@ def find_transformer(nlp: Language, where: str) -> TransformerSource:
         tokenizer = wordpiece_tokenizer_from_hf(proc.model.tokenizer, module.config, f"Component '{name}' in {where}")
         kind = "spacy-transformers"
     if not hasattr(module, "config"):
-        raise ValueError(f"Component '{name}' in {where} has no trained encoder (was it initialized?).")
+        raise InvalidInput(f"Component '{name}' in {where} has no trained encoder (was it initialized?).")
     check_model_type(module.config, f"Component '{name}' in {where}")
     return TransformerSource(name, kind, module.eval(), tokenizer, dict(nlp.config["components"][name]))
 
@@ -86,7 +85,7 @@ def load_teacher(path: Path) -> Tuple[Any, WordpieceTokenizer]:
 
         source = find_transformer(spacy.load(path), str(path))
         return source.module, source.tokenizer
-    from .backends.torch import load_pretrained
+    from .backends.hf_folder import load_pretrained
 
     return load_pretrained(str(path))
 

@@ -11,6 +11,8 @@ from typing import Callable, Iterable, List
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 
+from .errors import InvalidInput
+
 SpanGetter = Callable[[List[Doc]], List[List[Span]]]
 
 
@@ -34,7 +36,7 @@ def get_strided_spans(docs: Iterable[Doc], window: int, stride: int) -> List[Lis
 def configure_strided_spans(window: int = 128, stride: int = 96) -> SpanGetter:
     """Overlapping windows of `window` tokens every `stride` tokens (stride <= window)."""
     if window < 1 or stride < 1 or stride > window:
-        raise ValueError(
+        raise InvalidInput(
             f"strided_spans needs 1 <= stride <= window, got window={window}, stride={stride}: "
             "a stride larger than the window would skip tokens."
         )

@@ -24,6 +24,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Type
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
+from .errors import InvalidInput, MissingFile
+
 T = TypeVar("T")
 
 DEFAULT_SHARD_SIZE = 10_000
@@ -34,14 +36,14 @@ def spacy_files(path: Path) -> List[Path]:
     """The .spacy files a path names: the file itself, or every .spacy file under a folder, sorted."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"Docs {path} do not exist.")
+        raise MissingFile(f"Docs {path} do not exist.")
     if path.is_file():
         if path.suffix != ".spacy":
-            raise ValueError(f"{path} is not a .spacy file (spaCy's DocBin) or a folder of them.")
+            raise InvalidInput(f"{path} is not a .spacy file (spaCy's DocBin) or a folder of them.")
         return [path]
     files = sorted(p for p in path.rglob("*.spacy") if p.is_file())
     if not files:
-        raise ValueError(f"{path} is a folder with no .spacy files in it.")
+        raise InvalidInput(f"{path} is a folder with no .spacy files in it.")
     return files
 
 
@@ -112,16 +114,16 @@ class ShardFolder:
         job. `inputs` may not lie inside it (starting over would delete them)."""
         inside = [p for p in inputs if self.folder.resolve() in (Path(p).resolve(), *Path(p).resolve().parents)]
         if inside:
-            raise ValueError(f"{self.what} cannot write into {self.folder}: it holds its input {inside[0]}.")
+            raise InvalidInput(f"{self.what} cannot write into {self.folder}: it holds its input {inside[0]}.")
         if self.folder.exists() and not self.folder.is_dir():
-            raise ValueError(
+            raise InvalidInput(
                 f"{self.folder} is a file, but {self.what} writes a folder of .spacy shards there; remove the file "
                 "or give a folder name."
             )
         manifest = self.folder / JOB_FILE
         if self.folder.exists() and any(self.folder.iterdir()):
             if not manifest.exists():
-                raise ValueError(
+                raise InvalidInput(
                     f"{self.folder} is not empty and was not written by {self.what}; give an empty or new folder."
                 )
             if fresh or json.loads(manifest.read_text(encoding="utf8")) != self.job:

@@ -9,13 +9,15 @@ import itertools
 from pathlib import Path
 from typing import Iterator, List
 
+from .errors import InvalidInput, MissingFile
+
 
 def iter_texts(path: Path, limit: int = 0) -> Iterator[str]:
     """Texts from .spacy DocBins (a file or a folder), a .jsonl file with "text" fields, or a plain text file
     (one per line, blank lines skipped), lazily. The path is checked before the first text is asked for."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"Text file {path} does not exist.")
+        raise MissingFile(f"Text file {path} does not exist.")
     texts = _texts(path)
     return itertools.islice(texts, limit) if limit else texts
 
@@ -37,7 +39,7 @@ def _jsonl_texts(path: Path) -> Iterator[str]:
 
     for i, row in enumerate(srsly.read_jsonl(path)):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise ValueError(f"{path}: line {i + 1} has no 'text' string field.")
+            raise InvalidInput(f"{path}: line {i + 1} has no 'text' string field.")
         yield row["text"]
 
 
@@ -53,7 +55,7 @@ def read_texts(path: Path, limit: int = 0) -> List[str]:
     """All the texts of `iter_texts` (at most `limit`), refusing a file with none."""
     texts = list(iter_texts(path, limit))
     if not any(t.strip() for t in texts):
-        raise ValueError(f"{path} holds no texts.")
+        raise InvalidInput(f"{path} holds no texts.")
     return texts
 
 
@@ -63,5 +65,5 @@ def count_texts(path: Path, limit: int = 0) -> int:
     for text in iter_texts(path, limit):
         n, blank = n + 1, blank and not text.strip()
     if blank:
-        raise ValueError(f"{path} holds no texts.")
+        raise InvalidInput(f"{path} holds no texts.")
     return n

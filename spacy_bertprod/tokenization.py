@@ -10,13 +10,15 @@ shared by threads (the "Already borrowed" crash of spacy-transformers #6879 come
 that state per call).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Sequence, Tuple
 
 import numpy
 from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc, Span
 from thinc.types import Ragged
+
+from .errors import InvalidInput
 
 
 @dataclass
@@ -46,7 +48,7 @@ class WordpieceTokenizer:
         self.tokenizer = tokenizer
         self.n_special = tokenizer.num_special_tokens_to_add(is_pair=False)
         if max_length <= self.n_special:
-            raise ValueError(
+            raise InvalidInput(
                 f"max_length={max_length} leaves no room for wordpieces next to the tokenizer's "
                 f"{self.n_special} special tokens: set a larger max_length."
             )
@@ -99,6 +101,43 @@ class EncodedBatch:
     aligns: List[Ragged]
 
 
+@dataclass
+class _Flat:
+    """Every sequence of a batch back to back: per sequence its doc, its span's first char and
+    first/last token (doc-local) and length; per wordpiece its id, offsets and special flag."""
+
+    seq_doc: List[int] = field(default_factory=list)
+    seq_span_char: List[int] = field(default_factory=list)
+    seq_lo: List[int] = field(default_factory=list)
+    seq_hi: List[int] = field(default_factory=list)
+    seq_len: List[int] = field(default_factory=list)
+    ids: List[int] = field(default_factory=list)
+    offsets: List[Tuple[int, int]] = field(default_factory=list)
+    special: List[int] = field(default_factory=list)
+    doc_n_seqs: List[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, encodings, doc_spans: Sequence[Sequence[Span]]) -> "_Flat":
+        flat = cls()
+        flat_index = 0
+        for d, spans in enumerate(doc_spans):
+            n_seqs = 0
+            for span in spans:
+                for encoding in encodings[flat_index]:
+                    flat.seq_doc.append(d)
+                    flat.seq_span_char.append(span.start_char)
+                    flat.seq_lo.append(span.start)
+                    flat.seq_hi.append(span.end - 1)
+                    flat.seq_len.append(len(encoding.ids))
+                    flat.ids.extend(encoding.ids)
+                    flat.offsets.extend(encoding.offsets)
+                    flat.special.extend(encoding.special_tokens_mask)
+                    n_seqs += 1
+                flat_index += 1
+            flat.doc_n_seqs.append(n_seqs)
+        return flat
+
+
 def encode_docs(
     tokenizer: WordpieceTokenizer, docs: Sequence[Doc], doc_spans: Sequence[Sequence[Span]]
 ) -> EncodedBatch:
@@ -112,29 +151,15 @@ def encode_docs(
     """
     texts = [doc.text for doc in docs]
     flat_texts = [text[span.start_char : span.end_char] for text, spans in zip(texts, doc_spans) for span in spans]
-    encodings = tokenizer.encode_texts(flat_texts)  # per span: 1+ encodings
-    # Per sequence: its doc, its span's first char / first and last token (doc-local).
-    seq_doc, seq_span_char, seq_lo, seq_hi, seq_len = [], [], [], [], []
-    ids_all: List[int] = []
-    offsets_all: List[Tuple[int, int]] = []
-    special_all: List[int] = []
-    doc_n_seqs: List[int] = []
-    flat_index = 0
-    for d, spans in enumerate(doc_spans):
-        n_seqs = 0
-        for span in spans:
-            for encoding in encodings[flat_index]:
-                seq_doc.append(d)
-                seq_span_char.append(span.start_char)
-                seq_lo.append(span.start)
-                seq_hi.append(span.end - 1)
-                seq_len.append(len(encoding.ids))
-                ids_all.extend(encoding.ids)
-                offsets_all.extend(encoding.offsets)
-                special_all.extend(encoding.special_tokens_mask)
-                n_seqs += 1
-            flat_index += 1
-        doc_n_seqs.append(n_seqs)
+    flat = _Flat.of(tokenizer.encode_texts(flat_texts), doc_spans)  # per span: 1+ encodings
+    seq_doc, seq_span_char, seq_lo, seq_hi, seq_len = (
+        flat.seq_doc,
+        flat.seq_span_char,
+        flat.seq_lo,
+        flat.seq_hi,
+        flat.seq_len,
+    )
+    ids_all, offsets_all, special_all, doc_n_seqs = flat.ids, flat.offsets, flat.special, flat.doc_n_seqs
     n_docs = len(docs)
     doc_chars = numpy.asarray([len(t) + 1 for t in texts], dtype="int64")
     char_base = numpy.concatenate([[0], numpy.cumsum(doc_chars)[:-1]]).astype("int64")

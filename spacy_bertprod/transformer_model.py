@@ -14,6 +14,7 @@ from thinc.api import Model
 from .backends import EncoderBatch
 from .backends.base import ONNX_SESSION, head_output_name
 from .data import TransformerData
+from .errors import InvalidInput
 from .graph_heads import alignment_inputs
 from .span_getters import SpanGetter
 from .tokenization import Wordpieces, WordpieceTokenizer, encode_docs
@@ -34,7 +35,7 @@ def TransformerModel(
     outside this module and the backends reaches them through these functions, never by position.
     """
     if max_batch_items < 1:
-        raise ValueError(f"max_batch_items must be positive, got {max_batch_items}.")
+        raise InvalidInput(f"max_batch_items must be positive, got {max_batch_items}.")
     return Model(
         NAME,
         _forward,
@@ -67,7 +68,7 @@ def set_max_batch_items(model: Model, max_batch_items: int) -> None:
 def get_tokenizer(model: Model) -> WordpieceTokenizer:
     tokenizer = model.attrs[TOKENIZER]
     if tokenizer is None:
-        raise ValueError(
+        raise InvalidInput(
             "The bertprod transformer has no tokenizer yet: call nlp.initialize() (torch backend) "
             "or load a saved pipeline."
         )
@@ -78,7 +79,7 @@ def encode_windows(model: Model, docs: List[Doc]):
     """Windows -> wordpiece sequences, how many belong to each doc, and each doc's alignment."""
     nested_spans = model.attrs[GET_SPANS](docs)
     if len(nested_spans) != len(docs):
-        raise ValueError(f"The span getter returned spans for {len(nested_spans)} of {len(docs)} docs.")
+        raise InvalidInput(f"The span getter returned spans for {len(nested_spans)} of {len(docs)} docs.")
     doc_spans = [[span for span in spans if len(span)] for spans in nested_spans]
     batch = encode_docs(get_tokenizer(model), docs, doc_spans)
     return batch.sequences, batch.doc_n_seqs, batch.aligns

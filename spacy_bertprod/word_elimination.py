@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 
 from .backends.forward_wrap import wrap_forward
+from .errors import InvalidInput
 from .families import family_of
 
 # Families whose layers take (hidden states, additive mask[, position bias]) and return their
@@ -45,7 +46,7 @@ def parse_retention(value: Union[str, Sequence[float]], n_layers: int, where: st
         try:
             shares = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(
+            raise InvalidInput(
                 f"word retention '{value}' is not a comma-separated list of shares, e.g. '1,0.6,0.3'."
             ) from None
     else:
@@ -55,11 +56,11 @@ def parse_retention(value: Union[str, Sequence[float]], n_layers: int, where: st
     shares = [round(s, 6) for s in shares]  # spaCy's config writes 0.6 back as 0.6000000000000001
     how = f"one share per layer, from 1 down, e.g. {_example(n_layers)}"
     if len(shares) != n_layers:
-        raise ValueError(f"word retention {shares}: {where} has {n_layers} layers, so give {how}.")
+        raise InvalidInput(f"word retention {shares}: {where} has {n_layers} layers, so give {how}.")
     if shares[0] != 1.0 or any(not 0.0 < s <= 1.0 for s in shares):
-        raise ValueError(f"word retention {shares}: every layer sees a share in (0, 1] and layer 1 sees all; {how}.")
+        raise InvalidInput(f"word retention {shares}: every layer sees a share in (0, 1] and layer 1 sees all; {how}.")
     if any(b > a for a, b in zip(shares, shares[1:])):
-        raise ValueError(f"word retention {shares}: a dropped word vector cannot come back; give {how}.")
+        raise InvalidInput(f"word retention {shares}: a dropped word vector cannot come back; give {how}.")
     return shares
 
 
@@ -76,7 +77,7 @@ def check_family(module: torch.nn.Module, where: str) -> None:
     family = family_of(module.config, where)
     if family.model_type not in ELIMINATING_FAMILIES:
         supported = ", ".join(ELIMINATING_FAMILIES)
-        raise ValueError(
+        raise InvalidInput(
             f"{where} is a {family.label} encoder: word-vector elimination supports the families {supported}, whose "
             "layers see positions only through their inputs. Leave out word retention for this encoder, or make it "
             "faster with --depth or a shallower student (bertprod make-student)."
@@ -108,7 +109,7 @@ def _forward_eliminating(
     from transformers.modeling_outputs import BaseModelOutput
 
     if kwargs.get("output_hidden_states") or kwargs.get("output_attentions") or kwargs.get("head_mask") is not None:
-        raise ValueError(
+        raise InvalidInput(
             "An encoder with word retention returns only its last hidden state and takes no head mask: layer "
             "distillation and head pruning cannot run through it. Distil or prune first, then add word retention."
         )

@@ -20,7 +20,7 @@ PLACES = ["London", "Paris", "Berlin", "Tokyo", "Lisbon", "Madrid"]
 CORPUS = [" ".join(random.Random(i).choices(WORDS, k=12)) for i in range(200)] + PEOPLE + PLACES
 
 
-def _save_bert(folder: Path, max_positions: int = 64, hidden_size: int = 32, intermediate_size: int = 64) -> Path:
+def save_bert(folder: Path, max_positions: int = 64, hidden_size: int = 32, intermediate_size: int = 64) -> Path:
     from tokenizers.implementations import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -123,7 +123,7 @@ def kept_project_locks(project_dir: Path):
                 path.write_bytes(content)
 
 
-ENCODER_BUILDERS = {"bert": _save_bert, "roberta": _save_roberta, "albert": _save_albert}
+ENCODER_BUILDERS = {"bert": save_bert, "roberta": _save_roberta, "albert": _save_albert}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_bertprod.serving.apply import ApplyError, apply, read_output
+from spacy_bertprod.annotate import ApplyError, apply, read_output
 from spacy_bertprod.streaming import iter_docs
 
 from conftest import PEOPLE, PLACES

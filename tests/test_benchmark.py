@@ -87,7 +87,7 @@ def test_benchmark_refuses_missing_data(trained_bert, tmp_path):
 
 
 def test_rounds_merge_every_pass_and_refuse_zero(tmp_path):
-    from spacy_bertprod.benchmark import merge_rounds, run_benchmark
+    from spacy_bertprod.measure.benchmark import merge_rounds, run_benchmark
 
     def one_round(rates, p50, rss, bare):
         return {

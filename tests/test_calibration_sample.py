@@ -1,6 +1,7 @@
 """compress without --sample: the pipeline's own corpora first, else a built-in set across registers."""
 
 import json
+import logging
 import re
 import shutil
 import unicodedata
@@ -11,7 +12,7 @@ from spacy.tokens import DocBin
 from thinc.api import Config
 
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
-from spacy_bertprod.compress.parity import MAX_CHANGED_SHARE, TIE_MARGIN, _decisions_kept, agreement_check
+from spacy_bertprod.compress.parity import MAX_CHANGED_SHARE, TIE_MARGIN, agreement_check, decisions_kept
 from spacy_bertprod.compress.sample import built_in_rows, choose_sample, find_config_corpus, thin_evenly
 
 from conftest import TEXTS, make_examples
@@ -147,7 +148,8 @@ def _with_dev_path(pipeline, dst, dev):
     return dst
 
 
-def test_compress_without_sample_uses_the_config_dev_corpus_and_says_so(trained_bert, tmp_path, capsys):
+def test_compress_without_sample_uses_the_config_dev_corpus_and_says_so(trained_bert, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="spacy_bertprod.compress")
     nlp = spacy.load(trained_bert)
     dev = tmp_path / "dev.spacy"
     DocBin(docs=[eg.reference for eg in make_examples(nlp, n=30, seed=7)]).to_disk(dev)
@@ -157,18 +159,19 @@ def test_compress_without_sample_uses_the_config_dev_corpus_and_says_so(trained_
     assert calibration["kind"] == "config_dev" and str(dev) in calibration["source"]
     assert calibration["n_docs"] == 30 and report["sample"] == {k: calibration[k] for k in report["sample"]}
     assert report["parity"]["predictions"]["n_docs"] == 30
-    assert f"from the pipeline's training config, [paths] dev = {dev}" in capsys.readouterr().out
+    assert f"from the pipeline's training config, [paths] dev = {dev}" in caplog.text
     saved = json.loads((tmp_path / "out" / "compress_report.json").read_text())
     assert saved["settings"]["calibration"]["kind"] == "config_dev"
 
 
-def test_compress_without_sample_or_corpus_uses_the_built_in_set_and_warns(trained_bert, tmp_path, capsys):
+def test_compress_without_sample_or_corpus_uses_the_built_in_set_and_warns(trained_bert, tmp_path):
+    from spacy_bertprod.errors import Int8Warning
+
     pipeline = _with_dev_path(trained_bert, tmp_path / "moved", tmp_path / "no_longer_there.spacy")
-    report = compress_pipeline(pipeline, tmp_path / "out", CompressSettings(quantize="int8"))
+    with pytest.warns(Int8Warning, match=r"W004 No --sample.*--sample your_dev\.spacy"):
+        report = compress_pipeline(pipeline, tmp_path / "out", CompressSettings(quantize="int8"))
     calibration = report["settings"]["calibration"]
     assert calibration["kind"] == "built_in" and calibration["n_docs"] == len(built_in_rows())
-    out = capsys.readouterr().out
-    assert "!!! No --sample" in out and "--sample your_dev.spacy" in out
 
 
 def test_agreement_check_names_the_fix():
@@ -186,21 +189,21 @@ def test_agreement_check_names_the_fix():
 def test_textcat_ties_do_not_count_as_changed_decisions():
     tie = TIE_MARGIN / 2
     clear = {"A": 0.6, "B": 0.3, "C": 0.1}
-    assert _decisions_kept(clear, {"A": 0.55, "B": 0.35, "C": 0.1})
-    assert not _decisions_kept(clear, {"A": 0.3, "B": 0.6, "C": 0.1})  # a clear top label flipped
+    assert decisions_kept(clear, {"A": 0.55, "B": 0.35, "C": 0.1})
+    assert not decisions_kept(clear, {"A": 0.3, "B": 0.6, "C": 0.1})  # a clear top label flipped
     near_tie = {"A": 0.4 + tie, "B": 0.4, "C": 0.2 - tie}
-    assert _decisions_kept(near_tie, {"A": 0.4, "B": 0.4 + tie, "C": 0.2 - tie})  # a tie flipped: not a change
+    assert decisions_kept(near_tie, {"A": 0.4, "B": 0.4 + tie, "C": 0.2 - tie})  # a tie flipped: not a change
     # multi-label: a label far from 0.5 that crosses it is a change; one within a hair of 0.5 is not
-    assert not _decisions_kept({"A": 0.9, "B": 0.1}, {"A": 0.4, "B": 0.1})
-    assert _decisions_kept({"A": 0.5 + tie, "B": 0.1}, {"A": 0.5 - tie, "B": 0.1})
+    assert not decisions_kept({"A": 0.9, "B": 0.1}, {"A": 0.4, "B": 0.1})
+    assert decisions_kept({"A": 0.5 + tie, "B": 0.1}, {"A": 0.5 - tie, "B": 0.1})
 
 
 def test_other_int8_graphs_are_tried_when_calibrated_int8_changes_more_than_a_few_predictions():
     """(On all-mpnet-base-v2 the 99.99th-percentile ranges changed 36% of the dev docs' entities and
     min/max ranges rescued them: reports/mpnet; on its Banking77 classifier they changed 8.6% of the
     decisions, under the 10% warning level. Tiny test encoders change none.)"""
+    from spacy_bertprod.compress.int8 import wants_min_max as _wants_min_max
     from spacy_bertprod.compress.parity import FALLBACK_CHANGED_SHARE, MAX_CHANGED_SHARE
-    from spacy_bertprod.compress.pipeline import _wants_min_max
     from spacy_bertprod.compress.quantize import QuantizeSettings
 
     def checked(share):

@@ -142,7 +142,7 @@ def test_refuses_non_pipeline_and_pipeline_without_transformer(tmp_path):
 def test_unsupported_model_type_is_refused(tmp_path):
     from transformers import GPT2Config, GPT2Model
 
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
 
     folder = tmp_path / "gpt2"
     GPT2Model(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)).save_pretrained(folder)
@@ -176,9 +176,9 @@ def test_int8_file_under_35_percent_of_fp32(tmp_path, quantize_embeddings):
     """On an encoder whose weights are mostly matrices (as in real BERTs) int8 is < 35% of fp32."""
     from spacy_bertprod.compress.quantize import QuantizeSettings
 
-    from conftest import _save_bert
+    from conftest import save_bert
 
-    encoder = _save_bert(tmp_path / "wide", hidden_size=128, intermediate_size=512)
+    encoder = save_bert(tmp_path / "wide", hidden_size=128, intermediate_size=512)
     nlp = build_pipeline(encoder)
     nlp.initialize(lambda: make_examples(nlp, n=8))
     nlp.to_disk(tmp_path / "pipeline")
@@ -219,7 +219,8 @@ def test_ner_with_lexical_features_trains_and_compresses_unchanged(encoders, tmp
 
 def test_the_int8_fallback_stops_at_a_graph_that_changes_nothing(monkeypatch, tmp_path):
     """The min/max graph changes no prediction of the sample: the smoothed graph is not built."""
-    from spacy_bertprod.compress import pipeline as stages
+    from spacy_bertprod.compress import int8 as stages
+    from spacy_bertprod.errors import Int8Warning
 
     tried = []
 
@@ -230,7 +231,8 @@ def test_the_int8_fallback_stops_at_a_graph_that_changes_nothing(monkeypatch, tm
     monkeypatch.setattr(stages, "_recalibrate", recalibrate)
     settings = CompressSettings(quantize="int8")
     first = {"agreement_check": {"changed_share": 0.08}}
-    _, _, parity, kept = stages.min_max_fallback(None, None, "graphs", settings, tmp_path, first, {})
+    with pytest.warns(Int8Warning, match="W001 percentile-99.99 ranges change 8%"):
+        _, _, parity, kept = stages.min_max_fallback(None, None, "graphs", settings, tmp_path, first, {})
     assert tried == ["min/max"]
     assert parity["min_max_fallback"]["kept"] == "min/max"
     assert parity["min_max_fallback"]["not_tried"] == ["smoothed min/max"]

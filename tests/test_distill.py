@@ -201,7 +201,6 @@ def test_student_with_labels_its_teacher_lacks_is_refused(trained_bert):
     )
     ner = student.get_pipe("ner")
     ner.add_label("PRODUCT")
-    ner._action_map = None
     with pytest.raises(ValueError, match="actions its teacher does not know"):
         ner.action_map()
 

@@ -281,7 +281,7 @@ def test_async_client_keeps_order_with_requests_in_flight(scripted):
 
 
 def test_loadtest_measures_embed_with_a_key_and_checks_vectors(int8, compressed_bert):
-    from spacy_bertprod.serving.loadtest import loadtest
+    from spacy_bertprod.measure.loadtest import loadtest
 
     texts = SENTENCES * 4
     with Server(create_app(ServeSettings(pipeline="int8", api_keys=[KEY]), nlp=int8)) as server:

@@ -133,7 +133,7 @@ def test_compressed_families_load_without_torch(built):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ALL)
 def test_make_student_per_family(built, family, tmp_path):
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
     from spacy_bertprod.distill.student import make_student
 
     folder, _ = built(family)
@@ -193,10 +193,10 @@ def test_alignment_matches_spacy_transformers_per_tokenizer(family, tmp_path):
     """WordPiece with RoBERTa-style specials, byte-level BPE (offsets that include the space) and
     SentencePiece/Unigram: our alignment is spacy-transformers' for each."""
     from spacy_transformers.align import get_alignment_via_offset_mapping
-    from test_tokenization import TRICKY, _tokens_by_wordpiece
+    from test_tokenization import TRICKY, tokens_by_wordpiece
     from transformers import AutoTokenizer
 
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
     from spacy_bertprod.span_getters import configure_strided_spans
     from spacy_bertprod.tokenization import encode_docs
 
@@ -212,7 +212,7 @@ def test_alignment_matches_spacy_transformers_per_tokenizer(family, tmp_path):
         encoded = hf([s.text for s in spans], return_offsets_mapping=True, padding="longest", return_tensors="np")
         expected = get_alignment_via_offset_mapping(spans, encoded["offset_mapping"])
         batch = encode_docs(ours, [doc], [spans])
-        got = _tokens_by_wordpiece(batch.sequences, batch.aligns[0], encoded["input_ids"].shape[1])
+        got = tokens_by_wordpiece(batch.sequences, batch.aligns[0], encoded["input_ids"].shape[1])
         flat, theirs = expected.dataXd.tolist(), []
         for n in expected.lengths.tolist():
             theirs.append(sorted(flat[:n]))

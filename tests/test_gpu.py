@@ -15,7 +15,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
 
-from conftest import TEXTS, _save_bert, make_examples
+from conftest import TEXTS, make_examples, save_bert
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def _predictions(nlp):
     "task, config, what", [("ner", "configs/ner.cfg", "ents"), ("textcat", "configs/textcat.cfg", "cats")]
 )
 def test_workflow_commands_train_on_the_gpu(tmp_path, task, config, what):
-    enc = _save_bert(tmp_path / "enc", max_positions=64, hidden_size=64, intermediate_size=128)
+    enc = save_bert(tmp_path / "enc", max_positions=64, hidden_size=64, intermediate_size=128)
     nlp = spacy.blank("en")
     for split, seed in (("train", 0), ("dev", 1), ("test", 2)):
         egs = make_examples(nlp, n=160 if split == "train" else 40, seed=seed)

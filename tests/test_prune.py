@@ -112,7 +112,7 @@ def test_pruning_asks_for_labelled_data_and_sane_shares(trained_bert, labelled, 
 
 def test_a_pruned_student_trains_saves_loads_and_compresses(trained_bert, labelled, tmp_path):
     """make-student --prune-*: the narrower encoder round-trips through HF, the torch backend and compress."""
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
     from spacy_bertprod.distill.student import make_student
 
     from conftest import build_pipeline, train
@@ -154,7 +154,7 @@ def test_a_stock_spacy_transformers_pipeline_can_be_pruned(encoders, labelled, t
 
 
 def test_pruning_names_what_it_supports(encoders):
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
     from spacy_bertprod.compress.prune import feed_forward_pairs
 
     albert, _ = load_pretrained(str(encoders["albert"]))  # one shared layer group: no per-layer heads/units

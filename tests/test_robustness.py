@@ -136,7 +136,7 @@ def test_malicious_pickles_are_never_executed(compressed_bert, trained_bert, tmp
 
 
 def test_model_dir_with_only_a_pickled_checkpoint_is_refused(encoders, tmp_path):
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
 
     marker = tmp_path / "PWNED"
     folder = tmp_path / "pickled"
@@ -151,9 +151,9 @@ def test_model_dir_with_only_a_pickled_checkpoint_is_refused(encoders, tmp_path)
 def test_heads_of_another_width_are_refused(compressed_bert, tmp_path):
     from spacy_bertprod.compress import CompressSettings, compress_pipeline
 
-    from conftest import _save_bert, build_pipeline, make_examples
+    from conftest import build_pipeline, make_examples, save_bert
 
-    wide = _save_bert(tmp_path / "wide", hidden_size=64, intermediate_size=64)
+    wide = save_bert(tmp_path / "wide", hidden_size=64, intermediate_size=64)
     nlp = build_pipeline(wide)
     nlp.initialize(lambda: make_examples(nlp, n=8))
     nlp.to_disk(tmp_path / "wide-torch")
@@ -173,9 +173,9 @@ def test_onnx_file_of_another_width_is_refused(compressed_bert, tmp_path):
 
     from spacy_bertprod.compress.export import export_onnx
 
-    from conftest import _save_bert
+    from conftest import save_bert
 
-    other = AutoModel.from_pretrained(_save_bert(tmp_path / "w64", hidden_size=64, intermediate_size=64))
+    other = AutoModel.from_pretrained(save_bert(tmp_path / "w64", hidden_size=64, intermediate_size=64))
     path = tmp_path / "pipeline"
     shutil.copytree(compressed_bert["fp32"], path)
     export_onnx(other, path / "transformer" / "model.onnx")

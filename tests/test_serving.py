@@ -299,7 +299,7 @@ def test_serve_cli_with_two_workers_serves_and_stops_cleanly(compressed_bert):
 
 
 def test_loadtest_reports_latency_throughput_and_agreement_with_in_process(compressed_bert, tmp_path):
-    from spacy_bertprod.serving.loadtest import loadtest
+    from spacy_bertprod.measure.loadtest import loadtest
 
     texts = [f"{name} flew to {place}" for name in ("Alice", "Bob", "Grace") for place in ("Paris", "Tokyo")] * 5
     with Server(create_app(ServeSettings(pipeline="int8"), nlp=spacy.load(compressed_bert["int8"]))) as server:

@@ -19,7 +19,7 @@ TRICKY = [
 ]
 
 
-def _tokens_by_wordpiece(pieces, align, pad_len):
+def tokens_by_wordpiece(pieces, align, pad_len):
     """Per token, its wordpieces numbered as in a batch padded to pad_len (as spacy-transformers
     numbers them; encode_docs numbers a doc's sequences back to back)."""
     position = []
@@ -59,7 +59,7 @@ def test_alignment_matches_spacy_transformers(hf_and_ours, text):
     expected = get_alignment_via_offset_mapping(spans, encoded["offset_mapping"])
     batch = encode_docs(ours, [doc], [spans])
     assert batch.doc_n_seqs == [len(spans)]  # no window was split
-    ours_by_token = _tokens_by_wordpiece(batch.sequences, batch.aligns[0], encoded["input_ids"].shape[1])
+    ours_by_token = tokens_by_wordpiece(batch.sequences, batch.aligns[0], encoded["input_ids"].shape[1])
     lengths = expected.lengths.tolist()
     flat = expected.dataXd.tolist()
     theirs_by_token = []

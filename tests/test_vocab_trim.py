@@ -92,7 +92,7 @@ def test_compress_with_a_trimmed_vocabulary_predicts_as_before_in_domain(trained
 def test_trimming_refuses_other_tokenizer_types_and_an_empty_corpus(encoders):
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
     from spacy_bertprod.compress.vocab import choose_vocabulary
     from spacy_bertprod.tokenization import WordpieceTokenizer
 
@@ -121,7 +121,7 @@ def test_bpe_and_unigram_trimming_keep_in_domain_pieces_and_vectors(family, tmp_
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from tiny_encoder import build_family_encoder
 
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
 
     corpus = DOMAIN + TEXTS[:4] + FAR * 3  # the tokenizer knows far more than the domain uses
     module, tokenizer = load_pretrained(str(build_family_encoder(family, tmp_path / family, layers=1, corpus=corpus)))
@@ -160,7 +160,7 @@ def test_corpus_characters_rule_drops_unused_scripts_and_counts_their_unknowns(t
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from tiny_encoder import build_family_encoder
 
-    from spacy_bertprod.backends.torch import load_pretrained
+    from spacy_bertprod.backends.hf_folder import load_pretrained
 
     corpus = DOMAIN + FAR * 3 + ["東京 大阪 京都 ソウル 서울 부산 مرحبا بالعالم"] * 3
     module, tokenizer = load_pretrained(

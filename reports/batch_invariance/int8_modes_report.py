@@ -6,8 +6,8 @@ Every number comes from a JSON file in <dir>/<task>/ (spacy evaluate, bertprod i
 bertprod benchmark, compare_sessions.py); a missing file is shown as missing.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 METRIC = {"ner": ("ents_f", "entity F1"), "textcat": ("cats_micro_f", "accuracy")}
@@ -80,8 +80,12 @@ def section(folder: Path, task: str):
 
 
 def main() -> None:
-    folder = Path(sys.argv[1])
-    tasks = sys.argv[2:] or [t for t in METRIC if (folder / t).is_dir()]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="reports/batch_invariance (holds <task>/ folders of JSON files)")
+    parser.add_argument("tasks", nargs="*", help=f"tasks to report (default: those of {sorted(METRIC)} present)")
+    args = parser.parse_args()
+    folder = args.folder
+    tasks = args.tasks or [t for t in METRIC if (folder / t).is_dir()]
     out = [
         "# int8 activation scales: accuracy, same text same answer, speed",
         "",

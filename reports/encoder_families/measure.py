@@ -16,6 +16,7 @@ Scores of random-weight models mean nothing; this measures that every stage runs
 guarantees on each family's graph and tokenizer.
 """
 
+import argparse
 import json
 import subprocess
 import sys
@@ -140,8 +141,18 @@ def _prune(folder: Path, nlp, heads: float, ffn: float) -> str:
 def main() -> None:
     from spacy_bertprod.families import FAMILIES
 
-    work, output = Path(sys.argv[1]), Path(sys.argv[2])
-    families = sys.argv[3:] or sorted(FAMILIES)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("work", type=Path, help="Folder for the pipelines it builds")
+    parser.add_argument("output", type=Path, help="results.json (updated family by family)")
+    parser.add_argument(
+        "families",
+        nargs="*",
+        help=f"Families (default: all of {sorted(FAMILIES)}); --recheck: "
+        "only the checks, on the pipelines already in WORK",
+    )
+    args, rest = parser.parse_known_args()
+    work, output = args.work, args.output
+    families = args.families + rest or sorted(FAMILIES)
     results = json.loads(output.read_text()) if output.exists() else {}
     if families == ["--recheck"]:  # only the checks below, on the pipelines already built in WORK_DIR
         for family, result in results.items():

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy
 import spacy
 
-from spacy_bertprod.benchmark import component_batches, time_batches
+from spacy_bertprod.measure.benchmark import component_batches, time_batches
 from spacy_bertprod.texts import read_texts
 
 MATMUL_OPS = {

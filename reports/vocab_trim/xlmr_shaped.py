@@ -25,6 +25,8 @@ import random
 import sys
 from pathlib import Path
 
+from spacy_bertprod.paths import folder_size
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "scripts")]
 
@@ -145,10 +147,6 @@ def build_pipeline(encoder: Path, labels, texts, out: Path) -> None:
     for step in range(3):
         nlp.update(examples[step * 16 : (step + 1) * 16], sgd=optimizer)
     nlp.to_disk(out)
-
-
-def folder_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def main() -> None:

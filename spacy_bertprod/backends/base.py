@@ -14,6 +14,8 @@ import numpy
 from spacy.util import registry
 from thinc.api import Model
 
+from ..errors import InvalidInput
+
 
 @dataclass
 class EncoderBatch:
@@ -64,7 +66,7 @@ EXTRA_LOSSES = "extra_losses"
 def backend_io(encoder: Model):
     """The initialise/save/load helper for an encoder layer (see OnnxIO and TorchIO)."""
     if encoder.name not in BACKEND_IO:
-        raise ValueError(f"Unknown bertprod encoder layer '{encoder.name}'.")
+        raise InvalidInput(f"Unknown bertprod encoder layer '{encoder.name}'.")
     return registry.misc.get(BACKEND_IO[encoder.name])(encoder)
 
 

@@ -15,6 +15,7 @@ import numpy
 from spacy.util import registry
 from thinc.api import Model
 
+from ..errors import Errors, InvalidInput, MissingFile, MissingPackage
 from .base import (
     BACKEND_IO,
     HEAD_INPUTS,
@@ -101,7 +102,7 @@ class OnnxSession:
 
     def _build(self):
         if self.model_bytes is None:
-            raise ValueError(
+            raise InvalidInput(
                 "The ONNX encoder has no model. OnnxTransformer.v1 pipelines are created by "
                 "`python -m spacy bertprod compress IN_PIPELINE OUT_PIPELINE`, not by "
                 "`nlp.initialize()`: compress a trained pipeline, or load one that was compressed."
@@ -109,7 +110,9 @@ class OnnxSession:
         try:
             import onnxruntime
         except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError("spacy_bertprod's ONNX backend needs onnxruntime: pip install onnxruntime") from err
+            raise MissingPackage(
+                Errors.E003.format(what="spacy_bertprod's ONNX backend", package="onnxruntime", install="onnxruntime")
+            ) from err
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.intra_op_num_threads
         options.inter_op_num_threads = self.inter_op_num_threads
@@ -123,7 +126,7 @@ class OnnxSession:
         available = onnxruntime.get_available_providers()
         missing = [p for p in self.providers if p not in available]
         if missing:
-            raise ValueError(
+            raise InvalidInput(
                 f"ONNX Runtime providers {missing} are not available here (available: {available}). "
                 "Set [components.<transformer>.model.providers] to available ones, "
                 'e.g. ["CPUExecutionProvider"].'
@@ -133,7 +136,7 @@ class OnnxSession:
                 self.model_bytes, options, providers=self.providers, disabled_optimizers=RUNTIME_FUSIONS_OFF
             )
         except Exception as err:
-            raise ValueError(
+            raise InvalidInput(
                 f"Could not load the ONNX model from {self.source}: {err}. The file is truncated, "
                 "corrupted or not an ONNX model: re-create it with `python -m spacy bertprod "
                 "compress`."
@@ -170,7 +173,7 @@ def _feeds(inputs, batch: EncoderBatch, source: str) -> Dict[str, numpy.ndarray]
         elif node.name in HEAD_INPUTS:  # hidden states only (calibration, parity, benchmarks)
             feeds[node.name] = _no_tokens(node.name, batch.input_ids.shape)
         else:
-            raise ValueError(
+            raise InvalidInput(
                 f"The ONNX model in {source} asks for an input '{node.name}' that spacy_bertprod does not know "
                 "how to feed (expected input_ids, attention_mask, token_type_ids, or token_weights, "
                 "token_mask and pool_weights for heads in the graph)."
@@ -193,7 +196,7 @@ def _forward(model: Model, batch: EncoderBatch, is_train: bool) -> Tuple[numpy.n
     hidden = model.attrs[ONNX_SESSION].run(batch)
 
     def backprop(d_hidden):
-        raise ValueError(
+        raise InvalidInput(
             "The ONNX backend is inference-only and cannot be trained. To keep training, use "
             "the pipeline from before `compress` (spacy_bertprod.TorchTransformer.v2 or "
             "spacy-transformers), or freeze this component: [training] frozen_components = "
@@ -221,20 +224,20 @@ class OnnxIO:
 
     def save(self, folder: Path) -> None:
         if self.onnx.model_bytes is None:
-            raise ValueError("Cannot save an ONNX transformer that has no model yet.")
+            raise InvalidInput("Cannot save an ONNX transformer that has no model yet.")
         (folder / ONNX_FILE).write_bytes(self.onnx.model_bytes)
 
     def load(self, folder: Path, cfg: Dict) -> None:
         path = folder / ONNX_FILE
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"The ONNX model file {path} is missing. The pipeline folder is incomplete: "
                 "copy it again or re-run `python -m spacy bertprod compress`."
             )
         data = path.read_bytes()
         expected = cfg.get("onnx_sha256")
         if expected and hashlib.sha256(data).hexdigest() != expected:
-            raise ValueError(
+            raise InvalidInput(
                 f"The ONNX model file {path} does not match the checksum recorded in its cfg: "
                 "it is truncated or was changed after compress. Copy the pipeline again or "
                 "re-run `python -m spacy bertprod compress`."
@@ -242,7 +245,7 @@ class OnnxIO:
         self.onnx.set_model(data, source=str(path))
         width = self.onnx.session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and cfg.get("width") and width != cfg["width"]:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path} produces {width}-wide vectors but this component (and the heads listening "
                 f"to it) expect {cfg['width']}: the ONNX file comes from another model. Re-run "
                 "`python -m spacy bertprod compress` on the pipeline the heads were trained in."

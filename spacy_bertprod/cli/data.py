@@ -44,6 +44,21 @@ def data_cli(
     from ..corpora import prepare_ner, prepare_textcat
     from ..corpora.config import config_for_task
 
+    task = _checked_task(task, multilabel, lexical_width, config)
+    with user_errors():
+        common = dict(train_limit=train_limit, eval_limit=eval_limit, dev_share=dev_share, seed=seed, lang=lang)
+        if task == "ner":
+            info = prepare_ner(train, optional_path(dev), test, output, **common)
+        else:
+            multi = task == "textcat_multilabel"
+            info = prepare_textcat(train, optional_path(dev), test, output, multilabel=multi, **common)
+        if config is not None:
+            config_for_task(config, task, lang, lexical_width).to_disk(output / "config.cfg", interpolate=False)
+    _show(info, train, seed, output)
+
+
+def _checked_task(task: str, multilabel: str, lexical_width: int, config: Optional[Path]) -> str:
+    """The task (textcat + --multilabel true: textcat_multilabel), or exit with what is wrong."""
     if task not in ("ner", "textcat", "textcat_multilabel"):
         msg.fail(f"Unknown task '{task}': use ner, textcat or textcat_multilabel.", exits=1)
     if multilabel.lower() not in ("true", "false", "1", "0"):
@@ -56,35 +71,10 @@ def data_cli(
             "of the written config gets the features), or leave it at 0.",
             exits=1,
         )
-    dev = optional_path(dev)
-    with user_errors():
-        if task == "ner":
-            info = prepare_ner(
-                train,
-                dev,
-                test,
-                output,
-                train_limit=train_limit,
-                eval_limit=eval_limit,
-                dev_share=dev_share,
-                seed=seed,
-                lang=lang,
-            )
-        else:
-            info = prepare_textcat(
-                train,
-                dev,
-                test,
-                output,
-                multilabel=task == "textcat_multilabel",
-                train_limit=train_limit,
-                eval_limit=eval_limit,
-                dev_share=dev_share,
-                seed=seed,
-                lang=lang,
-            )
-        if config is not None:
-            config_for_task(config, task, lang, lexical_width).to_disk(output / "config.cfg", interpolate=False)
+    return task
+
+
+def _show(info: dict, train: Path, seed: int, output: Path) -> None:
     for name, split in info["splits"].items():
         msg.info(f"{name}: " + ", ".join(f"{v:,} {k}" for k, v in split.items()))
     if "dev_carved" in info:

@@ -1,11 +1,11 @@
-"""Serving: `serve` (HTTP), `loadtest`, `apply` (corpus annotation, local or Ray)."""
+"""Serving: `serve` (the HTTP service)."""
 
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ._util import bertprod_cli, report_path, user_errors, write_report
+from ._util import bertprod_cli, user_errors
 
 
 @bertprod_cli.command("serve")
@@ -82,86 +82,3 @@ def serve_cli(
             log_level=log_level,
             **tls,
         )
-
-
-@bertprod_cli.command("loadtest")
-def loadtest_cli(
-    url: str = typer.Argument(..., help="The service, e.g. http://127.0.0.1:8000"),
-    data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
-    concurrency: int = typer.Option(32, "--concurrency", "-c", help="Concurrent clients"),
-    texts_per_request: int = typer.Option(1, "--texts-per-request"),
-    repeats: int = typer.Option(1, "--repeats", help="Passes over the texts"),
-    pipeline: Optional[str] = typer.Option(
-        None,
-        "--pipeline",
-        help="Also run the texts through this pipeline in-process: speed ratio and same-answer share",
-    ),
-    limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
-    endpoint: str = typer.Option("process", "--endpoint", help="process (/v1/process) or embed (/v1/embed)"),
-    api_key_env: str = typer.Option("", "--api-key-env", help="Environment variable holding the service's API key"),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
-    old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True, help="Deprecated: --report"),
-):
-    """Latency percentiles, requests/s, words/s and errors at N concurrent clients (vs in-process nlp.pipe)."""
-    from ..serving.loadtest import loadtest
-    from ..serving.server import api_keys_from
-    from ..texts import read_texts
-
-    report = report_path(report, old_output, "loadtest")
-    with user_errors():
-        result = loadtest(
-            url,
-            read_texts(data, limit),
-            concurrency=concurrency,
-            texts_per_request=texts_per_request,
-            repeats=repeats,
-            pipeline=pipeline,
-            endpoint=endpoint,
-            api_key=api_keys_from([], api_key_env)[0] if api_key_env else "",
-        )
-    write_report(result, report)
-
-
-@bertprod_cli.command("apply")
-def apply_cli(
-    pipeline: str = typer.Argument(..., help="Installed package name or pipeline folder"),
-    input_path: Path = typer.Argument(..., help="JSONL or Parquet with a text field; other fields are passed through"),
-    output: Path = typer.Argument(..., help="Folder of shards (part-NNNNN.jsonl or .spacy); rerun to resume"),
-    engine: str = typer.Option(
-        "local", "--engine", help="local (nlp.pipe, n_process=--workers) or ray (Ray Data actor pool)"
-    ),
-    workers: int = typer.Option(1, "--workers", help="Processes (local) or Ray actors (ray)"),
-    threads: int = typer.Option(
-        0,
-        "--threads",
-        help="ONNX Runtime threads per worker (0: cores / workers locally, 1 per Ray actor; Ray reserves that many "
-        "CPUs per actor)",
-    ),
-    address: Optional[str] = typer.Option(
-        None, "--address", help="Ray cluster address (default: start a local one, or RAY_ADDRESS)"
-    ),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (entities and cats per record) or spacy (DocBins)"),
-    text_field: str = typer.Option("text", "--text-field"),
-    shard_size: int = typer.Option(10_000, "--shard-size", help="Records per output shard"),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard the shards of an earlier job in OUTPUT"),
-):
-    """Annotate a corpus into resumable shards, locally or on Ray."""
-    from ..serving.apply import ApplyError, apply
-
-    with user_errors(ApplyError, OSError):
-        result = apply(
-            pipeline,
-            input_path,
-            output,
-            engine=engine,
-            fmt=fmt,
-            text_field=text_field,
-            shard_size=shard_size,
-            batch_size=batch_size,
-            workers=workers,
-            address=address,
-            overwrite=overwrite,
-            threads=threads,
-        )
-    write_report(result, None)

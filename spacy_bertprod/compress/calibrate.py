@@ -22,6 +22,7 @@ from typing import Dict, Iterable, List, Tuple
 import numpy
 
 from ..backends import EncoderBatch
+from ..errors import InvalidInput
 
 # Values kept per tensor and batch for the percentile estimate; fixed seed: same sample -> same model.
 _SAMPLES_PER_BATCH = 50_000
@@ -66,7 +67,7 @@ def measure_ranges(model, batches: Iterable[EncoderBatch], percentile: float) ->
                 take = min(value.size, _SAMPLES_PER_BATCH)
                 samples[name].append(rng.choice(value, take, replace=False) if take < value.size else value)
     if not n_batches:
-        raise ValueError("No calibration text: pass --sample with in-domain texts.")
+        raise InvalidInput("No calibration text: pass --sample with in-domain texts.")
     ranges: Dict[str, ActivationRange] = {}
     for name in names:
         if percentile < 100.0:

@@ -12,6 +12,7 @@ from typing import Dict
 
 import spacy
 
+from ..errors import InvalidInput, MissingFile
 from ..sentence_vectors import MODES, SentencePooling, check_setting, from_sentence_transformers
 from .pipeline import CompressSettings, check_output, compress_pipeline
 
@@ -31,14 +32,12 @@ class EmbedderSettings:
 
 def check_model_dir(model_dir: Path) -> None:
     if not model_dir.is_dir():
-        raise FileNotFoundError(
-            f"{model_dir} is not a folder: pass a sentence-transformers or Hugging Face model folder."
-        )
+        raise MissingFile(f"{model_dir} is not a folder: pass a sentence-transformers or Hugging Face model folder.")
     missing = [name for name in ("config.json", "tokenizer.json") if not (model_dir / name).is_file()]
     if not any(model_dir.glob("*.safetensors")):
         missing.append("*.safetensors")
     if missing:
-        raise FileNotFoundError(
+        raise MissingFile(
             f"{model_dir} has no {', '.join(missing)}: the embedder needs the model's config, its fast tokenizer and "
             "safetensors weights (a sentence-transformers folder has them at its top level)."
         )
@@ -48,12 +47,12 @@ def embedder_pooling(model_dir: Path, settings: EmbedderSettings) -> SentencePoo
     """The model's own pooling, or the one asked for; refused before any work when neither is known."""
     check_setting(settings.pooling)
     if settings.pooling == "none":
-        raise ValueError("--pooling none makes a pipeline without sentence vectors; choose auto, " + ", ".join(MODES))
+        raise InvalidInput("--pooling none makes a pipeline without sentence vectors; choose auto, " + ", ".join(MODES))
     if settings.pooling != "auto":
         return SentencePooling(settings.pooling, settings.normalize, "--pooling")
     found = from_sentence_transformers(model_dir)  # raises for modules it cannot reproduce
     if found is None:
-        raise ValueError(
+        raise InvalidInput(
             f"{model_dir} is not a sentence-transformers folder (no modules.json with a Pooling module), so its "
             f"pooling is unknown: pass --pooling {' or '.join(MODES)} (and --no-normalize if its vectors are not "
             "L2-normalised)."
@@ -67,7 +66,7 @@ def build_embedder(model_dir: Path, output_path: Path, settings: EmbedderSetting
     check_model_dir(model_dir)
     check_output(output_path, compress)
     if settings.window < 1 or not 0 < settings.stride <= settings.window:
-        raise ValueError(
+        raise InvalidInput(
             f"--window ({settings.window}) must be positive and --stride ({settings.stride}) in 1..window."
         )
     pooling = embedder_pooling(model_dir, settings)

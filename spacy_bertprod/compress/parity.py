@@ -89,7 +89,7 @@ def prediction_agreement(original: Language, compressed: Language, texts: Sequen
         result["textcat_identical_labels_over_0.5"] = float(numpy.mean(same_set))
         result["textcat_max_abs_score_diff"] = float(max(diffs))
         result["textcat_identical_decisions"] = float(
-            numpy.mean([_decisions_kept(a.cats, b.cats) for a, b in zip(before, after)])
+            numpy.mean([decisions_kept(a.cats, b.cats) for a, b in zip(before, after)])
         )
     result.update(vector_agreement(before, after))
     return result
@@ -108,7 +108,7 @@ def vector_agreement(before: Sequence[Doc], after: Sequence[Doc]) -> Dict[str, f
     }
 
 
-def _decisions_kept(original: Dict[str, float], compressed: Dict[str, float]) -> bool:
+def decisions_kept(original: Dict[str, float], compressed: Dict[str, float]) -> bool:
     """Same top label and the same labels over 0.5, except where the original's were ties."""
     ranked = sorted(original.values(), reverse=True)
     top_decided = len(ranked) < 2 or ranked[0] - ranked[1] >= TIE_MARGIN

@@ -21,6 +21,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 
+from ..errors import InvalidInput, MissingFile
+
 
 def _layers(module) -> Sequence[Any]:
     for path in ("encoder.layer", "transformer.layer"):  # BERT/RoBERTa/ELECTRA/MiniLM, DistilBERT
@@ -31,7 +33,7 @@ def _layers(module) -> Sequence[Any]:
         except AttributeError:
             continue
         return node
-    raise ValueError(
+    raise InvalidInput(
         f"Pruning supports BERT-style encoders (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, MPNet); "
         f"{type(module).__name__} has no encoder.layer or transformer.layer. Compress without "
         "--prune-heads/--prune-ffn."
@@ -47,7 +49,7 @@ def feed_forward_pairs(module) -> List[Tuple[Any, Any, str, str]]:
         elif hasattr(layer, "ffn"):
             pairs.append((layer.ffn, layer.ffn, "lin1", "lin2"))
         else:
-            raise ValueError(
+            raise InvalidInput(
                 f"Cannot find the feed-forward block of {type(layer).__name__}: pruning supports BERT-style layers."
             )
     return pairs
@@ -68,11 +70,11 @@ def measure_importance(nlp, module, examples: Iterable, batch_size: int = 8) -> 
 
     examples = list(examples)
     if not examples:
-        raise ValueError("Pruning needs labelled examples to measure importance (--prune-data): the file holds none.")
+        raise InvalidInput("Pruning needs labelled examples to measure importance (--prune-data): the file holds none.")
     config = module.config
     n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)
     if getattr(config, "pruned_heads", None):
-        raise ValueError("This encoder already had heads pruned; prune the pipeline it was made from instead.")
+        raise InvalidInput("This encoder already had heads pruned; prune the pipeline it was made from instead.")
     head_gate = torch.ones(n_layers, n_heads, requires_grad=True)
     pairs = feed_forward_pairs(module)
     ffn_gates = [
@@ -104,7 +106,7 @@ def measure_importance(nlp, module, examples: Iterable, batch_size: int = 8) -> 
         for batch in minibatch(examples, batch_size):
             nlp.update(batch, sgd=False, drop=0.0, losses={})
             if head_gate.grad is None:
-                raise ValueError(
+                raise InvalidInput(
                     "The pipeline's losses do not reach the transformer (no gradient on the head gates): "
                     "pruning needs a component that listens to it and is trained (not frozen)."
                 )
@@ -147,19 +149,19 @@ def check_shares(heads_fraction: float, ffn_fraction: float) -> None:
     """Refuse shares outside [0, 1) before any importance is measured."""
     for name, value in (("--prune-heads", heads_fraction), ("--prune-ffn", ffn_fraction)):
         if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} is the share of units to remove: a number in [0, 1), not {value}.")
+            raise InvalidInput(f"{name} is the share of units to remove: a number in [0, 1), not {value}.")
 
 
 def check_request(heads_fraction: float, ffn_fraction: float, data: Optional[Path]) -> None:
     """Refuse a pruning request that cannot run (bad shares, no labelled data) before any work."""
     check_shares(heads_fraction, ffn_fraction)
     if data is None:
-        raise ValueError(
+        raise InvalidInput(
             "--prune-heads/--prune-ffn rank heads and units by their importance on labelled examples: "
             "pass --prune-data with a .spacy file of annotated docs (e.g. the dev set)."
         )
     if not Path(data).exists():
-        raise FileNotFoundError(f"--prune-data {data} does not exist.")
+        raise MissingFile(f"--prune-data {data} does not exist.")
 
 
 def prune_pipeline_encoder(nlp, module, heads_fraction: float, ffn_fraction: float, data: Path):

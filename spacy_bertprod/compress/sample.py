@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Sequence
 
 import srsly
 
+from ..errors import InvalidInput
+
 BUILT_IN_FILE = Path(__file__).with_name("calibration_texts.jsonl")
 # Docs taken from a corpus named in the pipeline's config (evenly spaced over it).
 DEFAULT_SAMPLE_DOCS = 400
@@ -136,7 +138,7 @@ def read_sample(path: Path, max_docs: int = MAX_SAMPLE_DOCS) -> CalibrationSampl
     strata = Counter(_stratum(doc) for doc in _docs(path))
     n = sum(strata.values())
     if not n:
-        raise ValueError(f"{path} holds no docs to calibrate on.")
+        raise InvalidInput(f"{path} holds no docs to calibrate on.")
     quotas = _quotas(strata, max_docs)
     picks = {key: set(_even_indices(strata[key], quota)) for key, quota in quotas.items()}
     seen: Counter = Counter()

@@ -19,6 +19,7 @@ from typing import Dict, Iterable, List, Sequence
 import numpy
 
 from ..backends import EncoderBatch
+from ..errors import InvalidInput
 
 # s_j is kept within these bounds so that no channel is scaled into float32 trouble.
 SCALE_BOUNDS = (1e-2, 1e3)
@@ -60,7 +61,7 @@ def channel_maxima(model, names: List[str], batches: Iterable[EncoderBatch]) -> 
             peak = numpy.abs(rows).max(axis=0)
             maxima[name] = peak if name not in maxima else numpy.maximum(maxima[name], peak)
     if not maxima:
-        raise ValueError("No calibration text to smooth activations on: pass --sample with in-domain texts.")
+        raise InvalidInput("No calibration text to smooth activations on: pass --sample with in-domain texts.")
     return maxima
 
 
@@ -72,7 +73,7 @@ def smooth_activations(
     from onnx import numpy_helper
 
     if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"--smooth-alpha must be in (0, 1], not {alpha}.")
+        raise InvalidInput(f"--smooth-alpha must be in (0, 1], not {alpha}.")
     model = onnx.load(str(src))
     graph = model.graph
     targets = smoothable(graph, excluded)

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 
+from ..errors import InvalidInput
 from ..tokenization import WordpieceTokenizer
 
 
@@ -142,17 +143,17 @@ def choose_vocabulary(
     data = json.loads(tokenizer.tokenizer_json)
     model = data.get("model", {})
     if model.get("type") not in TRIMMABLE:
-        raise ValueError(
+        raise InvalidInput(
             f"Vocabulary trimming supports WordPiece, BPE and Unigram tokenizers; this encoder's tokenizer is "
             f"{model.get('type')}. Compress without --trim-vocab."
         )
     if min_count < 1:
-        raise ValueError(f"--vocab-min-count must be at least 1, got {min_count}.")
+        raise InvalidInput(f"--vocab-min-count must be at least 1, got {min_count}.")
     if characters not in CHARACTER_RULES:
-        raise ValueError(f"--vocab-characters must be one of {', '.join(CHARACTER_RULES)}, not {characters!r}.")
+        raise InvalidInput(f"--vocab-characters must be one of {', '.join(CHARACTER_RULES)}, not {characters!r}.")
     texts = [t for t in texts if t.strip()]
     if not texts:
-        raise ValueError("The --trim-vocab corpus holds no text: give the training data (or more in-domain text).")
+        raise InvalidInput("The --trim-vocab corpus holds no text: give the training data (or more in-domain text).")
     vocab = _pieces(model)
     counts: Counter = Counter()
     for encoding in tokenizer.tokenizer.encode_batch(texts, add_special_tokens=False):

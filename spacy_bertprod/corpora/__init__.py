@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import spacy
 from spacy.tokens import Doc, DocBin
 
+from ..errors import InvalidInput
 from .readers import DataError, ReadStats, read_ner, read_textcat
 from .split import stratified_split, stratified_subset
 
@@ -43,7 +44,7 @@ def prepare_ner(
             splits[name], stats = read_ner(Path(path), nlp)
             info["files"][name] = _file_info(path, stats)
     if "train" not in splits or "test" not in splits:
-        raise ValueError("NER data needs a training file and a test file (a dev file is optional).")
+        raise InvalidInput("NER data needs a training file and a test file (a dev file is optional).")
     if "dev" not in splits:
         splits["train"], splits["dev"] = stratified_split(splits["train"], _ner_key, dev_share, seed)
         info["dev_carved"] = {
@@ -105,7 +106,7 @@ def prepare_textcat(
                             "Set vars.textcat_multilabel true for multi-label data.",
                         )
     if "train" not in rows or "test" not in rows:
-        raise ValueError("Text-classification data needs a training file and a test file (a dev file is optional).")
+        raise InvalidInput("Text-classification data needs a training file and a test file (a dev file is optional).")
     key = lambda row: "|".join(row[1])  # noqa: E731
     if "dev" not in rows:
         rows["train"], rows["dev"] = stratified_split(rows["train"], key, dev_share, seed)
@@ -168,7 +169,7 @@ def _write(splits: Dict[str, List[Doc]], output: Path, info: Dict, count, unit: 
     info["splits"] = {}
     for name in ("train", "dev", "test"):
         if not splits[name]:
-            raise ValueError(f"The {name} split is empty after reading and slicing: check the files and the limits.")
+            raise InvalidInput(f"The {name} split is empty after reading and slicing: check the files and the limits.")
         DocBin(docs=splits[name], store_user_data=False).to_disk(output / f"{name}.spacy")
         info["splits"][name] = {"docs": len(splits[name]), unit: count(splits[name])}
     (output / "labels.json").write_text(json.dumps(info["labels"]), encoding="utf8")

@@ -11,6 +11,8 @@ from typing import List
 
 from thinc.api import Config
 
+from ..errors import InvalidInput
+
 MULTILABEL = {
     "bertprod_soft_textcat": "bertprod_soft_textcat_multilabel",
     "textcat": "textcat_multilabel",
@@ -48,7 +50,7 @@ def _components_made_by(config: Config, factories, missing: str) -> List[str]:
     names = [n for n, block in config["components"].items() if block.get("factory") in factories]
     if not names:
         found = [block.get("factory") for block in config["components"].values()]
-        raise ValueError(f"{missing} (factories: {found}).")
+        raise InvalidInput(f"{missing} (factories: {found}).")
     return names
 
 
@@ -62,7 +64,7 @@ def add_lexical_features(config: Config, width: int) -> Config:
     trained this way loads, compresses and serves with nothing new registered.
     """
     if width < 0:
-        raise ValueError(f"The lexical features' width must be positive (or 0 for none), not {width}.")
+        raise InvalidInput(f"The lexical features' width must be positive (or 0 for none), not {width}.")
     names = _components_made_by(
         config,
         NER_FACTORIES,

@@ -21,13 +21,15 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 
+from ..errors import InvalidInput
+
 NER_TEXT_SUFFIXES = {".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv", ".annotated", ".tags"}
 TEXT_COLUMNS = ("text", "sentence", "utterance", "query")
 LABEL_COLUMNS = ("label", "labels", "category", "intent", "class")
 MULTI_LABEL_SEPARATOR = "|"
 
 
-class DataError(ValueError):
+class DataError(InvalidInput):
     """A problem in the user's data, with the file and line where it is."""
 
     def __init__(self, path: Path, line: Optional[int], problem: str, fix: str = ""):

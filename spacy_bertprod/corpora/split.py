@@ -4,13 +4,15 @@ import random
 from collections import defaultdict
 from typing import Callable, List, Sequence, Tuple, TypeVar
 
+from ..errors import InvalidInput
+
 T = TypeVar("T")
 
 
 def stratified_split(items: Sequence[T], key: Callable[[T], str], share: float, seed: int) -> Tuple[List[T], List[T]]:
     """(rest, held out): `share` of each stratum, at least one item of each, held out."""
     if not 0.0 < share < 1.0:
-        raise ValueError(f"The dev share must be between 0 and 1, not {share}.")
+        raise InvalidInput(f"The dev share must be between 0 and 1, not {share}.")
     by_key = defaultdict(list)
     for item in items:
         by_key[key(item)].append(item)

@@ -25,20 +25,22 @@ from spacy.training import Corpus, Example
 from spacy.training.corpus import walk_corpus
 from spacy.util import registry
 
+from ..errors import InvalidInput
+
 DEFAULT_WINDOW = 20_000
 
 
 class StreamingCorpus(Corpus):
     def __init__(self, path, *, shuffle_window: int = DEFAULT_WINDOW, **kwargs):
         if shuffle_window < 1:
-            raise ValueError(f"shuffle_window must be at least 1, not {shuffle_window}.")
+            raise InvalidInput(f"shuffle_window must be at least 1, not {shuffle_window}.")
         super().__init__(path, shuffle=False, **kwargs)
         self.shuffle_window = shuffle_window
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
         files = list(walk_corpus(self.path, ".spacy"))
         if not files:
-            raise ValueError(f"The training corpus {self.path} holds no .spacy files.")
+            raise InvalidInput(f"The training corpus {self.path} holds no .spacy files.")
         random.shuffle(files)
         yield from shuffle_buffer(self._examples(nlp, files), self.shuffle_window)
 
@@ -81,7 +83,7 @@ def create_streaming_corpus(
 ) -> StreamingCorpus:
     """Registered as spacy_bertprod.StreamingCorpus.v1 (@readers); use with `[training] max_epochs = -1`."""
     if path is None:
-        raise ValueError("StreamingCorpus.v1 needs a path: a .spacy file or a folder of them (e.g. teacher-label's).")
+        raise InvalidInput("StreamingCorpus.v1 needs a path: a .spacy file or a folder of them (e.g. teacher-label's).")
     return StreamingCorpus(
         path,
         gold_preproc=gold_preproc,

@@ -28,6 +28,7 @@ import numpy
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from ..errors import InvalidInput, MissingFile
 from ..progress import progress
 from ..streaming import DEFAULT_SHARD_SIZE, ShardFolder, chunked, count_docs, iter_docs, spacy_files
 from ..texts import iter_texts
@@ -43,14 +44,14 @@ class EmbeddingNeighbours:
 
     def __init__(self, embeddings: numpy.ndarray, vocab: Dict[str, int], n_neighbours: int = 15, word_start: str = ""):
         if n_neighbours < 1:
-            raise ValueError(f"n_neighbours must be at least 1, not {n_neighbours}.")
+            raise InvalidInput(f"n_neighbours must be at least 1, not {n_neighbours}.")
         vocab = _whole_words(vocab, word_start)
         self.vocab = vocab
         # Lower-cased lookups only where the vocabulary is uncased (no entry with a capital).
         self.uncased = not any(w != w.lower() for w in vocab if w.isalpha())
         words = sorted((w for w in vocab if _is_word(w)), key=vocab.__getitem__)
         if not words:
-            raise ValueError("The teacher's vocabulary has no whole-word entries to replace words with.")
+            raise InvalidInput("The teacher's vocabulary has no whole-word entries to replace words with.")
         self.candidates = words
         matrix = numpy.asarray(embeddings, dtype="float32")[[vocab[w] for w in words]]
         self.matrix = matrix / numpy.maximum(numpy.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
@@ -186,13 +187,13 @@ def make_transfer_set(
     import spacy
 
     if n_variants < 0:
-        raise ValueError(f"n_variants must be 0 or more, not {n_variants}.")
+        raise InvalidInput(f"n_variants must be 0 or more, not {n_variants}.")
     if not 0.0 < replace_prob <= 1.0:
-        raise ValueError(f"replace_prob must be in (0, 1], not {replace_prob}.")
+        raise InvalidInput(f"replace_prob must be in (0, 1], not {replace_prob}.")
     train_path = Path(train_path)
     spacy_files(train_path)  # exists, and is a .spacy file or a folder of them: checked before the encoder loads
     if raw_text is not None and not Path(raw_text).exists():
-        raise FileNotFoundError(f"Raw text file {raw_text} does not exist.")
+        raise MissingFile(f"Raw text file {raw_text} does not exist.")
     vocab = Vocab()
     keep = frozenset() if replace_stop_words else frozenset(w.lower() for w in spacy.blank(lang).Defaults.stop_words)
     counts = Counter(train_docs=0, variants=0, docs_without_replaceable_words=0, raw_texts=0)
@@ -211,7 +212,7 @@ def make_transfer_set(
     inputs = [train_path] + ([Path(raw_text)] if raw_text is not None else [])
     written = _write_fresh(Path(output_path), inputs, itertools.chain(*streams), shard_size)
     if not written:
-        raise ValueError(
+        raise InvalidInput(
             f"The transfer set would be empty: no word in {train_path} could be replaced and no raw text was given."
         )
     counts["train_docs"] = counts["train_docs"] if n_variants else count_docs([train_path])

@@ -19,6 +19,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..data import mean_token_vectors
+from ..errors import InvalidInput
 from ..source import find_transformer_component
 
 DEFAULT_MODEL = {
@@ -74,7 +75,7 @@ class HiddenStateDistiller(TrainablePipe):
             import spacy
 
             if not self.cfg["teacher"]:
-                raise ValueError(f"Set [components.{self.name}.teacher] to the teacher pipeline's folder.")
+                raise InvalidInput(f"Set [components.{self.name}.teacher] to the teacher pipeline's folder.")
             self._teacher = spacy.load(self.cfg["teacher"])
         return self._teacher
 
@@ -105,7 +106,7 @@ class HiddenStateDistiller(TrainablePipe):
         for s, t in zip(student, target):
             s = self.model.ops.to_numpy(s)
             if s.shape != t.shape:
-                raise ValueError(
+                raise InvalidInput(
                     f"Student token vectors have shape {s.shape} but the teacher's have {t.shape}: "
                     "hidden-state distillation needs a student as wide as its teacher."
                 )

@@ -29,6 +29,7 @@ from spacy.util import registry
 
 from ..backends.base import EncoderBatch
 from ..backends.torch import LAYER_DISTILLATION, accepts_token_type_ids
+from ..errors import InvalidInput, MissingFile
 from ..source import load_teacher
 from .student import default_layer_map
 
@@ -39,7 +40,7 @@ def teacher_module(path: str, device: torch.device) -> torch.nn.Module:
     """The teacher's HF encoder, loaded once per process, frozen, in eval mode."""
     if path not in _TEACHERS:
         if not Path(path).exists():
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"layer_teacher {path} does not exist: point it at the fine-tuned teacher pipeline "
                 "(training/.../teacher/model-best) or its model directory."
             )
@@ -58,13 +59,13 @@ def check_compatible(teacher: torch.nn.Module, student: torch.nn.Module, path: s
     """Layer distillation compares hidden states position by position: same vocabulary and width."""
     t, s = teacher.config, student.config
     if t.hidden_size != s.hidden_size or t.vocab_size != s.vocab_size:
-        raise ValueError(
+        raise InvalidInput(
             f"layer_teacher {path} has width {t.hidden_size} and {t.vocab_size} wordpieces, the student "
             f"{s.hidden_size} and {s.vocab_size}: layer distillation needs a student made from this "
             "teacher (`bertprod make-student`), with its tokenizer and width."
         )
     if s.num_hidden_layers > t.num_hidden_layers:
-        raise ValueError(
+        raise InvalidInput(
             f"The student has {s.num_hidden_layers} layers and its layer_teacher {path} only "
             f"{t.num_hidden_layers}: a student cannot be deeper than its teacher."
         )

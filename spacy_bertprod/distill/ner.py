@@ -23,6 +23,7 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from thinc.api import Config, Model, set_dropout_rate
 
+from ..errors import InvalidInput
 from ..source import find_transformer_component
 from .hidden import copy_docs
 
@@ -84,7 +85,7 @@ class DistillingEntityRecognizer(EntityRecognizer):
         **kwargs,
     ):
         if not temperature > 0.0:
-            raise ValueError(
+            raise InvalidInput(
                 f"temperature must be positive (1.0: the teacher's distribution as it is), not {temperature}."
             )
         super().__init__(vocab, model, name, moves, **kwargs)
@@ -101,21 +102,22 @@ class DistillingEntityRecognizer(EntityRecognizer):
 
             self._teacher = spacy.load(self.teacher_path)
             if self.teacher_component not in self._teacher.pipe_names:
-                raise ValueError(
+                raise InvalidInput(
                     f"The teacher {self.teacher_path} has no component '{self.teacher_component}' "
                     f"(it has {self._teacher.pipe_names}): set teacher_component to its entity recognizer."
                 )
         return self._teacher
 
     def action_map(self) -> numpy.ndarray:
-        """For each of the student's actions, the index of the same action in the teacher."""
-        if self._action_map is None:
+        """For each of the student's actions, the index of the same action in the teacher (made
+        again when the student's actions change, e.g. a label added)."""
+        if self._action_map is None or len(self._action_map) != self.moves.n_moves:
             teacher_ner = self.teacher.get_pipe(self.teacher_component)
             teacher_moves = {teacher_ner.moves.get_class_name(i): i for i in range(teacher_ner.moves.n_moves)}
             student_moves = [self.moves.get_class_name(i) for i in range(self.moves.n_moves)]
             missing = [m for m in student_moves if m not in teacher_moves and m != "U-"]
             if missing:
-                raise ValueError(
+                raise InvalidInput(
                     f"The student's entity recognizer has actions its teacher does not know ({missing[:8]}): "
                     "initialise the student on data labelled with the teacher's labels (teacher-label)."
                 )

@@ -17,6 +17,8 @@ from spacy.pipeline.textcat_multilabel import MultiLabel_TextCategorizer, multi_
 from spacy.training import Example
 from thinc.api import Config
 
+from ..errors import InvalidInput
+
 FACTORY = "bertprod_soft_textcat"
 MULTILABEL_FACTORY = "bertprod_soft_textcat_multilabel"
 
@@ -54,7 +56,7 @@ def _check_soft(examples: Iterable[Example], exclusive: bool) -> None:
         values = list(eg.reference.cats.values())
         if any(not 0.0 <= v <= 1.0 for v in values) or (exclusive and values and abs(sum(values) - 1.0) > 1e-3):
             rule = "probabilities in [0, 1] that sum to 1" if exclusive else "probabilities in [0, 1]"
-            raise ValueError(
+            raise InvalidInput(
                 f"Soft textcat targets must be {rule}, got {eg.reference.cats} for {eg.reference.text[:60]!r}."
             )
 

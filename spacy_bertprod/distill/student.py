@@ -20,13 +20,14 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..errors import InvalidInput
 from ..families import check_layer_pattern, family_of, pattern_layer_map
 from ..source import find_transformer, load_teacher
 
 
 def default_layer_map(n_teacher: int, n_student: int) -> List[int]:
     if not 1 <= n_student <= n_teacher:
-        raise ValueError(f"A student needs between 1 and {n_teacher} layers (the teacher's), not {n_student}.")
+        raise InvalidInput(f"A student needs between 1 and {n_teacher} layers (the teacher's), not {n_student}.")
     return [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
 
 
@@ -39,7 +40,7 @@ def pick_layers(n_teacher: int, n_student: int, pick: str = "spread", config: An
     With the teacher's `config`, "spread" moves to the nearest layers that keep the family's
     attention pattern (ModernBERT's global/local layers); "bottom" always keeps it."""
     if pick not in LAYER_PICKS:
-        raise ValueError(
+        raise InvalidInput(
             f"Unknown layer pick '{pick}': use one of {', '.join(LAYER_PICKS)}, or give an explicit layer map."
         )
     layers = default_layer_map(n_teacher, n_student)  # validates n_student
@@ -68,7 +69,7 @@ def _teacher_pipeline(teacher: Path, prune_heads: float, prune_ffn: float, prune
 
     check_request(prune_heads, prune_ffn, prune_data)
     if not (Path(teacher) / "config.cfg").exists():
-        raise ValueError(
+        raise InvalidInput(
             f"Pruning ranks heads and units with the teacher pipeline's own loss: {teacher} must be a trained spaCy "
             "pipeline, not a bare model directory."
         )
@@ -83,7 +84,7 @@ def checked_layer_map(
     work when they do not describe a student of this teacher. An explicit map sets the depth."""
     n_teacher = int(config.num_hidden_layers)
     if layer_map and n_layers is not None and len(layer_map) != n_layers:
-        raise ValueError(
+        raise InvalidInput(
             f"--layers {n_layers} but --layer-map names {len(layer_map)} teacher layers {list(layer_map)}: give one "
             "teacher layer per student layer, or leave --layers out (the map sets the depth)."
         )
@@ -92,7 +93,7 @@ def checked_layer_map(
     chosen = list(layer_map) if layer_map else picked
     outside = [t for t in chosen if not 0 <= t < n_teacher]
     if outside:
-        raise ValueError(
+        raise InvalidInput(
             f"Teacher layers {outside} in the layer map {chosen} do not exist: the teacher has {n_teacher} layers, "
             f"numbered 0..{n_teacher - 1}."
         )
@@ -110,7 +111,7 @@ def _copy_layers(teacher: Any, student: Any, layer_prefix: Optional[str], layer_
         match = layer_key.match(key) if layer_key else None
         source_key = key if match is None else f"{match.group(1)}{layer_map[int(match.group(2))]}{match.group(3)}"
         if source_key not in teacher_state or teacher_state[source_key].shape != student_state[key].shape:
-            raise ValueError(f"Cannot initialise student weight {key} from the teacher ({source_key}).")
+            raise InvalidInput(f"Cannot initialise student weight {key} from the teacher ({source_key}).")
         student_state[key] = teacher_state[source_key].detach().clone()
     student.load_state_dict(student_state)
     return len(student_state)

@@ -27,6 +27,7 @@ from spacy.pipeline.textcat_multilabel import MultiLabel_TextCategorizer
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from ..errors import InvalidInput
 from ..progress import progress
 from ..streaming import (
     DEFAULT_SHARD_SIZE,
@@ -82,15 +83,15 @@ class LabelSettings:
 
     def check(self) -> None:
         if not 0.0 <= self.soft_weight <= 1.0:
-            raise ValueError(f"soft_weight must be between 0 and 1, not {self.soft_weight}.")
+            raise InvalidInput(f"soft_weight must be between 0 and 1, not {self.soft_weight}.")
         if not self.temperature > 0.0:
-            raise ValueError(f"temperature must be positive, not {self.temperature}.")
+            raise InvalidInput(f"temperature must be positive, not {self.temperature}.")
         if self.engine not in ENGINES:
-            raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}.")
+            raise InvalidInput(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}.")
         if self.workers < 1:
-            raise ValueError(f"--workers must be at least 1, not {self.workers}.")
+            raise InvalidInput(f"--workers must be at least 1, not {self.workers}.")
         if self.batch_size < 1 or self.shard_size < 1:
-            raise ValueError(
+            raise InvalidInput(
                 f"--batch-size and --shard-size must be at least 1, not {self.batch_size}, {self.shard_size}."
             )
 
@@ -112,7 +113,7 @@ def teacher_label(teacher_path: Path, input_paths: List[Path], output_path: Path
     textcat = textcat_kind(teacher)
     has_ner = any(isinstance(proc, EntityRecognizer) for _, proc in teacher.pipeline)
     if textcat is None and not has_ner:
-        raise ValueError(
+        raise InvalidInput(
             f"The teacher {teacher_path} has neither a text classifier nor an entity recognizer: {teacher.pipe_names}."
         )
     job = _job(teacher_path, files, options)
@@ -139,7 +140,7 @@ def teacher_label(teacher_path: Path, input_paths: List[Path], output_path: Path
         counts.update(done["counts"])
         counts.update(docs=len(chunk), shards=1)
     if not counts["docs"]:
-        raise ValueError(f"There are no docs to label in {', '.join(str(p) for p in input_paths)}.")
+        raise InvalidInput(f"There are no docs to label in {', '.join(str(p) for p in input_paths)}.")
     info = {key: counts[key] for key in ("docs", "shards", "written_now", "resumed_docs", *Targets.COUNTS)}
     info.update(teacher=str(teacher_path), output=str(output_path))
     info.update(soft_weight=options.soft_weight, temperature=options.temperature, engine=options.engine)
@@ -200,7 +201,7 @@ class _RayPredictor:
     """The docs, by their tokens, through `bertprod apply --engine ray` first; then read back in input order."""
 
     def __init__(self, teacher_path: Path, files: List[Path], output: Path, options: LabelSettings):
-        from ..serving.apply import apply, read_output
+        from ..annotate import apply, read_output
 
         records = output / "_ray" / "records.jsonl"
         _write_records(iter_docs(files), records)

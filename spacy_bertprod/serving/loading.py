@@ -14,13 +14,14 @@ def load_pipeline(name: str, threads: int = 0, allow_spinning: Optional[bool] = 
     import spacy
 
     from ..backends.onnx import OnnxSession
+    from ..transformer_model import onnx_session_of
 
     nlp = spacy.load(name)
     if threads or allow_spinning is not None:
         for _, proc in nlp.pipeline:
             model = getattr(proc, "model", None)
             for node in model.walk() if model is not None else []:
-                session = node.attrs.get("onnx")
+                session = onnx_session_of(node)
                 if isinstance(session, OnnxSession):
                     session.intra_op_num_threads = threads or session.intra_op_num_threads
                     if allow_spinning is not None:

@@ -12,25 +12,13 @@ import numpy
 from spacy.tokens import Doc
 
 from ..data import mean_token_vectors
+from ..errors import InvalidInput, ServiceError
 from .settings import ServeSettings
 
 try:  # pydantic comes with FastAPI (the `serve` extra); the models only feed the OpenAPI docs
     from pydantic import BaseModel, Field
 except ImportError:  # pragma: no cover
     BaseModel = None
-
-
-class ServiceError(Exception):
-    """An answer other than 200: status, message, optional headers (Retry-After)."""
-
-    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-    def to_json(self) -> Dict[str, Any]:
-        return {"error": {"status": self.status, "message": self.message}}
 
 
 def parse_request(body: bytes, settings: ServeSettings) -> Dict[str, Any]:
@@ -149,7 +137,7 @@ def token_vectors(doc: Doc) -> numpy.ndarray:
     """One vector per token: the mean of its wordpieces' hidden states (what listeners see)."""
     data = doc._.trf_data if doc.has_extension("trf_data") else None
     if data is None or not hasattr(data, "align") or not hasattr(data, "hidden"):
-        raise ValueError("This pipeline has no spacy_bertprod transformer output to give token vectors from.")
+        raise InvalidInput("This pipeline has no spacy_bertprod transformer output to give token vectors from.")
     return mean_token_vectors(data.hidden, data.align.lengths, data.align.dataXd, len(doc))
 
 

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from ..errors import Errors, InvalidInput, MissingFile, MissingPackage
 from .loading import threads_per_worker
 from .settings import ENV_VAR, ServeSettings
 
@@ -13,10 +14,10 @@ def api_keys_from(keys: Sequence[str], env_var: str = "") -> List[str]:
     found = [k for k in keys if k]
     if env_var:
         if env_var not in os.environ:
-            raise ValueError(f"--api-key-env {env_var}: the environment variable {env_var} is not set.")
+            raise InvalidInput(f"--api-key-env {env_var}: the environment variable {env_var} is not set.")
         found += [k.strip() for k in os.environ[env_var].split(",") if k.strip()]
         if not found:
-            raise ValueError(f"--api-key-env {env_var}: the environment variable {env_var} holds no key.")
+            raise InvalidInput(f"--api-key-env {env_var}: the environment variable {env_var} holds no key.")
     return found
 
 
@@ -25,14 +26,14 @@ def check_tls(certfile: Optional[Path], keyfile: Optional[Path]) -> Dict[str, st
     if certfile is None and keyfile is None:
         return {}
     if certfile is None or keyfile is None:
-        raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile.")
+        raise InvalidInput("TLS needs both --ssl-certfile and --ssl-keyfile.")
     import ssl
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(str(certfile), str(keyfile))
     except (OSError, ssl.SSLError) as err:
-        raise ValueError(f"Cannot use {certfile} / {keyfile} for TLS: {err}. Pass a PEM certificate and its key.")
+        raise InvalidInput(f"Cannot use {certfile} / {keyfile} for TLS: {err}. Pass a PEM certificate and its key.")
     return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
 
@@ -43,7 +44,7 @@ def check_pipeline_exists(pipeline: str) -> None:
 
     if Path(pipeline).exists() or spacy.util.is_package(pipeline):
         return
-    raise OSError(
+    raise MissingFile(
         f"No pipeline '{pipeline}': it is neither a folder nor an installed package. Give the folder a compressed "
         "pipeline was written to (bertprod compress) or the name of a package built from one (spacy package)."
     )
@@ -65,13 +66,15 @@ def run_server(
     try:
         import uvicorn
     except ImportError as err:
-        raise ImportError("`bertprod serve` needs the serve extra: pip install 'spacy_bertprod[serve]'") from err
+        raise MissingPackage(
+            Errors.E003.format(what="`bertprod serve`", package="the serve extra", install="'spacy_bertprod[serve]'")
+        ) from err
     if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}.")
+        raise InvalidInput(f"--workers must be at least 1, got {workers}.")
     if not 1 <= port <= 65535:
-        raise ValueError(f"--port must be a TCP port in 1..65535, got {port}.")
+        raise InvalidInput(f"--port must be a TCP port in 1..65535, got {port}.")
     if limit_concurrency < 1:
-        raise ValueError(f"--limit-concurrency must be at least 1, got {limit_concurrency}.")
+        raise InvalidInput(f"--limit-concurrency must be at least 1, got {limit_concurrency}.")
     check_pipeline_exists(settings.pipeline)
     if workers > 1 and settings.threads == 0:
         # N processes on C cores: give each its share instead of C threads each fighting for them.

@@ -5,6 +5,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
+from ..errors import InvalidInput
+
 ENV_VAR = "BERTPROD_SERVE_SETTINGS"
 
 
@@ -42,17 +44,17 @@ class ServeSettings:
         positive = ["max_batch_words", "max_queue_texts", "max_body_bytes", "max_texts", "max_chars"]
         for name in positive:
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"Serve setting {name} must be at least 1, got {getattr(self, name)}.")
+                raise InvalidInput(f"Serve setting {name} must be at least 1, got {getattr(self, name)}.")
         for name in ("max_wait_ms", "body_timeout_s"):
             if float(getattr(self, name)) < 0:
-                raise ValueError(f"Serve setting {name} must not be negative, got {getattr(self, name)}.")
+                raise InvalidInput(f"Serve setting {name} must not be negative, got {getattr(self, name)}.")
         if any(not key or key != key.strip() or len(key) < 16 for key in self.api_keys):
-            raise ValueError(
+            raise InvalidInput(
                 "Every API key must be at least 16 characters without surrounding spaces (e.g. the output of "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))')."
             )
         if self.threads < 0:
-            raise ValueError(f"Serve setting threads must be 0 (automatic) or more, got {self.threads}.")
+            raise InvalidInput(f"Serve setting threads must be 0 (automatic) or more, got {self.threads}.")
 
     def __repr__(self) -> str:  # never print the keys
         shown = {k: v for k, v in asdict(self).items() if k != "api_keys"}
@@ -66,6 +68,6 @@ class ServeSettings:
         """Worker processes started by uvicorn get their settings through the environment."""
         raw = os.environ.get(ENV_VAR)
         if not raw:
-            raise RuntimeError(f"{ENV_VAR} is not set: start the service with `python -m spacy bertprod serve`.")
+            raise InvalidInput(f"{ENV_VAR} is not set: start the service with `python -m spacy bertprod serve`.")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in json.loads(raw).items() if k in known})

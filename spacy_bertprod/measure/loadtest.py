@@ -15,6 +15,8 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from ..errors import InvalidInput
+
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
     if not values:
@@ -92,7 +94,7 @@ async def _run_clients(
 ) -> Dict[str, Any]:
     parsed = urlsplit(url)
     if parsed.scheme != "http" or not parsed.hostname:
-        raise ValueError(f"loadtest speaks plain HTTP: give a URL like http://127.0.0.1:8000, not {url!r}.")
+        raise InvalidInput(f"loadtest speaks plain HTTP: give a URL like http://127.0.0.1:8000, not {url!r}.")
     latencies: List[float] = []
     statuses: Dict[str, int] = {}
     answers: Dict[int, List[dict]] = {}
@@ -128,7 +130,7 @@ def in_process(
     `passes` passes, and the answers (doc.vector's float32 bytes for embed)."""
     import spacy
 
-    from .schema import doc_to_json
+    from ..serving.schema import doc_to_json
 
     nlp = spacy.load(pipeline)
     list(nlp.pipe(texts[:batch_size], batch_size=batch_size))
@@ -183,9 +185,9 @@ def loadtest(
     api_key: str = "",
 ) -> Dict[str, Any]:
     if concurrency < 1 or texts_per_request < 1 or repeats < 1:
-        raise ValueError("--concurrency, --texts-per-request and --repeats must be at least 1.")
+        raise InvalidInput("--concurrency, --texts-per-request and --repeats must be at least 1.")
     if endpoint not in ("process", "embed"):
-        raise ValueError(f"--endpoint must be process or embed, not {endpoint!r}.")
+        raise InvalidInput(f"--endpoint must be process or embed, not {endpoint!r}.")
     url = url.rstrip("/")
     if not url.endswith(f"/v1/{endpoint}"):
         url += f"/v1/{endpoint}"

@@ -1,38 +1,20 @@
-"""`bertprod apply`: annotate a corpus into a folder of shards, on this machine or a Ray cluster.
-
-INPUT is JSONL or Parquet with a text field; every other field is passed through. A record that
-also has `words` and `spaces` (lists, as spaCy's Doc takes them) is annotated on exactly those
-tokens instead of the pipeline's tokenizer's: how `teacher-label --engine ray` labels docs whose
-tokens are fixed (gold training docs). The input is
-cut into shards of `shard_size` records (shard k = records k·S … k·S+S-1, always the same), and
-each shard is annotated and written atomically by one worker (`part-00007.jsonl` or `.spacy`,
-then `part-00007.done.json` with its count, worker and time). A restarted job skips the shards
-that are done, so every document is in the output exactly once even when a worker dies mid-run:
-a shard that was being written is redone from scratch, never appended to.
-
-Engines: `local` (this process, or N worker processes that each load the pipeline once and
-write whole shards, the cores shared out between them) and `ray` (Ray Data `map_batches` over the pending shards with an
-actor pool: each actor loads the pipeline once, with `threads` cores; Ray restarts a dead actor
-and retries its shard). Both write byte-identical shards for the same pipeline.
-With Ray on several machines, INPUT and OUTPUT must be on storage every node sees.
+"""The shards of an annotation job: how INPUT is cut (shard k = records k·S … k·S+S-1, always the
+same), how one shard is read, annotated and written atomically (`part-00007.jsonl` or `.spacy`,
+then `part-00007.done.json`), and the manifest that ties OUTPUT to one job.
 """
 
 import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Tuple
 
-from .loading import load_pipeline, threads_per_worker
+from .job import ApplyError
 
 MANIFEST = "_apply.json"
 RESULT_FIELDS = ("ents", "cats")
-
-
-class ApplyError(ValueError):
-    """The job cannot run as asked (bad input, a folder from another job); the message says why."""
 
 
 @dataclass
@@ -227,56 +209,6 @@ def _pipe_input(nlp, record: Dict[str, Any], text_field: str):
     return Doc(nlp.vocab, words=record["words"], spaces=record["spaces"])
 
 
-_WORKER: Dict[str, Any] = {}
-
-
-def _init_local_worker(pipeline: str, threads: int) -> None:
-    _WORKER["nlp"] = load_pipeline(pipeline, threads=threads, allow_spinning=False)
-
-
-def _annotate_in_worker(
-    input_path: Path, output: Path, shard: Shard, text_field: str, fmt: str, batch_size: int
-) -> Dict[str, Any]:
-    return annotate_shard(_WORKER["nlp"], input_path, output, shard, text_field, fmt, batch_size)
-
-
-def _run_local(
-    pending: List[Shard],
-    pipeline: str,
-    input_path: Path,
-    output: Path,
-    text_field: str,
-    fmt: str,
-    batch_size: int,
-    workers: int,
-    threads: int,
-) -> Iterator[Dict[str, Any]]:
-    """Shards annotated in this process, or by `workers` processes that each load the pipeline
-    once (with `threads` ONNX Runtime threads) and write whole shards themselves.
-
-    Not `nlp.pipe(n_process=N)`: that ships every doc back to the parent through msgpack, hidden
-    states included, and measured 3.4x slower than one process here (reports/serving/).
-    """
-    if workers == 1:
-        nlp = load_pipeline(pipeline, threads=threads)
-        for shard in pending:
-            yield annotate_shard(nlp, input_path, output, shard, text_field, fmt, batch_size)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_local_worker, initargs=(str(pipeline), threads)
-    ) as pool:
-        futures = [
-            pool.submit(_annotate_in_worker, input_path, output, shard, text_field, fmt, batch_size)
-            for shard in pending
-        ]
-        for future in as_completed(futures):
-            yield future.result()
-
-
 def prepare_output(output: Path, job: Dict[str, Any], overwrite: bool) -> None:
     """Create OUTPUT, or check that it belongs to this very job (then finished shards are kept)."""
     manifest = output / MANIFEST
@@ -297,168 +229,6 @@ def prepare_output(output: Path, job: Dict[str, Any], overwrite: bool) -> None:
                 )
     output.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps(job, indent=2), encoding="utf8")
-
-
-def _job_description(
-    input_path: Path, pipeline: str, text_field: str, shard_size: int, fmt: str, n_records: int
-) -> Dict[str, Any]:
-    stat = input_path.stat()
-    return {
-        "input": str(input_path.resolve()),
-        "input_bytes": stat.st_size,
-        "input_mtime_ns": stat.st_mtime_ns,
-        "pipeline": str(pipeline),
-        "text_field": text_field,
-        "shard_size": shard_size,
-        "format": fmt,
-        "records": n_records,
-    }
-
-
-def _report(done: Dict[str, Any], total: int, finished: int, started: float, docs: int) -> None:
-    rate = docs / max(time.perf_counter() - started, 1e-9)
-    print(
-        f"[{finished}/{total}] shard {done['shard']}: {done['docs']} docs in {done['seconds']:.1f}s ({rate:.1f} "
-        "docs/s so far)",
-        flush=True,
-    )
-
-
-class _ShardAnnotator:
-    """The Ray actor: loads the pipeline once, then annotates whole shards."""
-
-    def __init__(
-        self, pipeline: str, input_path: str, output: str, text_field: str, fmt: str, batch_size: int, threads: int
-    ):
-        self.nlp = load_pipeline(pipeline, threads=threads, allow_spinning=False)
-        self.args = (Path(input_path), Path(output))
-        self.text_field, self.fmt, self.batch_size = text_field, fmt, batch_size
-
-    def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        infos = []
-        for values in zip(batch["index"], batch["first"], batch["count"], batch["offset"]):
-            shard = Shard(*(int(v) for v in values))
-            infos.append(annotate_shard(self.nlp, *self.args, shard, self.text_field, self.fmt, self.batch_size))
-        return {"info": [json.dumps(i) for i in infos]}
-
-
-def _run_ray(
-    pending: List[Shard],
-    pipeline: str,
-    input_path: Path,
-    output: Path,
-    text_field: str,
-    fmt: str,
-    batch_size: int,
-    workers: int,
-    threads: int,
-    address: Optional[str],
-) -> Iterator[Dict[str, Any]]:
-    try:
-        import ray
-    except ImportError as err:
-        raise ApplyError("--engine ray needs Ray: pip install 'spacy_bertprod[ray]'") from err
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        shards = ray.data.from_items([asdict(s) for s in pending], override_num_blocks=len(pending))
-        annotated = shards.map_batches(
-            _ShardAnnotator,
-            fn_constructor_args=(
-                str(pipeline),
-                str(input_path.resolve()),
-                str(output.resolve()),
-                text_field,
-                fmt,
-                batch_size,
-                threads,
-            ),
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=threads,
-        )
-        for row in annotated.iter_rows():
-            yield json.loads(row["info"])
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def apply(
-    pipeline: str,
-    input_path: Path,
-    output: Path,
-    *,
-    engine: str = "local",
-    fmt: str = "jsonl",
-    text_field: str = "text",
-    shard_size: int = 10_000,
-    batch_size: int = 64,
-    workers: int = 1,
-    address: Optional[str] = None,
-    overwrite: bool = False,
-    threads: int = 0,
-) -> Dict[str, Any]:
-    """Annotate INPUT into OUTPUT's shards; returns counts and docs/s of this run."""
-    if engine not in ("local", "ray"):
-        raise ApplyError(f"--engine must be 'local' or 'ray', not {engine!r}.")
-    if fmt not in ("jsonl", "spacy"):
-        raise ApplyError(f"--format must be 'jsonl' or 'spacy', not {fmt!r}.")
-    if workers < 1:
-        raise ApplyError(f"--workers must be at least 1, got {workers}.")
-    if threads < 0:
-        raise ApplyError(f"--threads must be 0 (automatic) or more, got {threads}.")
-    # local: this machine's cores shared by the workers; ray: one core per actor unless told otherwise
-    threads = threads or (threads_per_worker(workers) if engine == "local" else 1)
-    input_path, output = Path(input_path), Path(output)
-    shards, n_records = plan_shards(input_path, text_field, shard_size)
-    prepare_output(output, _job_description(input_path, pipeline, text_field, shard_size, fmt, n_records), overwrite)
-    pending = [s for s in shards if not all(p.exists() for p in shard_paths(output, s, fmt))]
-    print(
-        f"{input_path}: {n_records} records in {len(shards)} shard(s); {len(shards) - len(pending)} already done, "
-        f"{len(pending)} to annotate ({engine}, {workers} worker(s))",
-        flush=True,
-    )
-    started, docs, finished = time.perf_counter(), 0, len(shards) - len(pending)
-    completions: List[Tuple[float, int]] = []  # (time, docs) of each shard written now
-    if pending:
-        if engine == "local":
-            runs = _run_local(pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, threads)
-        else:
-            runs = _run_ray(
-                pending, pipeline, input_path, output, text_field, fmt, batch_size, workers, threads, address
-            )
-        for info in runs:
-            docs, finished = docs + info["docs"], finished + 1
-            completions.append((time.perf_counter(), info["docs"]))
-            _report(info, len(shards), finished, started, docs)
-    seconds = time.perf_counter() - started
-    missing = [s.index for s in shards if not all(p.exists() for p in shard_paths(output, s, fmt))]
-    if missing:
-        raise ApplyError(f"Shards {missing[:10]} were not written; run the same command again to finish them.")
-    return {
-        "records": n_records,
-        "shards": len(shards),
-        "annotated_now": docs,
-        "skipped_shards": len(shards) - len(pending),
-        "seconds": round(seconds, 3),
-        "docs_per_s": docs / seconds if docs else None,
-        "docs_per_s_after_first_shard": _steady_rate(completions),
-        "engine": engine,
-        "workers": workers,
-        "threads_per_worker": threads,
-        "output": str(output),
-    }
-
-
-def _steady_rate(completions: List[Tuple[float, int]]) -> Optional[float]:
-    """Docs/s between the first and the last shard written: the rate once the workers have
-    loaded the pipeline (start-up is in `seconds`, not here)."""
-    if len(completions) < 3:
-        return None
-    span = completions[-1][0] - completions[0][0]
-    return sum(n for _, n in completions[1:]) / span if span > 0 else None
 
 
 def read_output(output: Path) -> Iterator[Dict[str, Any]]:

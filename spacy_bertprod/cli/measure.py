@@ -1,4 +1,5 @@
-"""`benchmark`: speed, latency, memory and size of pipelines."""
+"""What a pipeline costs: `benchmark` (speed, latency, memory, size), `compare-encoders` and
+`profile-encoder` (the ONNX session alone), `loadtest` (the HTTP service under load)."""
 
 from pathlib import Path
 from typing import List, Optional
@@ -26,11 +27,11 @@ def benchmark_cli(
     old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True, help="Deprecated: --report"),
 ):
     """Words/s, batch-1 latency, peak RSS, size and load time per pipeline, plus the bare ONNX session."""
-    from ..benchmark import format_table, run_benchmark
+    from ..measure.benchmark import format_table, run_benchmark
     from ..texts import read_texts
 
     report = report_path(report, old_output, "benchmark")
-    with user_errors(RuntimeError):
+    with user_errors():
         texts = read_texts(data, limit)
         result = run_benchmark(
             pipelines,
@@ -57,7 +58,7 @@ def compare_encoders_cli(
     report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
 ):
     """A/B the bare ONNX encoders of several pipelines, interleaved in one process (fair on a drifting machine)."""
-    from ..encoder_timing import compare_encoders, format_comparison
+    from ..measure.encoder_timing import compare_encoders, format_comparison
     from ..texts import read_texts
 
     with user_errors(OSError):
@@ -76,10 +77,48 @@ def profile_encoder_cli(
     report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
 ):
     """Where the ONNX encoder spends its time, per operator type (ONNX Runtime's profiler)."""
-    from ..encoder_timing import format_profile, profile_encoder
+    from ..measure.encoder_timing import format_profile, profile_encoder
     from ..texts import read_texts
 
     with user_errors(OSError):
         result = profile_encoder(pipeline, read_texts(data, limit), batch_size=batch_size)
     print(format_profile(result))
     write_report(result, report, show=False)
+
+
+@bertprod_cli.command("loadtest")
+def loadtest_cli(
+    url: str = typer.Argument(..., help="The service, e.g. http://127.0.0.1:8000"),
+    data: Path = typer.Option(..., "--data", help="Texts: DOCS.spacy, TEXT.jsonl ('text' field) or one text per line"),
+    concurrency: int = typer.Option(32, "--concurrency", "-c", help="Concurrent clients"),
+    texts_per_request: int = typer.Option(1, "--texts-per-request"),
+    repeats: int = typer.Option(1, "--repeats", help="Passes over the texts"),
+    pipeline: Optional[str] = typer.Option(
+        None,
+        "--pipeline",
+        help="Also run the texts through this pipeline in-process: speed ratio and same-answer share",
+    ),
+    limit: int = typer.Option(0, "--limit", help="Use only the first N texts (0: all)"),
+    endpoint: str = typer.Option("process", "--endpoint", help="process (/v1/process) or embed (/v1/embed)"),
+    api_key_env: str = typer.Option("", "--api-key-env", help="Environment variable holding the service's API key"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the results as JSON"),
+    old_output: Optional[Path] = typer.Option(None, "--output", "-o", hidden=True, help="Deprecated: --report"),
+):
+    """Latency percentiles, requests/s, words/s and errors at N concurrent clients (vs in-process nlp.pipe)."""
+    from ..measure.loadtest import loadtest
+    from ..serving.server import api_keys_from
+    from ..texts import read_texts
+
+    report = report_path(report, old_output, "loadtest")
+    with user_errors():
+        result = loadtest(
+            url,
+            read_texts(data, limit),
+            concurrency=concurrency,
+            texts_per_request=texts_per_request,
+            repeats=repeats,
+            pipeline=pipeline,
+            endpoint=endpoint,
+            api_key=api_keys_from([], api_key_env)[0] if api_key_env else "",
+        )
+    write_report(result, report)

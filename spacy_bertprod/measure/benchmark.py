@@ -10,15 +10,12 @@ import multiprocessing
 import resource
 import statistics
 import time
+import traceback
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-
-def folder_size(path: Path) -> int:
-    path = Path(path)
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return 0
+from ..errors import BertprodError, InvalidInput
+from ..paths import folder_size
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -32,7 +29,7 @@ def component_batches(nlp, docs, batch_size: int = 0, planner=None):
     on `docs` (None if the pipeline has no ONNX transformer). `planner(lengths, max_items)`
     replaces the component's length bucketing (`bertprod compare-encoders` compares planners).
     `batch_size` is not used: the component gathers docs by tokens (pipe_batch_tokens)."""
-    from .component import BertprodTransformer
+    from ..component import BertprodTransformer
 
     trf = next((p for _, p in nlp.pipeline if isinstance(p, BertprodTransformer)), None)
     if trf is None or trf.onnx_session is None:
@@ -123,8 +120,10 @@ def measure_pipeline(
 def _worker(queue, *args) -> None:
     try:
         queue.put(("ok", measure_pipeline(*args)))
-    except Exception as err:  # reported to the parent, which names the pipeline
+    except BertprodError as err:  # reported to the parent, which names the pipeline
         queue.put(("error", f"{type(err).__name__}: {err}"))
+    except Exception:  # a bug: the parent shows its traceback
+        queue.put(("bug", traceback.format_exc()))
 
 
 def _measure_in_own_process(context, path: str, args: tuple) -> Dict:
@@ -133,8 +132,10 @@ def _measure_in_own_process(context, path: str, args: tuple) -> Dict:
     process.start()
     status, payload = queue.get()
     process.join()
-    if status != "ok":
-        raise RuntimeError(f"Benchmarking {path} failed: {payload}")
+    if status == "error":
+        raise InvalidInput(f"Benchmarking {path} failed: {payload}")
+    if status == "bug":
+        raise RuntimeError(f"Benchmarking {path} failed in its worker process:\n{payload}")
     return payload
 
 
@@ -179,9 +180,9 @@ def run_benchmark(
     """
     for path in pipelines:
         if not Path(path, "config.cfg").exists():
-            raise ValueError(f"{path} is not a saved spaCy pipeline (no config.cfg).")
+            raise InvalidInput(f"{path} is not a saved spaCy pipeline (no config.cfg).")
     if rounds < 1 or repeats < 1:
-        raise ValueError(f"--rounds and --repeats must be at least 1 (got {rounds} and {repeats}).")
+        raise InvalidInput(f"--rounds and --repeats must be at least 1 (got {rounds} and {repeats}).")
     context = multiprocessing.get_context("spawn")
     args = (texts, batch_size, n_process, repeats, latency_docs)
     per_pipeline: Dict[int, List[Dict]] = {i: [] for i in range(len(pipelines))}

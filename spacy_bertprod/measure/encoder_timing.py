@@ -18,8 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from ..errors import InvalidInput
+from ..transformer_model import plan_buckets
 from .benchmark import component_batches, time_batches
-from .transformer_model import plan_buckets
 
 
 def greedy_buckets(lengths: List[int], max_batch_items: int) -> List[List[int]]:
@@ -51,14 +52,14 @@ def _prepare(entry: str, texts: List[str], batch_size: int) -> Tuple[str, Dict]:
 
     label, path, planner = parse_entry(entry)
     if not Path(path, "config.cfg").exists():
-        raise ValueError(
+        raise InvalidInput(
             f"'{entry}': {path} is not a saved spaCy pipeline. Write PIPELINE or LABEL=PIPELINE:PLANNER "
             f"(PLANNER: {', '.join(sorted(PLANNERS))})."
         )
     nlp = spacy.load(path)
     session, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts], batch_size, PLANNERS[planner])
     if session is None:
-        raise ValueError(f"{path} has no ONNX transformer: compare compressed pipelines.")
+        raise InvalidInput(f"{path} has no ONNX transformer: compare compressed pipelines.")
     time_batches(session, batches)  # warm-up
     real = int(sum(b.attention_mask.sum() for b in batches))
     padded = int(sum(b.attention_mask.size for b in batches))
@@ -76,7 +77,7 @@ def _prepare(entry: str, texts: List[str], batch_size: int) -> Tuple[str, Dict]:
 def compare_encoders(entries: List[str], texts: List[str], batch_size: int = 64, rounds: int = 7) -> Dict:
     """Interleaved timing of each entry's encoder (see the module docstring)."""
     if rounds < 1:
-        raise ValueError(f"--rounds must be at least 1, not {rounds}.")
+        raise InvalidInput(f"--rounds must be at least 1, not {rounds}.")
     runs = dict(_prepare(entry, texts, batch_size) for entry in entries)
     times: Dict[str, List[float]] = {label: [] for label in runs}
     for _ in range(rounds):
@@ -122,7 +123,7 @@ def profile_encoder(pipeline: str, texts: List[str], batch_size: int = 64) -> Di
     nlp = spacy.load(pipeline)
     onnx, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts], batch_size)
     if onnx is None:
-        raise ValueError(f"{pipeline} has no ONNX transformer: profile a compressed pipeline.")
+        raise InvalidInput(f"{pipeline} has no ONNX transformer: profile a compressed pipeline.")
     time_batches(onnx, batches[:3])  # warm-up, unprofiled
     with tempfile.TemporaryDirectory() as tmp:
         profiled = copy.deepcopy(onnx)  # same model bytes and options, a session of its own
