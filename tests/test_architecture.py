@@ -268,3 +268,21 @@ def test_the_reading_tests_can_fail():
     bad = "from spacy_bertprod.transformer_model import _forward\nx = trf._forward\n"
     assert _private_uses(bad, "spacy_bertprod.benchmark", defined) == ["_forward (1)", "_forward (2)"]
     assert _private_uses(bad, "spacy_bertprod.transformer_model", defined) == []
+
+
+def test_every_import_of_the_package_names_a_module_of_it():
+    """A module moved to another package leaves no import (lazy ones included) pointing at its old place."""
+    missing = []
+    for module, path in MODULES.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("spacy_bertprod"):
+                base = node.module
+            else:
+                continue
+            if base not in MODULES:
+                missing.append(f"{module}:{node.lineno} {base}")
+    assert missing == []

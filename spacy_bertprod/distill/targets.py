@@ -13,6 +13,7 @@ entities are never overwritten.
 import filecmp
 import itertools
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from ..streaming import (
     iter_docs,
     spacy_files,
 )
+
+logger = logging.getLogger("spacy_bertprod.distill")
 
 
 def soften(cats: Dict[str, float], temperature: float, exclusive: bool) -> Dict[str, float]:
@@ -119,7 +122,7 @@ def teacher_label(teacher_path: Path, input_paths: List[Path], output_path: Path
     job = _job(teacher_path, files, options)
     shards = ShardFolder(Path(output_path), job, "teacher-label").open(inputs=files)
     if shards.restarted:
-        print(f"{output_path} held another labelling job's shards (other inputs or settings): starting over.")
+        logger.warning(f"{output_path} held another labelling job's shards (other inputs or settings): starting over.")
     total = count_docs(files)
     if options.engine == "local":
         predict = _LocalPredictor(teacher, options)

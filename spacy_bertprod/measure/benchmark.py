@@ -6,6 +6,7 @@ InferenceSession is also timed on exactly the wordpiece batches the component bu
 shows how much the spaCy side (tokenization, alignment, pooling, heads) costs.
 """
 
+import logging
 import multiprocessing
 import resource
 import statistics
@@ -16,6 +17,8 @@ from typing import Dict, List, Optional, Sequence
 
 from ..errors import BertprodError, InvalidInput
 from ..paths import folder_size
+
+logger = logging.getLogger("spacy_bertprod.measure")
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -190,14 +193,13 @@ def run_benchmark(
         order = [(round_ + k) % len(pipelines) for k in range(len(pipelines))]
         for step, i in enumerate(order, 1):
             path = pipelines[i]
-            print(
+            logger.info(
                 f"[round {round_ + 1}/{rounds}, {step}/{len(pipelines)}] {path}: {len(texts):,} texts x "
-                f"{repeats} passes + {min(latency_docs, len(texts))} one by one",
-                flush=True,
+                f"{repeats} passes + {min(latency_docs, len(texts))} one by one"
             )
             payload = _measure_in_own_process(context, path, args)
             per_pipeline[i].append(payload)
-            print(f"    {payload['words_per_s']['median']:,.0f} words/s", flush=True)
+            logger.info(f"    {payload['words_per_s']['median']:,.0f} words/s")
     results = [merge_rounds(per_pipeline[i]) for i in range(len(pipelines))]
     baseline = results[0]["words_per_s"]["median"]
     for result in results:
