@@ -1,4 +1,4 @@
-"""Run a command, print its wall time, and append it to a JSONL log.
+"""Run a command, print its wall time and peak memory, and append them to a JSONL log.
 
 Usage: python scripts/timed.py --log metrics/RUN/timings.jsonl LABEL -- COMMAND ...
 A leading `python` runs with this interpreter (as weasel does for the commands it runs), and
@@ -12,6 +12,7 @@ losses), this says so on the console and in the log record, naming the project v
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -37,8 +38,11 @@ def main() -> int:
     start = time.perf_counter()
     code = subprocess.call(command)
     seconds = time.perf_counter() - start
-    print(f"[timed] {args.label}: {seconds:.1f}s (exit {code})", flush=True)
+    # The largest resident memory of the command or any process it waited for (Linux: KB).
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+    print(f"[timed] {args.label}: {seconds:.1f}s (exit {code}, peak RSS {peak_gb:.2f} GB)", flush=True)
     record = {"step": args.label, "seconds": round(seconds, 2), "exit": code, "at": time.time()}
+    record["peak_rss_gb"] = round(peak_gb, 3)
     if args.budget_var and code == 0:
         record.update(budget_check(command, args.budget_var, args.label))
     args.log.parent.mkdir(parents=True, exist_ok=True)
