@@ -152,8 +152,8 @@ def write_shard(
 
     `docs` may be a stream: each doc is written as it comes and its hidden states dropped, so a
     shard holds its records and their output, not every doc's transformer data."""
-    from ..streaming import drop_hidden_states
     from ..serving.schema import doc_to_json
+    from ..streaming import drop_hidden_states
 
     part, done = shard_paths(output, shard, fmt)
     tmp = part.with_name(f"{part.name}.tmp-{os.getpid()}")
