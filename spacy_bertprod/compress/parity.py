@@ -8,6 +8,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..backends.onnx import OnnxSession
+from ..predictions import doc_layers, layer_agreement, predicted_layers
 from ..progress import progress
 from ..streaming import chunked
 from ..tokenization import WordpieceTokenizer
@@ -74,13 +75,13 @@ def _cosine(a: numpy.ndarray, b: numpy.ndarray) -> List[float]:
 
 
 def prediction_agreement(original: Language, compressed: Language, texts: Sequence[str]) -> Dict[str, float]:
-    """Share of docs whose predictions are identical, per annotation type."""
+    """Share of docs whose predictions are identical, per annotation layer (entities, span groups,
+    sentences, tags, POS, morphology, lemmas, dependencies: predictions.py), and for token layers
+    the share of tokens; for categories, the decisions and the largest score difference."""
     before = list(original.pipe(texts))
     after = list(compressed.pipe(texts))
     result: Dict[str, float] = {"n_docs": len(texts)}
-    if "ner" in original.pipe_names or any(d.ents for d in before):
-        same = [_ents(a) == _ents(b) for a, b in zip(before, after)]
-        result["ner_identical_docs"] = float(numpy.mean(same)) if same else 1.0
+    result.update(layer_agreement(before, after, predicted_layers(before, original.pipe_names)))
     if any(d.cats for d in before):
         same_top = [max(a.cats, key=a.cats.get) == max(b.cats, key=b.cats.get) for a, b in zip(before, after)]
         same_set = [_over(a.cats) == _over(b.cats) for a, b in zip(before, after)]
@@ -121,17 +122,21 @@ def decisions_kept(original: Dict[str, float], compressed: Dict[str, float]) -> 
 def agreement_check(predictions: Dict[str, float], sample, max_changed: float = MAX_CHANGED_SHARE) -> Dict:
     """Did the compressed pipeline keep the original's predictions on (nearly) every sample doc?
 
-    The share of changed docs is the largest over the annotation types: for NER a doc changes when
-    any entity does; for textcat when its top label or its set of labels over 0.5 does, where the
-    original's scores were not ties (TIE_MARGIN); for a pipeline without heads (an embedder) when
-    its sentence vector's cosine to the original's is under VECTOR_COSINE_KEPT.
+    The changed share is the largest over the annotation layers: for entities and span groups the
+    share of docs where any changed; for textcat the docs whose top label or set of labels over 0.5
+    changed, where the original's scores were not ties (TIE_MARGIN); for token layers (tags,
+    morphology, lemmas, dependencies) the share of tokens; for a pipeline without heads (an
+    embedder) the docs whose sentence vector's cosine to the original's is under VECTOR_COSINE_KEPT.
     """
-    keys = [key for key in _AGREEMENT_KEYS if key in predictions]
+    keys = [key for key in predictions if key in _AGREEMENT_KEYS or key.endswith("_identical_tokens")]
     if not keys and "sentence_vector_kept_docs" in predictions:  # an embedder: its vectors are its predictions
         keys = ["sentence_vector_kept_docs"]
-    shares = [1.0 - predictions[key] for key in keys]
-    changed = max(shares) if shares else 0.0
+    shares = {key: 1.0 - predictions[key] for key in keys}
+    worst = max(shares, key=shares.get) if shares else None
+    changed = shares[worst] if worst else 0.0
     result = {"changed_share": changed, "max_changed_share": max_changed, "passed": changed <= max_changed}
+    if worst and len(shares) > 1:
+        result["changed_most"] = worst
     if not result["passed"]:
         n = int(predictions["n_docs"])
         fix = (
@@ -139,19 +144,20 @@ def agreement_check(predictions: Dict[str, float], sample, max_changed: float = 
             if not sample.in_domain
             else "check --calibration-percentile, try --per-tensor or --exclude-nodes, or --quantize fp32"
         )
+        what = (
+            f"the {worst.split('_')[0]} of {changed:.0%} of the tokens of the {n:,} sample docs"
+            if worst.endswith("_identical_tokens")
+            else f"the predictions of {changed:.0%} of the {n:,} sample docs"
+        )
         result["message"] = (
-            f"The compressed pipeline changes the predictions of {changed:.0%} of the {n:,} sample docs "
+            f"The compressed pipeline changes {what} "
             f"(more than {max_changed:.0%}; calibrated on {sample.source}). Its accuracy may have dropped: {fix}, "
             "and compare with `spacy evaluate` on your dev set."
         )
     return result
 
 
-_AGREEMENT_KEYS = ("ner_identical_docs", "textcat_identical_decisions")
-
-
-def _ents(doc: Doc):
-    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+_AGREEMENT_KEYS = ("ner_identical_docs", "spans_identical_docs", "textcat_identical_decisions")
 
 
 def _over(cats: Dict[str, float]):
@@ -159,7 +165,7 @@ def _over(cats: Dict[str, float]):
 
 
 def _prediction(doc: Doc):
-    return _ents(doc), dict(doc.cats)
+    return doc_layers(doc), dict(doc.cats)
 
 
 def _same(a, b, cats_tolerance: float) -> bool:
@@ -178,7 +184,7 @@ def batch_invariance(
     chunk_size: int = INVARIANCE_CHUNK,
     total: Optional[int] = None,
 ) -> Dict[str, float]:
-    """Share of docs whose predictions (entities; cats within `cats_tolerance`) equal the ones
+    """Share of docs whose predictions (every layer of predictions.py; cats within `cats_tolerance`) equal the ones
     they get alone (`nlp(text)`): in `nlp.pipe` at each batch size, in a shuffled order, and
     (n_process > 1) in worker processes.
 

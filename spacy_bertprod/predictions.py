@@ -1,0 +1,70 @@
+"""What a pipeline predicted on a doc, layer by layer: what compress's parity check and
+`invariance` compare, for every head a pipeline can have (not only entities and categories).
+
+Document layers change as a whole (an entity, a span group, a sentence boundary moved); token
+layers (tags, POS, morphology, lemmas, dependencies) are also compared token by token, because one
+changed arc in a 40-token sentence is not a changed sentence's worth of damage.
+"""
+
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+from spacy.tokens import Doc
+
+# Token layers: spaCy's annotation flag (Doc.has_annotation) and what each token predicts.
+TOKEN_LAYERS: Dict[str, Tuple[str, Callable]] = {
+    "tags": ("TAG", lambda t: t.tag_),
+    "pos": ("POS", lambda t: t.pos_),
+    "morphs": ("MORPH", lambda t: str(t.morph)),
+    "lemmas": ("LEMMA", lambda t: t.lemma_),
+    "deps": ("DEP", lambda t: (t.head.i, t.dep_)),
+}
+
+
+def _ents(doc: Doc) -> List[Tuple[int, int, str]]:
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def _sents(doc: Doc) -> List[int]:
+    return [t.i for t in doc if t.is_sent_start] if doc.has_annotation("SENT_START") else []
+
+
+def _spans(doc: Doc) -> Dict[str, List[Tuple[int, int, str]]]:
+    return {key: [(s.start, s.end, s.label_) for s in group] for key, group in sorted(doc.spans.items())}
+
+
+def doc_layers(doc: Doc) -> Dict[str, Any]:
+    """Every layer the doc carries, by name: 'ents', 'sents', 'spans', the token layers; cats apart."""
+    layers: Dict[str, Any] = {"ents": _ents(doc), "sents": _sents(doc), "spans": _spans(doc)}
+    for name, (flag, value) in TOKEN_LAYERS.items():
+        if doc.has_annotation(flag):
+            layers[name] = [value(t) for t in doc]
+    return layers
+
+
+def predicted_layers(docs: Sequence[Doc], pipe_names: Sequence[str] = ()) -> List[str]:
+    """The layers worth comparing: those any doc has (or its component exists, for ents)."""
+    found = set()
+    for doc in docs:
+        layers = doc_layers(doc)
+        found.update(name for name, value in layers.items() if value)
+    if "ner" in pipe_names:
+        found.add("ents")
+    return sorted(found)
+
+
+def layer_agreement(before: Sequence[Doc], after: Sequence[Doc], layers: Sequence[str]) -> Dict[str, float]:
+    """Per layer: the share of docs with identical predictions, and for token layers the share of
+    tokens (over all docs) with identical predictions."""
+    result: Dict[str, float] = {}
+    pairs = [(doc_layers(a), doc_layers(b)) for a, b in zip(before, after)]
+    for layer in layers:
+        same = [a.get(layer) == b.get(layer) for a, b in pairs]
+        result[f"{_key(layer)}_identical_docs"] = sum(same) / len(same) if same else 1.0
+        if layer in TOKEN_LAYERS:
+            tokens = [(x, y) for a, b in pairs for x, y in zip(a.get(layer, []), b.get(layer, []))]
+            result[f"{layer}_identical_tokens"] = sum(x == y for x, y in tokens) / len(tokens) if tokens else 1.0
+    return result
+
+
+def _key(layer: str) -> str:
+    return "ner" if layer == "ents" else layer
