@@ -57,10 +57,6 @@ class Int8Warning(BertprodWarning):
     """int8 changed more of the sample's predictions than it should."""
 
 
-class DeprecatedOption(BertprodWarning, DeprecationWarning):
-    """An old spelling of an option that still works."""
-
-
 class Errors:
     # spaCy's E953: a listener whose upstream component is not the one it needs.
     E953 = "E953 Component '{component}' listens to '{upstream}', which is not a {expected}. {fix}"
@@ -86,4 +82,3 @@ class Warnings:
         "int8 activation ranges are calibrated on {source}. For the best accuracy pass in-domain text, e.g. "
         "--sample your_dev.spacy."
     )
-    W003 = "W003 `bertprod {command} --output` is deprecated: write `--report {path}` (the same JSON report)."

@@ -41,23 +41,21 @@ def doc_layers(doc: Doc) -> Dict[str, Any]:
     return layers
 
 
-def predicted_layers(docs: Sequence[Doc], pipe_names: Sequence[str] = ()) -> List[str]:
-    """The layers worth comparing: those any doc has (or its component exists, for ents)."""
-    found = set()
-    for doc in docs:
-        layers = doc_layers(doc)
-        found.update(name for name, value in layers.items() if value)
+def predicted_layers(docs: Sequence[Dict[str, Any]], pipe_names: Sequence[str] = ()) -> List[str]:
+    """The layers worth comparing: those any doc (its `doc_layers`) has, or whose component
+    exists (ner: a doc without entities is a prediction too)."""
+    found = {name for layers in docs for name, value in layers.items() if value}
     if "ner" in pipe_names:
         found.add("ents")
     return sorted(found)
 
 
-def layer_agreement(before: Sequence[Doc], after: Sequence[Doc], layers: Sequence[str]) -> Dict[str, float]:
-    """Per layer: the share of docs with identical predictions, and for token layers the share of
-    tokens (over all docs) with identical predictions."""
+def layer_agreement(before: Sequence[Doc], after: Sequence[Doc], pipe_names: Sequence[str] = ()) -> Dict[str, float]:
+    """Per layer the original predicts: the share of docs with identical predictions, and for token
+    layers the share of tokens (over all docs) with identical predictions."""
     result: Dict[str, float] = {}
     pairs = [(doc_layers(a), doc_layers(b)) for a, b in zip(before, after)]
-    for layer in layers:
+    for layer in predicted_layers([a for a, _ in pairs], pipe_names):
         same = [a.get(layer) == b.get(layer) for a, b in pairs]
         result[f"{_key(layer)}_identical_docs"] = sum(same) / len(same) if same else 1.0
         if layer in TOKEN_LAYERS:

@@ -50,7 +50,7 @@ def encoder_of(model: Model) -> Model:
     """The encoder layer (ONNX or torch) of a transformer model."""
     if model.has_ref(ENCODER_REF):
         return model.get_ref(ENCODER_REF)
-    return model.layers[0]  # a model built before the ref existed
+    return model.layers[0]  # thinc's Model.copy() does not carry refs over; the encoder is the only layer
 
 
 def set_tokenizer(model: Model, tokenizer: WordpieceTokenizer) -> None:

@@ -25,7 +25,7 @@ def test_every_annotated_layer_is_read():
     assert layers["deps"][0] == (1, "nsubj") and layers["ents"] == [(0, 5, "PERSON")]
     assert layers["spans"] == {"sc": [(1, 2, "ACT")]} and layers["sents"] == [0]
     assert "lemmas" not in layers and "morphs" not in layers  # not annotated: not compared
-    assert predicted_layers([_doc(vocab, ["NNP"] * 5)]) == ["deps", "ents", "sents", "spans", "tags"]
+    assert predicted_layers([doc_layers(_doc(vocab, ["NNP"] * 5))]) == ["deps", "ents", "sents", "spans", "tags"]
 
 
 def test_agreement_counts_docs_and_tokens_per_layer():
@@ -33,7 +33,7 @@ def test_agreement_counts_docs_and_tokens_per_layer():
     before = [_doc(vocab, ["NNP", "VBD", "IN", "NNP", "."]) for _ in range(4)]
     after = [_doc(vocab, ["NNP", "VBD", "IN", "NNP", "."]) for _ in range(3)]
     after.append(_doc(vocab, ["NN", "VBD", "IN", "NNP", "."], heads=(1, 1, 1, 1, 1), span_label="OTHER"))
-    result = layer_agreement(before, after, predicted_layers(before))
+    result = layer_agreement(before, after)
     assert result["tags_identical_docs"] == 0.75 and result["tags_identical_tokens"] == 19 / 20
     assert result["deps_identical_tokens"] == 19 / 20 and result["spans_identical_docs"] == 0.75
     assert result["ner_identical_docs"] == 1.0

@@ -102,7 +102,7 @@ def main() -> None:
         if not Path(path, "config.cfg").exists():
             sys.exit(f"{path} is not a saved spaCy pipeline: pass the folder of a compressed pipeline.")
         nlp = spacy.load(path)
-        session, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts], args.batch_size)
+        session, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts])
         if session is None:
             sys.exit(f"{path} has no ONNX transformer: `bertprod compress` it first.")
         shapes = weight_shapes(session.model_bytes)

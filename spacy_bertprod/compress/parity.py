@@ -8,7 +8,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..backends.onnx import OnnxSession
-from ..predictions import doc_layers, layer_agreement, predicted_layers
+from ..predictions import doc_layers, layer_agreement
 from ..progress import progress
 from ..streaming import chunked
 from ..tokenization import WordpieceTokenizer
@@ -81,7 +81,7 @@ def prediction_agreement(original: Language, compressed: Language, texts: Sequen
     before = list(original.pipe(texts))
     after = list(compressed.pipe(texts))
     result: Dict[str, float] = {"n_docs": len(texts)}
-    result.update(layer_agreement(before, after, predicted_layers(before, original.pipe_names)))
+    result.update(layer_agreement(before, after, original.pipe_names))
     if any(d.cats for d in before):
         same_top = [max(a.cats, key=a.cats.get) == max(b.cats, key=b.cats.get) for a, b in zip(before, after)]
         same_set = [_over(a.cats) == _over(b.cats) for a, b in zip(before, after)]

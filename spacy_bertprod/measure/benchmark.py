@@ -27,11 +27,11 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-def component_batches(nlp, docs, batch_size: int = 0, planner=None):
+def component_batches(nlp, docs, planner=None):
     """The ONNX session and the exact padded batches the pipeline's ONNX component would run
     on `docs` (None if the pipeline has no ONNX transformer). `planner(lengths, max_items)`
     replaces the component's length bucketing (`bertprod compare-encoders` compares planners).
-    `batch_size` is not used: the component gathers docs by tokens (pipe_batch_tokens)."""
+    Docs are gathered as the component's pipe() gathers them: by tokens (pipe_batch_tokens)."""
     from ..component import BertprodTransformer
 
     trf = next((p for _, p in nlp.pipeline if isinstance(p, BertprodTransformer)), None)
@@ -50,7 +50,7 @@ def time_batches(session, batches) -> float:
 def _bare_session(nlp, texts: List[str], batch_size: int, repeats: int) -> Optional[Dict]:
     """Time session.run alone on the batches the ONNX component would build."""
     docs = [nlp.make_doc(t) for t in texts]
-    session, batches = component_batches(nlp, docs, batch_size)
+    session, batches = component_batches(nlp, docs)
     if session is None:
         return None
     n_wordpieces = int(sum(b.attention_mask.sum() for b in batches))

@@ -57,7 +57,7 @@ def _prepare(entry: str, texts: List[str], batch_size: int) -> Tuple[str, Dict]:
             f"(PLANNER: {', '.join(sorted(PLANNERS))})."
         )
     nlp = spacy.load(path)
-    session, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts], batch_size, PLANNERS[planner])
+    session, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts], PLANNERS[planner])
     if session is None:
         raise InvalidInput(f"{path} has no ONNX transformer: compare compressed pipelines.")
     time_batches(session, batches)  # warm-up
@@ -121,7 +121,7 @@ def profile_encoder(pipeline: str, texts: List[str], batch_size: int = 64) -> Di
     import spacy
 
     nlp = spacy.load(pipeline)
-    onnx, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts], batch_size)
+    onnx, batches = component_batches(nlp, [nlp.make_doc(t) for t in texts])
     if onnx is None:
         raise InvalidInput(f"{pipeline} has no ONNX transformer: profile a compressed pipeline.")
     time_batches(onnx, batches[:3])  # warm-up, unprofiled
