@@ -10,7 +10,7 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d, Ragged
 
-from .listener import build_listener
+from .listener import build_listener, build_pooling_listener
 from .span_getters import SpanGetter
 from .transformer_model import TransformerModel
 
@@ -42,3 +42,14 @@ def create_transformer_listener(
     """Token vectors from an upstream bertprod_transformer; arguments as in
     spacy-transformers.TransformerListener.v1 (and the same weights layout)."""
     return build_listener(pooling, grad_factor=grad_factor, upstream=upstream)
+
+
+@registry.architectures("spacy_bertprod.LastLayerListener.v1")
+def create_last_layer_listener(
+    width: int, pooling: Model[Ragged, Floats2d], upstream: str = "*", grad_factor: float = 1.0
+) -> Model:
+    """Token vectors from an upstream bertprod_transformer; arguments and weights layout as in
+    spacy-curated-transformers.LastTransformerLayerListener.v1 (compress writes it for curated pipelines)."""
+    listener = build_pooling_listener(pooling, grad_factor=grad_factor, upstream=upstream)
+    listener.set_dim("nO", width)
+    return listener

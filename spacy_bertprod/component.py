@@ -24,7 +24,7 @@ from .data import TransformerData, install_trf_data_extension
 from .errors import Errors, InvalidInput, MissingFile
 from .listener import TransformerListener
 from .sentence_vectors import SentencePooling, install_hooks, install_sentence_vector_extension, resolve
-from .tokenization import WordpieceTokenizer
+from .tokenizer_files import Tokenizer, file_name, load_tokenizer, tokenizer_cfg, tokenizer_data
 from .transformer_model import (
     encode_windows,
     encoder_of,
@@ -36,8 +36,6 @@ from .transformer_model import (
     set_max_batch_items,
     set_tokenizer,
 )
-
-TOKENIZER_FILE = "tokenizer.json"
 
 DEFAULT_CONFIG_STR = """
 [model]
@@ -135,7 +133,7 @@ class BertprodTransformer(TrainablePipe):
         return backend_io(self.encoder)
 
     @property
-    def tokenizer(self) -> WordpieceTokenizer:
+    def tokenizer(self) -> Tokenizer:
         return get_tokenizer(self.model)
 
     @property
@@ -150,7 +148,7 @@ class BertprodTransformer(TrainablePipe):
         planner = planner or plan_buckets
         pad_id = self.tokenizer.pad_id
         for chunk in self.token_batches(docs):
-            sequences, _, _ = encode_windows(self.model, chunk)
+            sequences = encode_windows(self.model, chunk).sequences
             for bucket in planner([len(s.ids) for s in sequences], max_batch_items_of(self.model)):
                 yield pad_batch([sequences[i] for i in bucket], pad_id)
 
@@ -310,8 +308,8 @@ class BertprodTransformer(TrainablePipe):
                         self.find_listeners(downstream)
                     break
 
-    def set_tokenizer(self, tokenizer: WordpieceTokenizer) -> None:
-        """Install the wordpiece tokenizer (initialize, from_disk, or compress after trimming)."""
+    def set_tokenizer(self, tokenizer: Tokenizer) -> None:
+        """Install the tokenizer (initialize, from_disk, or compress after trimming)."""
         set_tokenizer(self.model, tokenizer)
 
     def set_width(self, width: int) -> None:
@@ -338,8 +336,7 @@ class BertprodTransformer(TrainablePipe):
         cfg.update(
             format_version=FORMAT_VERSION,
             bertprod_version=__version__,
-            max_length=tokenizer.max_length,
-            pad_id=tokenizer.pad_id,
+            **tokenizer_cfg(tokenizer),
             sentence_pooling=self.pooling.to_cfg(),
             **self.backend.describe(),
         )
@@ -364,17 +361,18 @@ class BertprodTransformer(TrainablePipe):
                 "the config.cfg and the component folder do not belong together."
             )
 
-    def _load_cfg(self, cfg: Dict, tokenizer_json: str) -> None:
+    def _load_cfg(self, cfg: Dict, tokenizer_data) -> None:
         self.cfg.update({k: v for k, v in cfg.items() if k in ("width",)})
         self.set_pooling(resolve(*self._vector_settings, None, cfg.get("sentence_pooling")))
-        self.set_tokenizer(WordpieceTokenizer(tokenizer_json, max_length=cfg["max_length"], pad_id=cfg["pad_id"]))
+        self.set_tokenizer(load_tokenizer(cfg, tokenizer_data))
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         path = util.ensure_path(path)
         cfg = self._cfg_to_save()
+        name, data = tokenizer_data(get_tokenizer(self.model))
         serialize = {
             "cfg": lambda p: srsly.write_json(p, cfg),
-            TOKENIZER_FILE: lambda p: p.write_text(get_tokenizer(self.model).tokenizer_json, encoding="utf8"),
+            name: lambda p: p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data, encoding="utf8"),
             "model": lambda p: self.model.to_disk(p),
             "weights": lambda p: self.backend.save(path),
         }
@@ -387,14 +385,14 @@ class BertprodTransformer(TrainablePipe):
             raise MissingFile(f"{cfg_path} is missing: {path} is not a saved bertprod_transformer.")
         cfg = srsly.read_json(cfg_path)
         self._check_cfg(cfg, str(path))
-        tok_path = path / TOKENIZER_FILE
+        tok_path = path / file_name(cfg)
         if not tok_path.exists():
             raise MissingFile(
                 f"{tok_path} is missing: the pipeline folder is incomplete. Copy it again, or "
                 "re-create it with `python -m spacy bertprod compress`."
             )
         try:
-            self._load_cfg(cfg, tok_path.read_text(encoding="utf8"))
+            self._load_cfg(cfg, tok_path.read_bytes())
         except Exception as err:
             raise InvalidInput(f"Could not load the tokenizer from {tok_path}: {err}") from err
         self.model.from_disk(path / "model")
@@ -403,9 +401,10 @@ class BertprodTransformer(TrainablePipe):
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        name, data = tokenizer_data(get_tokenizer(self.model))
         msg = {
             "cfg": self._cfg_to_save(),
-            TOKENIZER_FILE: get_tokenizer(self.model).tokenizer_json,
+            name: data,
             "model": self.model.to_bytes(),
             "weights": self.backend.to_bytes(),
         }
@@ -414,7 +413,7 @@ class BertprodTransformer(TrainablePipe):
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BertprodTransformer":
         msg = srsly.msgpack_loads(bytes_data)
         self._check_cfg(msg["cfg"], "These bytes")
-        self._load_cfg(msg["cfg"], msg[TOKENIZER_FILE])
+        self._load_cfg(msg["cfg"], msg[file_name(msg["cfg"])])
         self.model.from_bytes(msg["model"])
         self.backend.from_bytes(msg["weights"], msg["cfg"])
         self.sync_width()

@@ -22,8 +22,9 @@ class TransformerListener(Model):
 
     name = "bertprod-transformer-listener"
 
-    def __init__(self, upstream_name: str):
-        Model.__init__(self, name=self.name, forward=_listener_forward, dims={"nO": None})
+    def __init__(self, upstream_name: str, *, forward: Callable = None, layers: Optional[List[Model]] = None):
+        forward = forward or _listener_forward
+        Model.__init__(self, name=self.name, forward=forward, layers=layers or [], dims={"nO": None})
         self.upstream_name = upstream_name
         self._batch_id: Optional[int] = None
         self._outputs: Optional[List[TransformerData]] = None
@@ -112,6 +113,22 @@ def _pool_forward(model: Model, datas: List[TransformerData], is_train: bool):
         return d_hiddens
 
     return list(outputs), backprop
+
+
+def _pooling_listener_forward(model: TransformerListener, docs: List[Doc], is_train: bool):
+    outputs, backprop_outputs = _listener_forward(model, docs, is_train)
+    vectors, backprop_pooling = model.layers[0](outputs, is_train)
+    return vectors, lambda d_vectors: backprop_outputs(backprop_pooling(d_vectors))
+
+
+def build_pooling_listener(pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*") -> Model:
+    """A listener that holds its pooling, as spacy-curated-transformers' LastTransformerLayerListener
+    does (listener -> pooling wrapper -> pooling), so heads trained against it load their weights."""
+    listener = TransformerListener(
+        upstream, forward=_pooling_listener_forward, layers=[trfs2arrays(pooling, grad_factor)]
+    )
+    listener.name = "bertprod-last-layer-listener"
+    return listener
 
 
 def build_listener(pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*") -> Model:

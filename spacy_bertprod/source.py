@@ -15,6 +15,7 @@ from .backends import TORCH_ENCODER
 from .component import BertprodTransformer
 from .errors import Errors, InvalidInput
 from .tokenization import WordpieceTokenizer
+from .tokenizer_files import Tokenizer
 
 # Components that only train (a teacher's loss): a served pipeline removes them.
 TRAINING_ONLY_FACTORIES = ("bertprod_hidden_distiller",)
@@ -29,15 +30,29 @@ PLAIN_FACTORIES = {
 
 @dataclass
 class TransformerSource:
+    """A pipeline's transformer, whatever library made it: one description compress and
+    distillation work from. `tokenizer` is a WordpieceTokenizer (windows of text) or, for
+    spacy-curated-transformers, a PieceWindowTokenizer (pieces per token, strided windows)."""
+
     name: str  # component name in the pipeline
-    kind: str  # "spacy-transformers" or "bertprod"
+    kind: str  # "spacy-transformers", "spacy-curated-transformers" or "bertprod"
     module: Any  # torch.nn.Module (a HF encoder)
-    tokenizer: WordpieceTokenizer
+    tokenizer: Tokenizer
     component_config: Dict
+
+    @property
+    def is_curated(self) -> bool:
+        return self.kind == CURATED
+
+
+CURATED = "spacy-curated-transformers"
 
 
 def is_transformer(proc: Any) -> bool:
-    return isinstance(proc, BertprodTransformer) or type(proc).__module__.startswith("spacy_transformers")
+    module = type(proc).__module__
+    if module.startswith("spacy_curated_transformers"):
+        return type(proc).__name__ == "CuratedTransformer"
+    return isinstance(proc, BertprodTransformer) or module.startswith("spacy_transformers")
 
 
 def find_transformer_component(nlp: Language, where: str) -> Tuple[str, Any]:
@@ -67,6 +82,11 @@ def find_transformer(nlp: Language, where: str) -> TransformerSource:
                 "was compressed from instead."
             )
         kind, module, tokenizer = "bertprod", hf_module(encoder), proc.tokenizer
+    elif type(proc).__module__.startswith("spacy_curated_transformers"):
+        from .curated import curated_source
+
+        module, tokenizer = curated_source(proc, nlp.config["components"][name]["model"], f"'{name}' in {where}")
+        kind = CURATED
     else:
         module = proc.model.transformer
         tokenizer = wordpiece_tokenizer_from_hf(proc.model.tokenizer, module.config, f"Component '{name}' in {where}")

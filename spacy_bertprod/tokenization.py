@@ -11,7 +11,7 @@ that state per call).
 """
 
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import IDX, LENGTH
@@ -94,11 +94,44 @@ def _rebuild_tokenizer(tokenizer_json: str, max_length: int, pad_id: int) -> Wor
 
 @dataclass
 class EncodedBatch:
-    """The wordpiece sequences of a batch of docs and each doc's token -> wordpiece alignment."""
+    """The wordpiece sequences of a batch of docs and each doc's token -> wordpiece alignment.
+
+    A doc's rows are its sequences back to back, or, for strided windows over a doc's pieces
+    (`stride` set: pieces.py), one row per piece, a piece that two windows share getting their mean.
+    """
 
     sequences: List[Wordpieces]
     doc_n_seqs: List[int]
     aligns: List[Ragged]
+    stride: Optional[int] = None
+
+    def join(self, rows: Sequence[numpy.ndarray]) -> numpy.ndarray:
+        """One doc's window outputs -> the doc's rows (what `aligns` indexes)."""
+        if self.stride is None or len(rows) == 1:
+            return numpy.concatenate(rows, axis=0)
+        n = max(self.stride * i + len(r) for i, r in enumerate(rows))
+        total = numpy.zeros((n,) + rows[0].shape[1:], dtype="float32")
+        count = numpy.zeros((n, 1), dtype="float32")
+        for i, r in enumerate(rows):
+            total[self.stride * i : self.stride * i + len(r)] += r
+            count[self.stride * i : self.stride * i + len(r)] += 1
+        return total / count
+
+    def join_ids(self, ids: Sequence[numpy.ndarray]) -> numpy.ndarray:
+        if self.stride is None or len(ids) == 1:
+            return numpy.concatenate(ids)
+        return numpy.concatenate([w[: self.stride] for w in ids[:-1]] + [ids[-1]])
+
+    def split(self, d_rows: numpy.ndarray, lengths: Sequence[int]) -> List[numpy.ndarray]:
+        """The gradient of `join`: per window, its rows' gradient (shared rows: over their count)."""
+        if self.stride is None or len(lengths) == 1:
+            starts = numpy.concatenate([[0], numpy.cumsum(lengths)]).tolist()
+            return [d_rows[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        count = numpy.zeros((len(d_rows), 1), dtype="float32")
+        for i, length in enumerate(lengths):
+            count[self.stride * i : self.stride * i + length] += 1
+        scaled = d_rows / count
+        return [scaled[self.stride * i : self.stride * i + length] for i, length in enumerate(lengths)]
 
 
 @dataclass

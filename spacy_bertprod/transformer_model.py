@@ -17,7 +17,7 @@ from .data import TransformerData
 from .errors import InvalidInput
 from .graph_heads import alignment_inputs
 from .span_getters import SpanGetter
-from .tokenization import Wordpieces, WordpieceTokenizer, encode_docs
+from .tokenization import EncodedBatch, Wordpieces, WordpieceTokenizer, encode_docs
 
 NAME = "bertprod_transformer_model"
 ENCODER_REF = "encoder"
@@ -75,14 +75,16 @@ def get_tokenizer(model: Model) -> WordpieceTokenizer:
     return tokenizer
 
 
-def encode_windows(model: Model, docs: List[Doc]):
+def encode_windows(model: Model, docs: List[Doc]) -> EncodedBatch:
     """Windows -> wordpiece sequences, how many belong to each doc, and each doc's alignment."""
+    tokenizer = get_tokenizer(model)
+    if getattr(tokenizer, "whole_docs", False):  # strided piece windows (pieces.py)
+        return tokenizer.encode_batch(docs)
     nested_spans = model.attrs[GET_SPANS](docs)
     if len(nested_spans) != len(docs):
         raise InvalidInput(f"The span getter returned spans for {len(nested_spans)} of {len(docs)} docs.")
     doc_spans = [[span for span in spans if len(span)] for spans in nested_spans]
-    batch = encode_docs(get_tokenizer(model), docs, doc_spans)
-    return batch.sequences, batch.doc_n_seqs, batch.aligns
+    return encode_docs(tokenizer, docs, doc_spans)
 
 
 # What one more encoder call costs, in padded wordpiece positions: cutting a bucket pays when it
@@ -175,7 +177,8 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
     encoder = encoder_of(model)
     tokenizer = get_tokenizer(model)
     width = model.get_dim("nO")
-    sequences, doc_n_seqs, aligns = encode_windows(model, docs)
+    encoded = encode_windows(model, docs)
+    sequences, doc_n_seqs, aligns = encoded.sequences, encoded.doc_n_seqs, encoded.aligns
     seq_lengths = [len(s.ids) for s in sequences]
     heads = [] if is_train else graph_heads_of(encoder)
     seq_doc = numpy.repeat(numpy.arange(len(docs)), doc_n_seqs).tolist() if heads else []
@@ -198,12 +201,13 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
         doc_seqs = range(start, start + n_seqs)
         start += n_seqs
         if n_seqs:
-            hidden = numpy.concatenate([seq_hidden[i] for i in doc_seqs], axis=0)
-            input_ids = numpy.concatenate([sequences[i].ids for i in doc_seqs])
+            hidden = encoded.join([seq_hidden[i] for i in doc_seqs])
+            input_ids = encoded.join_ids([sequences[i].ids for i in doc_seqs])
         else:
             hidden = numpy.zeros((0, width), dtype="float32")
             input_ids = numpy.zeros((0,), dtype="int64")
-        lengths = numpy.asarray([seq_lengths[i] for i in doc_seqs], dtype="int32")
+        lengths = numpy.asarray([seq_lengths[i] for i in doc_seqs] if encoded.stride is None else [len(hidden)])
+        lengths = lengths.astype("int32")
         scores = seq_scores.get(doc_seqs[0], {}) if n_seqs == 1 else {}
         outputs.append(
             TransformerData(input_ids=input_ids, hidden=hidden, align=align, seq_lengths=lengths, head_scores=scores)
@@ -213,10 +217,9 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
         # Split each doc's gradient back into its sequences, then re-pad per bucket.
         d_seqs: List[numpy.ndarray] = []
         for d_hidden, n_seqs_doc in zip(d_hiddens, doc_n_seqs):
-            offset = 0
-            for i in range(len(d_seqs), len(d_seqs) + n_seqs_doc):
-                d_seqs.append(d_hidden[offset : offset + seq_lengths[i]])
-                offset += seq_lengths[i]
+            first = len(d_seqs)
+            if n_seqs_doc:
+                d_seqs.extend(encoded.split(d_hidden, seq_lengths[first : first + n_seqs_doc]))
         for bucket, shape, bp in backprops:
             d_padded = numpy.zeros(shape, dtype="float32")
             for row, i in enumerate(bucket):

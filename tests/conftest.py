@@ -296,3 +296,22 @@ def assert_same(got, expected, atol=1e-4):
         for label in cats_a:
             assert cats_a[label] == pytest.approx(cats_b[label], abs=atol)
         numpy.testing.assert_allclose(hidden_a, hidden_b, atol=atol)
+
+
+# As in an environment without them: spaCy imports every installed package's entry points when it
+# loads a pipeline, so the torch libraries' are hidden first, then their imports fail.
+BLOCK_TORCH = """
+import sys, catalogue
+everything = catalogue.AVAILABLE_ENTRY_POINTS
+groups = everything.keys() if hasattr(everything, "keys") else {e.group for e in everything}
+catalogue.AVAILABLE_ENTRY_POINTS = {
+    g: [e for e in (everything.select(group=g) if hasattr(everything, "select") else everything[g])
+        if not e.value.startswith(("spacy_transformers", "spacy_curated_transformers"))] for g in groups
+}
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers", "spacy_transformers", "spacy_curated_transformers",
+                                  "curated_transformers"):
+            raise ImportError(f"{name} is blocked")
+sys.meta_path.insert(0, Block())
+"""

@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Dict, List, Set
 
 PACKAGE = Path(__file__).resolve().parents[1] / "spacy_bertprod"
-TRAINING_LIBRARIES = ("torch", "transformers", "onnx", "spacy_transformers", "safetensors")
+TRAINING_LIBRARIES = (
+    "torch",
+    "transformers",
+    "onnx",
+    "spacy_transformers",
+    "safetensors",
+    "spacy_curated_transformers",
+    "curated_transformers",
+)
 # What a served pipeline (and the HTTP service / Ray annotation) runs on.
 SERVING = (
     "spacy_bertprod",

@@ -18,6 +18,7 @@ from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.parity import batch_invariance
 from spacy_bertprod.families import FAMILIES
 
+from conftest import BLOCK_TORCH as BLOCK_TORCH_PRELUDE
 from conftest import PEOPLE, PLACES, TEXTS, build_pipeline, compressed_cats, make_examples, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,27 +100,16 @@ def test_stock_pipeline_compresses(built, family):
     assert reports["int8"]["parity"]["batch_invariance"]["identical_all"] == 1.0
 
 
-# As in an environment without them: spaCy imports every installed package's entry points when it
-# loads a pipeline, so spacy-transformers' are hidden first, then the heavy imports fail.
-BLOCK_TORCH = """
-import sys, catalogue
-everything = catalogue.AVAILABLE_ENTRY_POINTS
-groups = everything.keys() if hasattr(everything, "keys") else {e.group for e in everything}
-catalogue.AVAILABLE_ENTRY_POINTS = {
-    g: [e for e in (everything.select(group=g) if hasattr(everything, "select") else everything[g])
-        if not e.value.startswith("spacy_transformers")] for g in groups
-}
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers", "spacy_transformers"):
-            raise ImportError(f"{name} is blocked")
-sys.meta_path.insert(0, Block())
+BLOCK_TORCH = (
+    BLOCK_TORCH_PRELUDE
+    + """
 import spacy
 for path in sys.argv[1:]:
     doc = spacy.load(path)("Alice flew to Paris")
     assert doc._.trf_data.hidden.shape[1] > 0
 print("LOADED", len(sys.argv) - 1)
 """
+)
 
 
 @pytest.mark.slow

@@ -166,6 +166,7 @@ def TorchEncoder(
 
 
 def hf_module(encoder: Model) -> torch.nn.Module:
+    """The torch module inside a thinc PyTorchWrapper layer (ours, or spacy-curated-transformers')."""
     return encoder.shims[0]._model
 
 

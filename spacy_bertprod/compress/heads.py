@@ -18,7 +18,12 @@ from ..backends.base import POOL_ROWS, POOL_WEIGHTS, TOKEN_MASK, TOKEN_WEIGHTS, 
 from ..graph_heads import GRAPH_HEAD, python_head_of
 
 TEXTCAT_FACTORIES = ("textcat", "textcat_multilabel")
-LISTENERS = ("spacy_bertprod.TransformerListener.v1", "spacy-transformers.TransformerListener.v1")
+LISTENERS = (
+    "spacy_bertprod.TransformerListener.v1",
+    "spacy-transformers.TransformerListener.v1",
+    "spacy_bertprod.LastLayerListener.v1",
+    "spacy-curated-transformers.LastTransformerLayerListener.v1",
+)
 REDUCTIONS = ("first", "last", "max", "mean")  # spaCy's concatenation order (TextCatReduce.v1)
 
 

@@ -13,6 +13,7 @@ from ..texts import read_texts
 from .sample import CalibrationSample, choose_sample
 from .settings import CompressSettings
 from .steps import Loaded, Shrunk, Step, log
+from .write import rewrite_config
 
 
 def check_request(input_path: Path, output_path: Path, settings: CompressSettings) -> None:
@@ -58,6 +59,9 @@ def load_source(input_path: Path, settings: CompressSettings, timings: Dict[str,
     for name in strip_training_components(nlp):  # a served pipeline needs no teacher
         log(f"    dropped training-only component '{name}'")
     source = find_transformer(nlp, str(input_path))  # refuse a pipeline without one before reading corpora
+    rewrite_config(nlp.config, source.name, {}, {"max_batch_items": 1, "pipe_batch_tokens": 1})  # kinds we keep
+    if source.is_curated:
+        _refuse_for_curated(settings, f"'{source.name}' in {input_path}")
     config = source.module.config
     log(
         f"    transformer '{source.name}' ({source.kind}, {config.model_type}, {config.num_hidden_layers} layers, "
@@ -68,7 +72,30 @@ def load_source(input_path: Path, settings: CompressSettings, timings: Dict[str,
         input_path, paths, settings.sample_texts, settings.sample_source, user_path=settings.sample_path
     )
     _log_sample(sample, settings)
+    if source.is_curated:
+        from ..curated import check_pieces
+
+        check_pieces(nlp.get_pipe(source.name), source.tokenizer, [nlp.make_doc(t) for t in sample.texts])
     return Loaded(input_path, nlp, source, sample)
+
+
+def _refuse_for_curated(settings: CompressSettings, where: str) -> None:
+    """What compress cannot do yet to a spacy-curated-transformers encoder (a student can: make-student)."""
+    asked = [
+        flag
+        for flag, value in (
+            ("--depth", settings.depth),
+            ("--prune-heads/--prune-ffn", settings.prune_heads or settings.prune_ffn),
+            ("--trim-vocab", settings.vocab_path or settings.vocab_texts),
+            ("--word-retention", settings.word_retention),
+        )
+        if value
+    ]
+    if asked:
+        raise InvalidInput(
+            f"{where} is a spacy-curated-transformers encoder: compress converts it as it is (fp32 or int8), "
+            f"without {asked}. Leave them out, or distil a smaller student from it (make-student)."
+        )
 
 
 def cut_depth(loaded: Loaded, depth: int) -> Dict[str, int]:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import spacy
+import srsly
 from spacy import util
 from spacy.language import Language
 from thinc.api import Config
@@ -20,15 +21,21 @@ from ..span_getters import STOCK_SPAN_GETTERS
 from .settings import CompressSettings
 from .steps import Graphs, Loaded, Shrunk, Step, log
 
-STOCK_LISTENER = "spacy-transformers.TransformerListener.v1"
-OUR_LISTENER = "spacy_bertprod.TransformerListener.v1"
+# Listeners of spacy-transformers and spacy-curated-transformers -> ours, with the same arguments
+# and the same weights layout.
+OUR_LISTENERS = {
+    "spacy-transformers.TransformerListener.v1": "spacy_bertprod.TransformerListener.v1",
+    "spacy-curated-transformers.LastTransformerLayerListener.v1": "spacy_bertprod.LastLayerListener.v1",
+}
+TORCH_LIBRARIES = ("spacy-transformers.", "spacy-curated-transformers.")
 
 
 def rewrite_config(config: Config, trf_name: str, onnx_model: Dict, batching: Dict) -> Config:
     """Point the transformer at ONNX and every stock listener/span getter at our torch-free ones."""
     config = Config(config)  # copy
     old = config["components"][trf_name]
-    get_spans = dict(old["model"]["get_spans"])
+    # spacy-curated-transformers windows whole docs' pieces (pieces.py): no span getter applies.
+    get_spans = dict(old["model"].get("get_spans") or {"@misc": "spacy_bertprod.doc_spans.v1"})
     config["components"][trf_name] = {
         "factory": "bertprod_transformer",
         "max_batch_items": batching["max_batch_items"],
@@ -39,8 +46,8 @@ def rewrite_config(config: Config, trf_name: str, onnx_model: Dict, batching: Di
 
     def visit(node):
         if isinstance(node, dict):
-            if node.get("@architectures") == STOCK_LISTENER:
-                node["@architectures"] = OUR_LISTENER
+            if node.get("@architectures") in OUR_LISTENERS:
+                node["@architectures"] = OUR_LISTENERS[node["@architectures"]]
             if node.get("@span_getters") in STOCK_SPAN_GETTERS:
                 node["@misc"] = STOCK_SPAN_GETTERS[node.pop("@span_getters")]
             for value in node.values():
@@ -48,13 +55,12 @@ def rewrite_config(config: Config, trf_name: str, onnx_model: Dict, batching: Di
 
     visit(config["components"])
     to_plain_components(config["components"])
-    leftovers = sorted(set(_registered_names(config["components"])) - {OUR_LISTENER})
-    leftovers = [n for n in leftovers if n.startswith("spacy-transformers.")]
+    leftovers = sorted(n for n in set(_registered_names(config["components"])) if n.startswith(TORCH_LIBRARIES))
     if leftovers:
         raise InvalidInput(
-            f"The pipeline still uses {leftovers} after rewriting, which needs torch. compress "
-            "handles heads that listen to the transformer (TransformerListener.v1); a component "
-            "with its own copy of the transformer (replace_listeners) is not supported yet."
+            f"The pipeline still uses {leftovers} after rewriting, which needs torch. compress handles heads "
+            f"that listen to the transformer through {sorted(OUR_LISTENERS)}; other listener kinds and "
+            "components with their own copy of the transformer (replace_listeners) are not supported yet."
         )
     return config
 
@@ -69,21 +75,22 @@ def _registered_names(node) -> List[str]:
     return names
 
 
-def _meta(nlp: Language, quantize: str) -> Dict:
+TORCH_REQUIREMENTS = ("spacy-transformers", "spacy-curated-transformers", "spacy-bertprod", "onnxruntime")
+
+
+def _meta(nlp: Language, quantize: str, pieces: bool) -> Dict:
     import onnxruntime
 
     meta = dict(nlp.meta)
-    keep = [
-        r
-        for r in meta.get("requirements", [])
-        if not r.lower().startswith(("spacy-transformers", "spacy_transformers", "spacy_bertprod", "onnxruntime"))
-    ]
+    keep = [r for r in meta.get("requirements", []) if not r.lower().replace("_", "-").startswith(TORCH_REQUIREMENTS)]
     major, minor = __version__.split(".")[:2]
     ort_major, ort_minor = onnxruntime.__version__.split(".")[:2]
     meta["requirements"] = keep + [
         f"spacy_bertprod>={__version__},<{major}.{int(minor) + 1}.0",
         f"onnxruntime>={ort_major}.{ort_minor}",
     ]
+    if pieces:  # converted from spacy-curated-transformers: its piece encoders, without torch
+        meta["requirements"].append("curated-tokenizers>=0.0.9,<0.1")
     meta["bertprod"] = {"compressed_with": __version__, "quantize": quantize}
     return meta
 
@@ -109,7 +116,10 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
             new_proc.from_bytes(proc.to_bytes(exclude=["model"]), exclude=["model"])
             python_head_of(new_proc.model).from_bytes(proc.model.to_bytes())
         elif other != name and hasattr(proc, "to_bytes"):
-            new_nlp.get_pipe(other).from_bytes(proc.to_bytes())
+            data = proc.to_bytes()
+            if loaded.source.is_curated:
+                data = without_foreign_attrs(data, new_nlp.get_pipe(other))
+            new_nlp.get_pipe(other).from_bytes(data)
     trf = new_nlp.get_pipe(name)
     trf.set_tokenizer(shrunk.tokenizer)
     model_bytes = graphs.final.read_bytes()
@@ -121,8 +131,22 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
     trf.set_width(int(shrunk.module.config.hidden_size))
     trf.set_pooling(source_pooling(loaded))
     new_nlp._link_components()
-    new_nlp.meta.update(_meta(nlp, settings.quantize))
+    new_nlp.meta.update(_meta(nlp, settings.quantize, loaded.source.is_curated))
     new_nlp.to_disk(out)
+
+
+def without_foreign_attrs(data: bytes, new_proc) -> bytes:
+    """A component's bytes with its model's attrs limited to those the new model's nodes have:
+    spacy-curated-transformers' listeners keep their listener state in attrs only it can read."""
+    msg = srsly.msgpack_loads(data)
+    if "model" not in msg or not hasattr(new_proc, "model"):
+        return data
+    model_msg = srsly.msgpack_loads(msg["model"])
+    nodes = list(new_proc.model.walk())
+    if len(nodes) == len(model_msg["attrs"]):
+        model_msg["attrs"] = [{k: v for k, v in a.items() if k in n.attrs} for a, n in zip(model_msg["attrs"], nodes)]
+    msg["model"] = srsly.msgpack_dumps(model_msg)
+    return srsly.msgpack_dumps(msg)
 
 
 def _plan_graph_heads(loaded: Loaded, new_config: Config, graphs: Graphs) -> list:
