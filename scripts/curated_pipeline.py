@@ -49,7 +49,18 @@ HEADS = {
     "senter": ("senter", TAGGER),
     "parser": ("parser", {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "parser"}),
     "ner": ("ner", {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner"}),
-}
+    "textcat": (
+        "textcat",
+        {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
+         "use_reduce_last": False, "use_reduce_max": True, "use_reduce_mean": True, "nO": None},
+    ),
+    "spancat": (
+        "spancat",
+        {"@architectures": "spacy.SpanCategorizer.v1",
+         "reducer": {"@layers": "spacy.mean_max_reducer.v1", "hidden_size": 64},
+         "scorer": {"@layers": "spacy.LinearLogistic.v1", "nO": None, "nI": None}},
+    ),
+}  # fmt: skip
 PARSER_SIZES = {"extra_state_tokens": False, "hidden_width": 64, "maxout_pieces": 2, "use_upper": False, "nO": None}
 ENTITY_TEMPLATES = ["{p} flew to {q} on Monday.", "Yesterday {p} met {r} in {q}.", "{q} is where {p} works."]
 PEOPLE = ["Alice", "Bob", "Grace Hopper", "Ada Lovelace", "Linus", "Marie Curie"]
@@ -210,6 +221,11 @@ def examples(nlp, conllu: Path, n_sentences: int, seed: int) -> List:
     text = conllu.read_text(encoding="utf8")
     docs = list(conllu_to_docs(text, n_sents=1, no_print=True))[:n_sentences]
     docs = list(DocBin(docs=docs, store_user_data=False).get_docs(nlp.vocab))  # the converter's own vocab otherwise
+    for doc in docs:  # a text category for textcat: questions and the rest
+        doc.cats = {
+            "QUESTION": float(doc.text.rstrip().endswith("?")),
+            "OTHER": float(not doc.text.rstrip().endswith("?")),
+        }
     out = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
     rng = random.Random(seed)
     for i in range(max(20, n_sentences // 5)):
@@ -224,6 +240,8 @@ def examples(nlp, conllu: Path, n_sentences: int, seed: int) -> List:
                 spans.append(span)
         reference = nlp.make_doc(doc.text)
         reference.ents = [Span(reference, s.start, s.end, s.label_) for s in spans]
+        reference.spans["sc"] = list(reference.ents)  # spancat learns the same spans
+        reference.cats = {"QUESTION": 0.0, "OTHER": 1.0}
         out.append(Example(doc, reference))
     return out
 

@@ -10,7 +10,12 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d, Ragged
 
-from .listener import build_listener, build_pooling_listener
+from .listener import (
+    build_listener,
+    build_pooling_listener,
+    build_scalar_weighting_listener,
+    scalar_weight,
+)
 from .span_getters import SpanGetter
 from .transformer_model import TransformerModel
 
@@ -53,3 +58,22 @@ def create_last_layer_listener(
     listener = build_pooling_listener(pooling, grad_factor=grad_factor, upstream=upstream)
     listener.set_dim("nO", width)
     return listener
+
+
+@registry.architectures("spacy_bertprod.ScalarWeightingListener.v1")
+def create_scalar_weighting_listener(
+    width: int, weighting: Model, pooling: Model[Ragged, Floats2d], upstream: str = "*", grad_factor: float = 1.0
+) -> Model:
+    """As spacy-curated-transformers.ScalarWeightingListener.v1 (same arguments, same weights layout)."""
+    listener = build_scalar_weighting_listener(weighting, pooling, grad_factor=grad_factor, upstream=upstream)
+    listener.set_dim("nO", width)
+    return listener
+
+
+@registry.architectures("spacy_bertprod.ScalarWeight.v1")
+def create_scalar_weight(
+    num_layers: int, dropout_prob: float = 0.1, mixed_precision: bool = False, grad_scaler_config: dict = {}
+) -> Model:
+    """As spacy-curated-transformers.ScalarWeight.v1 at inference, in numpy (the training-only
+    arguments are accepted and unused)."""
+    return scalar_weight(num_layers)

@@ -25,12 +25,25 @@ MODEL_TYPES = {
     f"{SCT}RobertaTransformer.v1": "roberta",
     f"{SCT}XlmrTransformer.v1": "xlm-roberta",
 }
+# Listeners that weight or read every layer's output: the encoder graph then outputs them all.
+ALL_LAYER_LISTENERS = (f"{SCT}ScalarWeightingListener.v1", f"{SCT}TransformerLayersListener.v1")
 # The largest difference between the converted module and the curated one we accept (fp32).
 MAX_CONVERSION_DIFF = 1e-4
 
 
 def is_curated(proc: Any) -> bool:
     return type(proc).__module__.startswith("spacy_curated_transformers")
+
+
+def needs_all_layers(components: Dict) -> bool:
+    """Whether any listener in a pipeline's [components] weights or reads all layers."""
+
+    def visit(node) -> bool:
+        if not isinstance(node, dict):
+            return False
+        return node.get("@architectures") in ALL_LAYER_LISTENERS or any(visit(v) for v in node.values())
+
+    return visit(components)
 
 
 def model_type_of(model_config: Dict, where: str) -> str:
@@ -190,3 +203,14 @@ def check_pieces(proc, tokenizer: PieceWindowTokenizer, docs) -> int:
                 f"{doc.text[:80]!r}: converting it would change its predictions. Please report this text."
             )
     return len(docs)
+
+
+def keep_first_curated_layers(proc, depth: int, where: str) -> None:
+    """Cut the curated encoder itself to its first `depth` layers, as compress --depth cuts the
+    converted one, so that parity compares the cut pipelines."""
+    from .backends.torch import hf_module as torch_module
+
+    encoder = torch_module(proc.model.get_ref("transformer")).curated_encoder
+    if not hasattr(encoder, "layers"):
+        raise InvalidInput(f"{where}: ALBERT shares one set of layer weights across its depth; --depth cannot cut it.")
+    encoder.layers = encoder.layers[:depth]

@@ -5,7 +5,7 @@ dependency so that a compressed (ONNX) pipeline can be served without torch inst
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy
 import srsly
@@ -34,6 +34,9 @@ class TransformerData:
         ",normalize" when it is L2-normalised), so the vector can be computed in any process.
     head_scores: per component, the scores a head inside the ONNX graph computed for this doc
         (graph_heads.py; empty when no head runs in the graph or the doc has several windows).
+    layers: every layer's output, embeddings first, one (n_layers + 1, width) block per row of
+        `hidden`, when a listener weights or reads all layers (spacy-curated-transformers'
+        ScalarWeightingListener / TransformerLayersListener); None otherwise.
     """
 
     input_ids: Ints1d
@@ -42,6 +45,7 @@ class TransformerData:
     seq_lengths: Ints1d = field(default_factory=lambda: numpy.zeros((0,), dtype="int32"))
     pooling: str = "mean"
     head_scores: Dict[str, numpy.ndarray] = field(default_factory=dict)
+    layers: Optional[numpy.ndarray] = None
 
     @property
     def width(self) -> int:
@@ -65,6 +69,7 @@ class TransformerData:
             "seq_lengths": numpy.asarray(self.seq_lengths),
             "pooling": self.pooling,
             "head_scores": {name: numpy.asarray(v) for name, v in self.head_scores.items()},
+            "layers": None if self.layers is None else numpy.asarray(self.layers),
         }
 
     @classmethod
@@ -81,6 +86,7 @@ class TransformerData:
             seq_lengths=seq_lengths,
             pooling=msg.get("pooling", "mean"),
             head_scores=dict(msg.get("head_scores") or {}),
+            layers=msg.get("layers"),
         )
 
 

@@ -5,6 +5,7 @@ Same layer structure as `spacy-transformers.TransformerListener.v1`
 weights unchanged after `compress` swaps the architecture name.
 """
 
+from dataclasses import replace
 from typing import Callable, List, Optional
 
 import numpy
@@ -136,3 +137,50 @@ def build_listener(pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, u
     model = chain(listener, trfs2arrays(pooling, grad_factor))
     model.set_ref("listener", listener)
     return model
+
+
+def scalar_weight(num_layers: int) -> Model:
+    """Every layer's output (embeddings first) -> their softmax-weighted sum times a scale, per
+    wordpiece: spacy-curated-transformers' ScalarWeight at inference (its layer dropout only trains)."""
+    return Model("scalar_weight", _scalar_weight_forward, init=_scalar_weight_init, dims={"nL": num_layers + 1})
+
+
+def _scalar_weight_init(model: Model, X=None, Y=None) -> None:
+    model.set_param("layer_weights", numpy.zeros((model.get_dim("nL"),), dtype="float32"))
+    model.set_param("scale", numpy.ones((1,), dtype="float32"))
+
+
+def _scalar_weight_forward(model: Model, datas: List[TransformerData], is_train: bool):
+    if is_train:
+        raise ValueError("A compressed pipeline's ScalarWeightingListener does not train: train the original.")
+    weights = numpy.asarray(model.get_param("layer_weights"), dtype="float32")
+    weights = numpy.exp(weights - weights.max())
+    weights = (weights / weights.sum()).reshape(1, -1, 1)
+    scale = numpy.float32(model.get_param("scale")[0])
+    weighted = []
+    for data in datas:
+        if data.layers is None and len(data.hidden):
+            raise ValueError(
+                "A ScalarWeightingListener needs every layer's output, and this transformer gives only the last: "
+                "re-create the pipeline with `python -m spacy bertprod compress`."
+            )
+        hidden = data.hidden if data.layers is None else (data.layers * weights).sum(axis=1) * scale
+        weighted.append(replace(data, hidden=hidden.astype("float32")))
+    return weighted, lambda d_weighted: d_weighted
+
+
+def _weighted_listener_forward(model: TransformerListener, docs: List[Doc], is_train: bool):
+    outputs, backprop_outputs = _listener_forward(model, docs, is_train)
+    weighted, _ = model.layers[0](outputs, is_train)
+    vectors, backprop_pooling = model.layers[1](weighted, is_train)
+    return vectors, lambda d_vectors: backprop_outputs(backprop_pooling(d_vectors))
+
+
+def build_scalar_weighting_listener(
+    weighting: Model, pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*"
+) -> Model:
+    """spacy-curated-transformers' ScalarWeightingListener layout: listener -> (weighting, pooling)."""
+    layers = [weighting, trfs2arrays(pooling, grad_factor)]
+    listener = TransformerListener(upstream, forward=_weighted_listener_forward, layers=layers)
+    listener.name = "bertprod-scalar-weighting-listener"
+    return listener

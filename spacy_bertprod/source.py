@@ -39,6 +39,7 @@ class TransformerSource:
     module: Any  # torch.nn.Module (a HF encoder)
     tokenizer: Tokenizer
     component_config: Dict
+    all_layers: bool = False  # a listener weights or reads every layer's output (curated pipelines)
 
     @property
     def is_curated(self) -> bool:
@@ -74,6 +75,7 @@ def find_transformer(nlp: Language, where: str) -> TransformerSource:
     from .backends.torch import hf_module
 
     name, proc = find_transformer_component(nlp, where)
+    all_layers = False
     if isinstance(proc, BertprodTransformer):
         encoder = proc.encoder
         if encoder.name != TORCH_ENCODER:
@@ -83,10 +85,11 @@ def find_transformer(nlp: Language, where: str) -> TransformerSource:
             )
         kind, module, tokenizer = "bertprod", hf_module(encoder), proc.tokenizer
     elif type(proc).__module__.startswith("spacy_curated_transformers"):
-        from .curated import curated_source
+        from .curated import curated_source, needs_all_layers
 
         module, tokenizer = curated_source(proc, nlp.config["components"][name]["model"], f"'{name}' in {where}")
         kind = CURATED
+        all_layers = needs_all_layers(nlp.config["components"])
     else:
         module = proc.model.transformer
         tokenizer = wordpiece_tokenizer_from_hf(proc.model.tokenizer, module.config, f"Component '{name}' in {where}")
@@ -94,7 +97,8 @@ def find_transformer(nlp: Language, where: str) -> TransformerSource:
     if not hasattr(module, "config"):
         raise InvalidInput(f"Component '{name}' in {where} has no trained encoder (was it initialized?).")
     check_model_type(module.config, f"Component '{name}' in {where}")
-    return TransformerSource(name, kind, module.eval(), tokenizer, dict(nlp.config["components"][name]))
+    component_config = dict(nlp.config["components"][name])
+    return TransformerSource(name, kind, module.eval(), tokenizer, component_config, all_layers)
 
 
 def load_teacher(path: Path) -> Tuple[Any, WordpieceTokenizer]:
@@ -103,11 +107,21 @@ def load_teacher(path: Path) -> Tuple[Any, WordpieceTokenizer]:
     if (path / "config.cfg").exists():
         import spacy
 
-        source = find_transformer(spacy.load(path), str(path))
+        source = refuse_curated_teacher(find_transformer(spacy.load(path), str(path)), path)
         return source.module, source.tokenizer
     from .backends.hf_folder import load_pretrained
 
     return load_pretrained(str(path))
+
+
+def refuse_curated_teacher(source: TransformerSource, path: Path) -> TransformerSource:
+    if source.is_curated:
+        raise InvalidInput(
+            f"{path} is a spacy-curated-transformers pipeline: students are made from spacy-transformers and "
+            "bertprod teachers so far. Compress it (bertprod compress) to serve it faster, or train a bertprod "
+            "teacher on the same data and distil that."
+        )
+    return source
 
 
 def strip_training_components(nlp: Language) -> List[str]:

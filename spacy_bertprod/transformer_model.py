@@ -12,7 +12,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from .backends import EncoderBatch
-from .backends.base import ONNX_SESSION, head_output_name
+from .backends.base import ALL_LAYERS_OUTPUT, ONNX_SESSION, head_output_name
 from .data import TransformerData
 from .errors import InvalidInput
 from .graph_heads import alignment_inputs
@@ -143,17 +143,23 @@ def graph_heads_of(encoder: Model) -> List[str]:
     return session.head_components if session is not None else []
 
 
-def _run_with_heads(encoder, batch, bucket, seq_doc, doc_n_seqs, aligns, heads, seq_scores):
-    """Hidden states and the graph heads' scores of one padded batch; the scores of rows whose doc
-    has exactly this one sequence go to `seq_scores` (other rows' are not used)."""
-    rows = [row for row, i in enumerate(bucket) if doc_n_seqs[seq_doc[i]] == 1]
-    row_aligns = [aligns[seq_doc[bucket[row]]] for row in rows]
-    batch.extra = alignment_inputs(rows, row_aligns, *batch.input_ids.shape)
-    names = ["last_hidden_state"] + [head_output_name(c) for c in heads]
-    hidden, *scores = onnx_session_of(encoder).run_outputs(batch, names)
-    for row in rows:
-        seq_scores[bucket[row]] = {c: s[row] for c, s in zip(heads, scores)}
-    return hidden, None
+def _run_session(encoder, batch, bucket, encoded: EncodedBatch, heads, all_layers: bool, seq_scores):
+    """Hidden states (and every layer's, when `all_layers`) and the graph heads' scores of one
+    padded batch; the scores of rows whose doc has exactly this one sequence go to `seq_scores`
+    (other rows' are not used)."""
+    names = ["last_hidden_state"] + ([ALL_LAYERS_OUTPUT] if all_layers else [])
+    if heads:
+        seq_doc = numpy.repeat(numpy.arange(len(encoded.doc_n_seqs)), encoded.doc_n_seqs)
+        rows = [row for row, i in enumerate(bucket) if encoded.doc_n_seqs[seq_doc[i]] == 1]
+        row_aligns = [encoded.aligns[seq_doc[bucket[row]]] for row in rows]
+        batch.extra = alignment_inputs(rows, row_aligns, *batch.input_ids.shape)
+        names += [head_output_name(c) for c in heads]
+    outputs = onnx_session_of(encoder).run_outputs(batch, names)
+    hidden, layers = outputs[0], (outputs[1] if all_layers else None)
+    if heads:
+        for row in rows:
+            seq_scores[bucket[row]] = {c: s[row] for c, s in zip(heads, outputs[-len(heads) :])}
+    return hidden, layers
 
 
 def pad_batch(sequences: List[Wordpieces], pad_id: int) -> EncoderBatch:
@@ -175,48 +181,36 @@ def encoder_batches(tokenizer: WordpieceTokenizer, spans, max_batch_items: int =
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[TransformerData], Callable]:
     encoder = encoder_of(model)
-    tokenizer = get_tokenizer(model)
-    width = model.get_dim("nO")
     encoded = encode_windows(model, docs)
-    sequences, doc_n_seqs, aligns = encoded.sequences, encoded.doc_n_seqs, encoded.aligns
-    seq_lengths = [len(s.ids) for s in sequences]
-    heads = [] if is_train else graph_heads_of(encoder)
-    seq_doc = numpy.repeat(numpy.arange(len(docs)), doc_n_seqs).tolist() if heads else []
-    seq_hidden: List[Optional[numpy.ndarray]] = [None] * len(sequences)
+    seq_lengths = [len(s.ids) for s in encoded.sequences]
+    session = None if is_train else onnx_session_of(encoder)
+    heads = graph_heads_of(encoder) if session is not None else []
+    all_layers = session is not None and session.has_all_layers
+    seq_hidden: List[Optional[numpy.ndarray]] = [None] * len(seq_lengths)
+    seq_layers: List[Optional[numpy.ndarray]] = [None] * len(seq_lengths)
     seq_scores: Dict[int, Dict[str, numpy.ndarray]] = {}
     backprops = []
     for bucket in plan_buckets(seq_lengths, max_batch_items_of(model)):
-        batch = pad_batch([sequences[i] for i in bucket], tokenizer.pad_id)
-        if heads:
-            hidden, backprop = _run_with_heads(encoder, batch, bucket, seq_doc, doc_n_seqs, aligns, heads, seq_scores)
+        batch = pad_batch([encoded.sequences[i] for i in bucket], get_tokenizer(model).pad_id)
+        if heads or all_layers:
+            (hidden, layers), backprop = (
+                _run_session(encoder, batch, bucket, encoded, heads, all_layers, seq_scores),
+                None,
+            )
         else:
-            hidden, backprop = encoder(batch, is_train)
+            (hidden, backprop), layers = encoder(batch, is_train), None
         hidden = model.ops.to_numpy(hidden) if not isinstance(hidden, numpy.ndarray) else hidden
         for row, i in enumerate(bucket):
             seq_hidden[i] = hidden[row, : seq_lengths[i]]
+            if layers is not None:
+                seq_layers[i] = layers[row, : seq_lengths[i]]
         backprops.append((bucket, hidden.shape, backprop))
-    outputs: List[TransformerData] = []
-    start = 0
-    for doc, n_seqs, align in zip(docs, doc_n_seqs, aligns):
-        doc_seqs = range(start, start + n_seqs)
-        start += n_seqs
-        if n_seqs:
-            hidden = encoded.join([seq_hidden[i] for i in doc_seqs])
-            input_ids = encoded.join_ids([sequences[i].ids for i in doc_seqs])
-        else:
-            hidden = numpy.zeros((0, width), dtype="float32")
-            input_ids = numpy.zeros((0,), dtype="int64")
-        lengths = numpy.asarray([seq_lengths[i] for i in doc_seqs] if encoded.stride is None else [len(hidden)])
-        lengths = lengths.astype("int32")
-        scores = seq_scores.get(doc_seqs[0], {}) if n_seqs == 1 else {}
-        outputs.append(
-            TransformerData(input_ids=input_ids, hidden=hidden, align=align, seq_lengths=lengths, head_scores=scores)
-        )
+    outputs = _doc_outputs(encoded, seq_hidden, seq_layers if all_layers else None, seq_scores, model.get_dim("nO"))
 
     def backprop(d_hiddens: List[numpy.ndarray]) -> List[Doc]:
         # Split each doc's gradient back into its sequences, then re-pad per bucket.
         d_seqs: List[numpy.ndarray] = []
-        for d_hidden, n_seqs_doc in zip(d_hiddens, doc_n_seqs):
+        for d_hidden, n_seqs_doc in zip(d_hiddens, encoded.doc_n_seqs):
             first = len(d_seqs)
             if n_seqs_doc:
                 d_seqs.extend(encoded.split(d_hidden, seq_lengths[first : first + n_seqs_doc]))
@@ -228,3 +222,34 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Transf
         return docs
 
     return outputs, backprop
+
+
+def _doc_outputs(encoded: EncodedBatch, seq_hidden, seq_layers, seq_scores, width: int) -> List[TransformerData]:
+    """Each doc's TransformerData from its sequences' outputs (joined as `encoded` says)."""
+    outputs: List[TransformerData] = []
+    start = 0
+    for n_seqs, align in zip(encoded.doc_n_seqs, encoded.aligns):
+        doc_seqs = range(start, start + n_seqs)
+        start += n_seqs
+        layers = None
+        if n_seqs:
+            hidden = encoded.join([seq_hidden[i] for i in doc_seqs])
+            input_ids = encoded.join_ids([encoded.sequences[i].ids for i in doc_seqs])
+            if seq_layers is not None:
+                layers = encoded.join([seq_layers[i] for i in doc_seqs])
+        else:
+            hidden = numpy.zeros((0, width), dtype="float32")
+            input_ids = numpy.zeros((0,), dtype="int64")
+        lengths = [len(encoded.sequences[i].ids) for i in doc_seqs] if encoded.stride is None else [len(hidden)]
+        scores = seq_scores.get(doc_seqs[0], {}) if n_seqs == 1 else {}
+        outputs.append(
+            TransformerData(
+                input_ids=input_ids,
+                hidden=hidden,
+                align=align,
+                seq_lengths=numpy.asarray(lengths, dtype="int32"),
+                head_scores=scores,
+                layers=layers,
+            )
+        )
+    return outputs

@@ -8,6 +8,8 @@ curated pipeline predicts for every head, int8 gives every text the same answer 
 shuffled, the result loads with torch blocked, and what compress cannot keep is refused by name.
 """
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ import spacy
 
 from spacy_bertprod.compress import CompressSettings, compress_pipeline
 from spacy_bertprod.compress.parity import batch_invariance, prediction_agreement
+from spacy_bertprod.compress.write import rewrite_config
 from spacy_bertprod.curated import original_pieces, piece_tokenizer
 from spacy_bertprod.errors import InvalidInput
 
@@ -28,7 +31,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from curated_pipeline import build  # noqa: E402
 
 FAMILIES = ["bert", "roberta", "xlm-roberta", "camembert", "albert"]
-HEADS = ["tagger", "morphologizer", "parser", "ner", "trainable_lemmatizer"]
+HEADS = ["tagger", "morphologizer", "parser", "ner", "trainable_lemmatizer", "textcat", "spancat"]
 HOSTILE = [
     "",
     " ",
@@ -85,40 +88,103 @@ def test_curated_pipeline_compresses(curated, family, tmp_path):
     original, fp32 = spacy.load(source), spacy.load(tmp_path / "fp32")
     assert fp32.pipe_names == original.pipe_names
     agreement = prediction_agreement(original, fp32, CHECK)
-    for layer in ("tags", "morphs", "lemmas", "deps", "sents", "ner", "pos"):
+    for layer in ("tags", "morphs", "lemmas", "deps", "sents", "ner", "pos", "spans"):
         assert agreement[f"{layer}_identical_docs"] == 1.0, (layer, agreement)
+    assert agreement["textcat_max_abs_score_diff"] < 1e-4, agreement
     compress(source, tmp_path / "int8", "int8")
+    if family != "albert":  # --depth cuts the curated encoder too: the cut copies agree
+        cut = compress_pipeline(
+            source, tmp_path / "cut", CompressSettings(quantize="fp32", depth=1, sample_texts=SAMPLE)
+        )
+        assert cut["parity"]["predictions"]["tags_identical_docs"] == 1.0, cut["parity"]["predictions"]
     invariance = batch_invariance(spacy.load(tmp_path / "int8"), CHECK * 2, batch_sizes=(1, 7, 64))
     assert invariance["identical_all"] == 1.0, invariance
 
 
-SERVE = (
+EVALUATE = (
     BLOCK_TORCH
     + """
-import spacy
-nlp = spacy.load(sys.argv[1])
-doc = nlp("Alice flew to Paris and met Bob in Berlin.")
-print("SERVED", [t.tag_ for t in doc], [t.dep_ for t in doc])
+import json, spacy
+from spacy.cli.evaluate import evaluate
+scores = evaluate(sys.argv[1], sys.argv[2])
+assert "torch" not in sys.modules
+print("SCORES", json.dumps({k: scores[k] for k in ("tag_acc", "dep_uas", "dep_las")}))
 """
 )
 
 
+def gold_ewt(path: Path, n: int = 60) -> Path:
+    from spacy.tokens import DocBin
+    from spacy.training.converters import conllu_to_docs
+
+    text = (REPO.parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu").read_text(encoding="utf8")
+    docs = list(conllu_to_docs(text, n_sents=1, no_print=True))[:n]
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
 @pytest.mark.slow
-def test_converted_pipeline_serves_without_torch(curated, tmp_path):
-    compress(curated("roberta"), tmp_path / "int8", "int8")
-    run = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "int8")], capture_output=True, text=True)
+def test_converted_wheel_evaluates_by_name_without_torch(curated, tmp_path):
+    """`spacy package` of a converted pipeline: requirements without torch or curated-transformers,
+    installed, then `spacy evaluate` by package name with torch blocked scores what the curated
+    pipeline scores."""
+    source = curated("roberta")
+    compress(source, tmp_path / "fp32", "fp32")
+    package = [sys.executable, "-m", "spacy", "package", str(tmp_path / "fp32"), str(tmp_path / "dist")]
+    package += ["--build", "wheel", "--name", "curated_test", "--version", "0.0.1", "--force"]
+    (tmp_path / "dist").mkdir()
+    built = subprocess.run(package, capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = list((tmp_path / "dist").rglob("*.whl"))
+    requirements = spacy.load(tmp_path / "fp32").meta["requirements"]
+    assert any(r.startswith("curated-tokenizers") for r in requirements), requirements
+    assert not any(r.startswith(("torch", "spacy-curated-transformers", "curated-transformers")) for r in requirements)
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)]
+    assert subprocess.run(install, capture_output=True).returncode == 0
+    gold = gold_ewt(tmp_path / "dev.spacy")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run(
+        [sys.executable, "-c", EVALUATE, "en_curated_test", str(gold)], capture_output=True, text=True, env=env
+    )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "SERVED" in run.stdout
-    meta = spacy.load(tmp_path / "int8").meta
-    assert not any("curated-transformers" in r and "tokenizers" not in r for r in meta["requirements"]), meta
-    assert any(r.startswith("curated-tokenizers") for r in meta["requirements"])
+    served = json.loads(run.stdout.split("SCORES", 1)[1])
+    from spacy.cli.evaluate import evaluate
+
+    original = evaluate(str(source), gold)
+    for key, value in served.items():
+        assert value == pytest.approx(original[key], abs=1e-9), (key, value, original[key])
 
 
 def test_what_compress_cannot_keep_is_refused_by_name(curated, tmp_path):
     source = curated("bert")
-    with pytest.raises(InvalidInput, match="--depth"):
-        compress_pipeline(source, tmp_path / "cut", CompressSettings(depth=1, sample_texts=SAMPLE))
-    scalar = build(tmp_path / "scalar", "bert", heads=["tagger"], listener="scalar", steps=2, n_sentences=20)
-    with pytest.raises(InvalidInput, match="ScalarWeightingListener"):
-        compress_pipeline(scalar, tmp_path / "out", CompressSettings(sample_texts=SAMPLE))
-    assert not (tmp_path / "out").exists()
+    with pytest.raises(InvalidInput, match="--trim-vocab"):
+        compress_pipeline(source, tmp_path / "trim", CompressSettings(vocab_texts=TEXTS, sample_texts=SAMPLE))
+    from spacy_bertprod.distill.student import make_student
+
+    with pytest.raises(InvalidInput, match="spacy-curated-transformers"):
+        make_student(source, tmp_path / "student", n_layers=1)
+    config = spacy.load(source).config.copy()
+    config["components"]["tagger"]["model"]["tok2vec"] = {
+        "@architectures": "spacy-curated-transformers.TransformerLayersListener.v1",
+        "layers": 3,
+        "width": 64,
+        "pooling": {"@layers": "reduce_mean.v1"},
+    }
+    with pytest.raises(InvalidInput, match="TransformerLayersListener"):
+        rewrite_config(config, "transformer", {}, {"max_batch_items": 1, "pipe_batch_tokens": 1})
+
+
+@pytest.mark.slow
+def test_scalar_weighting_listeners_are_kept(tmp_path):
+    """Heads that weight every layer (ScalarWeightingListener): the graph outputs all layers, the
+    weights move from torch into the listener, and the predictions stay the same."""
+    source = build(tmp_path / "scalar", "roberta", heads=["tagger", "parser"], listener="scalar", steps=15)
+    report = compress(source, tmp_path / "fp32", "fp32")
+    assert report["parity"]["predictions"]["tags_identical_docs"] == 1.0
+    original, fp32 = spacy.load(source), spacy.load(tmp_path / "fp32")
+    weights = fp32.get_pipe("tagger").model.get_ref("tok2vec").layers[0].get_param("layer_weights")
+    assert weights.shape == (3,) and numpy.abs(weights).sum() > 0  # trained weights, not the zeros of init
+    agreement = prediction_agreement(original, fp32, CHECK)
+    assert agreement["tags_identical_docs"] == 1.0 and agreement["deps_identical_docs"] == 1.0, agreement
+    assert fp32("Alice flew to Paris.")._.trf_data.layers.shape[1:] == (3, 64)

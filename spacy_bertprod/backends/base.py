@@ -37,6 +37,11 @@ HEAD_INPUTS = (TOKEN_WEIGHTS, TOKEN_MASK, POOL_WEIGHTS)
 HEAD_OUTPUT_PREFIX = "bertprod_head."
 
 
+# The graph output with every layer's hidden states, (batch, sequence, layers + 1, width), present
+# when a listener weights or reads all layers (compress --all-layers for curated pipelines).
+ALL_LAYERS_OUTPUT = "hidden_states"
+
+
 def head_output_name(component: str) -> str:
     return HEAD_OUTPUT_PREFIX + component
 

@@ -17,6 +17,7 @@ from thinc.api import Model
 
 from ..errors import Errors, InvalidInput, MissingFile, MissingPackage
 from .base import (
+    ALL_LAYERS_OUTPUT,
     BACKEND_IO,
     HEAD_INPUTS,
     ONNX_ENCODER,
@@ -82,6 +83,11 @@ class OnnxSession:
         if self._heads is None:
             self._heads = head_components([o.name for o in self.session.get_outputs()])
         return self._heads
+
+    @property
+    def has_all_layers(self) -> bool:
+        """Whether the graph also outputs every layer's hidden states (ALL_LAYERS_OUTPUT)."""
+        return any(o.name == ALL_LAYERS_OUTPUT for o in self.session.get_outputs())
 
     @property
     def sha256(self) -> str:

@@ -23,7 +23,7 @@ def build_onnx(loaded: Loaded, shrunk: Shrunk, settings: CompressSettings, work:
 
     graphs = Graphs(work / "export.onnx", work / "export.onnx", work / "final.onnx", {}, {})
     with Step("Exporting to ONNX (torch.onnx)", timings):
-        export_onnx(shrunk.module, graphs.raw, opset=settings.opset)
+        export_onnx(shrunk.module, graphs.raw, opset=settings.opset, all_layers=loaded.source.all_layers)
     if settings.optimize:
         graphs.fp32 = work / "fused.onnx"
         with Step("Fusing the graph (onnxruntime.transformers.optimizer)", timings):

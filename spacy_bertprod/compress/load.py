@@ -84,7 +84,6 @@ def _refuse_for_curated(settings: CompressSettings, where: str) -> None:
     asked = [
         flag
         for flag, value in (
-            ("--depth", settings.depth),
             ("--prune-heads/--prune-ffn", settings.prune_heads or settings.prune_ffn),
             ("--trim-vocab", settings.vocab_path or settings.vocab_texts),
             ("--word-retention", settings.word_retention),
@@ -103,7 +102,12 @@ def cut_depth(loaded: Loaded, depth: int) -> Dict[str, int]:
     agreement check then compare with the cut torch pipeline, not the full one."""
     from ..depth import keep_first_layers
 
-    n_layers = keep_first_layers(loaded.source.module, depth, f"The transformer '{loaded.source.name}'")
+    where = f"The transformer '{loaded.source.name}'"
+    n_layers = keep_first_layers(loaded.source.module, depth, where)
+    if loaded.source.is_curated:
+        from ..curated import keep_first_curated_layers
+
+        keep_first_curated_layers(loaded.nlp.get_pipe(loaded.source.name), depth, where)
     log(f"    kept the first {depth} of {n_layers} layers (--depth)")
     return {"original_layers": n_layers, "kept_layers": depth}
 

@@ -26,6 +26,8 @@ from .steps import Graphs, Loaded, Shrunk, Step, log
 OUR_LISTENERS = {
     "spacy-transformers.TransformerListener.v1": "spacy_bertprod.TransformerListener.v1",
     "spacy-curated-transformers.LastTransformerLayerListener.v1": "spacy_bertprod.LastLayerListener.v1",
+    "spacy-curated-transformers.ScalarWeightingListener.v1": "spacy_bertprod.ScalarWeightingListener.v1",
+    "spacy-curated-transformers.ScalarWeight.v1": "spacy_bertprod.ScalarWeight.v1",
 }
 TORCH_LIBRARIES = ("spacy-transformers.", "spacy-curated-transformers.")
 
@@ -136,8 +138,9 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
 
 
 def without_foreign_attrs(data: bytes, new_proc) -> bytes:
-    """A component's bytes with its model's attrs limited to those the new model's nodes have:
-    spacy-curated-transformers' listeners keep their listener state in attrs only it can read."""
+    """A component's bytes made loadable into its torch-free model: attrs limited to those the new
+    model's nodes have (spacy-curated-transformers' listeners keep their listener state in attrs
+    only it can read), and a torch layer's weights (ScalarWeight) moved from its shim into params."""
     msg = srsly.msgpack_loads(data)
     if "model" not in msg or not hasattr(new_proc, "model"):
         return data
@@ -145,8 +148,22 @@ def without_foreign_attrs(data: bytes, new_proc) -> bytes:
     nodes = list(new_proc.model.walk())
     if len(nodes) == len(model_msg["attrs"]):
         model_msg["attrs"] = [{k: v for k, v in a.items() if k in n.attrs} for a, n in zip(model_msg["attrs"], nodes)]
+        for i, node in enumerate(nodes):
+            if model_msg["shims"][i] and not node.shims:
+                model_msg["params"][i] = _shim_params(model_msg["shims"][i][0])
+                model_msg["shims"][i] = []
     msg["model"] = srsly.msgpack_dumps(model_msg)
     return srsly.msgpack_dumps(msg)
+
+
+def _shim_params(shim_bytes: bytes) -> Dict:
+    """The state dict a thinc PyTorchShim saved, as numpy params."""
+    import io
+
+    import torch
+
+    state = torch.load(io.BytesIO(srsly.msgpack_loads(shim_bytes)["state"]), map_location="cpu")
+    return {name: value.detach().float().numpy() for name, value in state.items()}
 
 
 def _plan_graph_heads(loaded: Loaded, new_config: Config, graphs: Graphs) -> list:

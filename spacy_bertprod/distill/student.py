@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import InvalidInput
 from ..families import check_layer_pattern, family_of, pattern_layer_map
-from ..source import find_transformer, load_teacher
+from ..source import find_transformer, load_teacher, refuse_curated_teacher
 
 
 def default_layer_map(n_teacher: int, n_student: int) -> List[int]:
@@ -74,7 +74,7 @@ def _teacher_pipeline(teacher: Path, prune_heads: float, prune_ffn: float, prune
             "pipeline, not a bare model directory."
         )
     nlp = spacy.load(teacher)
-    return nlp, find_transformer(nlp, str(teacher))
+    return nlp, refuse_curated_teacher(find_transformer(nlp, str(teacher)), teacher)
 
 
 def checked_layer_map(
