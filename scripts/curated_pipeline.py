@@ -52,7 +52,7 @@ HEADS = {
     "textcat": (
         "textcat",
         {"@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": True, "use_reduce_first": False,
-         "use_reduce_last": False, "use_reduce_max": True, "use_reduce_mean": True, "nO": None},
+         "use_reduce_last": False, "use_reduce_max": False, "use_reduce_mean": True, "nO": None},
     ),
     "spancat": (
         "spancat",

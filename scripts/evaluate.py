@@ -33,7 +33,9 @@ def main() -> int:
         output = args.metrics / split / f"{name}.json"
         output.parent.mkdir(parents=True, exist_ok=True)
         print(f"== [{number}/{len(jobs)}] {name} on {split}", flush=True)
-        evaluate(folder, args.corpus / f"{split}.spacy", output=output)
+        # A split is CORPUS_DIR/<split>.spacy, or a folder of .spacy files (the multi-task corpus)
+        data = args.corpus / split if (args.corpus / split).is_dir() else args.corpus / f"{split}.spacy"
+        evaluate(folder, data, output=output)
     return 0
 
 

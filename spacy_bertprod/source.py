@@ -25,6 +25,11 @@ PLAIN_FACTORIES = {
     "bertprod_soft_textcat": ("textcat", ()),
     "bertprod_soft_textcat_multilabel": ("textcat_multilabel", ()),
     "bertprod_distill_ner": ("ner", ("teacher", "teacher_component", "temperature")),
+    "bertprod_distill_tagger": ("tagger", ("teacher", "teacher_component")),
+    "bertprod_distill_morphologizer": ("morphologizer", ("teacher", "teacher_component")),
+    "bertprod_distill_senter": ("senter", ("teacher", "teacher_component")),
+    "bertprod_distill_lemmatizer": ("trainable_lemmatizer", ("teacher", "teacher_component")),
+    "bertprod_distill_parser": ("parser", ("teacher", "teacher_component")),
 }
 
 

@@ -111,7 +111,7 @@ class EncodedBatch:
             return numpy.concatenate(rows, axis=0)
         n = max(self.stride * i + len(r) for i, r in enumerate(rows))
         total = numpy.zeros((n,) + rows[0].shape[1:], dtype="float32")
-        count = numpy.zeros((n, 1), dtype="float32")
+        count = numpy.zeros((n,) + (1,) * (rows[0].ndim - 1), dtype="float32")
         for i, r in enumerate(rows):
             total[self.stride * i : self.stride * i + len(r)] += r
             count[self.stride * i : self.stride * i + len(r)] += 1

@@ -24,7 +24,7 @@ from spacy_bertprod.compress.write import rewrite_config
 from spacy_bertprod.curated import original_pieces, piece_tokenizer
 from spacy_bertprod.errors import InvalidInput
 
-from conftest import BLOCK_TORCH, TEXTS
+from conftest import BLOCK_TORCH, TEXTS, compressed_cats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -90,7 +90,9 @@ def test_curated_pipeline_compresses(curated, family, tmp_path):
     agreement = prediction_agreement(original, fp32, CHECK)
     for layer in ("tags", "morphs", "lemmas", "deps", "sents", "ner", "pos", "spans"):
         assert agreement[f"{layer}_identical_docs"] == 1.0, (layer, agreement)
-    assert agreement["textcat_max_abs_score_diff"] < 1e-4, agreement
+    for doc_original, doc_ours in zip(original.pipe(CHECK), fp32.pipe(CHECK)):
+        for label, score in compressed_cats(doc_original.text, doc_original.cats).items():
+            assert doc_ours.cats[label] == pytest.approx(score, abs=1e-4), doc_original.text
     compress(source, tmp_path / "int8", "int8")
     if family != "albert":  # --depth cuts the curated encoder too: the cut copies agree
         cut = compress_pipeline(
@@ -183,8 +185,11 @@ def test_scalar_weighting_listeners_are_kept(tmp_path):
     report = compress(source, tmp_path / "fp32", "fp32")
     assert report["parity"]["predictions"]["tags_identical_docs"] == 1.0
     original, fp32 = spacy.load(source), spacy.load(tmp_path / "fp32")
-    weights = fp32.get_pipe("tagger").model.get_ref("tok2vec").layers[0].get_param("layer_weights")
+    weighting = next(node for node in fp32.get_pipe("tagger").model.walk() if node.has_param("layer_weights"))
+    weights = weighting.get_param("layer_weights")
     assert weights.shape == (3,) and numpy.abs(weights).sum() > 0  # trained weights, not the zeros of init
-    agreement = prediction_agreement(original, fp32, CHECK)
+    # (SAMPLE: no blank texts) spacy-curated-transformers' own ScalarWeight fails on a doc without pieces
+    agreement = prediction_agreement(original, fp32, SAMPLE)
     assert agreement["tags_identical_docs"] == 1.0 and agreement["deps_identical_docs"] == 1.0, agreement
+    assert [len(fp32(t)) for t in ("", " ")] == [0, 1]  # ours does not
     assert fp32("Alice flew to Paris.")._.trf_data.layers.shape[1:] == (3, 64)

@@ -11,10 +11,14 @@ from ._util import bertprod_cli, optional_path, user_errors
 
 @bertprod_cli.command("data")
 def data_cli(
-    task: str = typer.Argument(..., help="ner, textcat or textcat_multilabel"),
-    output: Path = typer.Argument(..., help="Folder for train.spacy, dev.spacy, test.spacy, labels.json and data.json"),
+    task: str = typer.Argument(..., help="ner, textcat, textcat_multilabel or trf (a CoNLL-U treebank + NER)"),
+    output: Path = typer.Argument(
+        ..., help="Folder for train.spacy, dev.spacy, test.spacy, labels.json and data.json (trf: train/, dev/, test/)"
+    ),
     train: Path = typer.Option(
-        ..., "--train", help="Training data: .spacy, CoNLL/IOB, .jsonl (NER spans or text+label(s)), .csv/.tsv"
+        ...,
+        "--train",
+        help="Training data: .spacy, CoNLL/IOB, .jsonl (NER spans or text+label(s)), .csv/.tsv; trf: CoNLL-U",
     ),
     dev: Optional[Path] = typer.Option(
         None, "--dev", help="Dev data (same formats); none: a fixed stratified share of train is carved off"
@@ -33,6 +37,9 @@ def data_cli(
     config: Optional[Path] = typer.Option(
         None, "--config", help="Base training config: written to OUTPUT/config.cfg for the task (multi-label, language)"
     ),
+    ner_train: Optional[Path] = typer.Option(None, "--ner-train", help="trf: an NER corpus beside the treebank"),
+    ner_dev: Optional[Path] = typer.Option(None, "--ner-dev", help="trf: its dev file (none: carved from it)"),
+    ner_test: Optional[Path] = typer.Option(None, "--ner-test", help="trf: its test file"),
     lexical_width: int = typer.Option(
         0,
         "--lexical-width",
@@ -43,24 +50,45 @@ def data_cli(
     """Check and convert labelled data to .spacy splits, before any training starts."""
     from ..corpora import prepare_ner, prepare_textcat
     from ..corpora.config import config_for_task
+    from ..corpora.treebank import prepare_treebank
 
     task = _checked_task(task, multilabel, lexical_width, config)
     with user_errors():
         common = dict(train_limit=train_limit, eval_limit=eval_limit, dev_share=dev_share, seed=seed, lang=lang)
-        if task == "ner":
+        if task == "trf":
+            ner = dict(
+                ner_train=optional_path(ner_train), ner_dev=optional_path(ner_dev), ner_test=optional_path(ner_test)
+            )
+            common.pop("dev_share")
+            info = prepare_treebank(train, optional_path(dev), test, output, **ner, **common)
+        elif task == "ner":
             info = prepare_ner(train, optional_path(dev), test, output, **common)
         else:
             multi = task == "textcat_multilabel"
             info = prepare_textcat(train, optional_path(dev), test, output, multilabel=multi, **common)
         if config is not None:
-            config_for_task(config, task, lang, lexical_width).to_disk(output / "config.cfg", interpolate=False)
+            written = config_for_task(config, task, lang, lexical_width, with_ner=task != "trf" or "ner" in info)
+            written.to_disk(output / "config.cfg", interpolate=False)
     _show(info, train, seed, output)
+
+
+def _prepare(task: str, train: Path, dev: Optional[Path], test: Path, output: Path, common: dict, ner_files) -> dict:
+    from ..corpora import prepare_ner, prepare_textcat
+    from ..corpora.treebank import prepare_treebank
+
+    if task == "trf":
+        common = {k: v for k, v in common.items() if k != "dev_share"}
+        ner = dict(zip(("ner_train", "ner_dev", "ner_test"), ner_files))
+        return prepare_treebank(train, dev, test, output, **ner, **common)
+    if task == "ner":
+        return prepare_ner(train, dev, test, output, **common)
+    return prepare_textcat(train, dev, test, output, multilabel=task == "textcat_multilabel", **common)
 
 
 def _checked_task(task: str, multilabel: str, lexical_width: int, config: Optional[Path]) -> str:
     """The task (textcat + --multilabel true: textcat_multilabel), or exit with what is wrong."""
-    if task not in ("ner", "textcat", "textcat_multilabel"):
-        msg.fail(f"Unknown task '{task}': use ner, textcat or textcat_multilabel.", exits=1)
+    if task not in ("ner", "textcat", "textcat_multilabel", "trf"):
+        msg.fail(f"Unknown task '{task}': use ner, textcat, textcat_multilabel or trf.", exits=1)
     if multilabel.lower() not in ("true", "false", "1", "0"):
         msg.fail(f"--multilabel takes true or false, not '{multilabel}'.", exits=1)
     if task == "textcat" and multilabel.lower() in ("true", "1"):

@@ -116,7 +116,9 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
         if other in in_graph:  # its model now sits inside GraphHead.v1
             new_proc = new_nlp.get_pipe(other)
             new_proc.from_bytes(proc.to_bytes(exclude=["model"]), exclude=["model"])
-            python_head_of(new_proc.model).from_bytes(proc.model.to_bytes())
+            head = python_head_of(new_proc.model)
+            data = proc.model.to_bytes()
+            head.from_bytes(portable_model_bytes(data, head) if loaded.source.is_curated else data)
         elif other != name and hasattr(proc, "to_bytes"):
             data = proc.to_bytes()
             if loaded.source.is_curated:
@@ -138,22 +140,28 @@ def write_pipeline(loaded: Loaded, shrunk: Shrunk, graphs: Graphs, settings: Com
 
 
 def without_foreign_attrs(data: bytes, new_proc) -> bytes:
-    """A component's bytes made loadable into its torch-free model: attrs limited to those the new
-    model's nodes have (spacy-curated-transformers' listeners keep their listener state in attrs
-    only it can read), and a torch layer's weights (ScalarWeight) moved from its shim into params."""
+    """A component's bytes made loadable into its torch-free model (`portable_model_bytes`)."""
     msg = srsly.msgpack_loads(data)
     if "model" not in msg or not hasattr(new_proc, "model"):
         return data
-    model_msg = srsly.msgpack_loads(msg["model"])
-    nodes = list(new_proc.model.walk())
-    if len(nodes) == len(model_msg["attrs"]):
-        model_msg["attrs"] = [{k: v for k, v in a.items() if k in n.attrs} for a, n in zip(model_msg["attrs"], nodes)]
-        for i, node in enumerate(nodes):
-            if model_msg["shims"][i] and not node.shims:
-                model_msg["params"][i] = _shim_params(model_msg["shims"][i][0])
-                model_msg["shims"][i] = []
-    msg["model"] = srsly.msgpack_dumps(model_msg)
+    msg["model"] = portable_model_bytes(msg["model"], new_proc.model)
     return srsly.msgpack_dumps(msg)
+
+
+def portable_model_bytes(model_bytes: bytes, new_model) -> bytes:
+    """A thinc model's bytes for `new_model`, node by node: attrs limited to those the new nodes
+    have (spacy-curated-transformers' listeners keep their listener state in attrs only it can
+    read), and a torch layer's weights (ScalarWeight) moved from its shim into params."""
+    model_msg = srsly.msgpack_loads(model_bytes)
+    nodes = list(new_model.walk())
+    if len(nodes) != len(model_msg["attrs"]):
+        return model_bytes  # thinc's own error names the mismatch
+    model_msg["attrs"] = [{k: v for k, v in a.items() if k in n.attrs} for a, n in zip(model_msg["attrs"], nodes)]
+    for i, node in enumerate(nodes):
+        if model_msg["shims"][i] and not node.shims:
+            model_msg["params"][i] = _shim_params(model_msg["shims"][i][0])
+            model_msg["shims"][i] = []
+    return srsly.msgpack_dumps(model_msg)
 
 
 def _shim_params(shim_bytes: bytes) -> Dict:

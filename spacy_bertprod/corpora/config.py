@@ -26,9 +26,16 @@ LEXICAL_ATTRS = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
 LEXICAL_ROWS = [5000, 1000, 2500, 2500]
 
 
-def config_for_task(base: Path, task: str, lang: str = "en", lexical_width: int = 0) -> Config:
+def config_for_task(base: Path, task: str, lang: str = "en", lexical_width: int = 0, with_ner: bool = True) -> Config:
+    """`base` for the data: its language, lexical features, multi-label textcat, and without its ner
+    when the data has no entities (a treebank alone)."""
     config = Config().from_disk(base, interpolate=False)
     config["nlp"]["lang"] = lang
+    if not with_ner and "ner" in config["components"]:
+        config["nlp"]["pipeline"] = [name for name in config["nlp"]["pipeline"] if name != "ner"]
+        del config["components"]["ner"]
+        for key in [k for k in config["training"]["score_weights"] if k.startswith("ents_")]:
+            del config["training"]["score_weights"][key]
     if lexical_width:
         add_lexical_features(config, lexical_width)
     if task != "textcat_multilabel":
