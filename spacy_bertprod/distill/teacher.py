@@ -1,10 +1,11 @@
 """The teacher a distilling head learns from: a saved pipeline, loaded on first use (so loading a
 trained student never needs it), and copies of the student's docs annotated by its transformer."""
 
-from typing import List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
 
 from ..errors import InvalidInput
 from ..source import find_transformer_component
@@ -36,6 +37,21 @@ class TeacherMixin:
     @property
     def teacher_pipe(self):
         return self.teacher.get_pipe(self.teacher_component)
+
+    def update(self, examples, *, drop=0.0, sgd=None, losses=None):
+        """Learn the teacher (`distill`) when one is set; spaCy's own update from gold otherwise."""
+        if not self.teacher_path:
+            return super().update(examples, drop=drop, sgd=sgd, losses=losses)
+        return self.distill(examples, drop=drop, sgd=sgd, losses=losses)
+
+    def start_distill(self, examples: Iterable[Example], losses: Optional[Dict[str, float]]) -> Tuple[Dict, List[Doc]]:
+        """(losses with this head's entry, the student's docs; none when no doc has a token)."""
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, f"{type(self).__name__}.distill")
+        docs = [eg.predicted for eg in examples]
+        return losses, docs if any(len(doc) for doc in docs) else []
 
     def teacher_docs(self, docs: List[Doc]) -> List[Doc]:
         """Copies of the student's docs (same tokens), annotated by the teacher's transformer."""

@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, Optional
 import numpy
 from spacy.language import Language
 from spacy.pipeline import DependencyParser, EditTreeLemmatizer, Morphologizer, SentenceRecognizer, Tagger
-from spacy.training import Example, validate_examples
+from spacy.training import Example
 from thinc.api import set_dropout_rate
 
 from ..errors import InvalidInput
@@ -38,21 +38,12 @@ class TokenDistillMixin(TeacherMixin):
         else:
             super().initialize(get_examples, nlp=nlp, labels=labels)
 
-    def update(self, examples, *, drop=0.0, sgd=None, losses=None):
-        if not self.teacher_path:
-            return super().update(examples, drop=drop, sgd=sgd, losses=losses)
-        return self.distill(examples, drop=drop, sgd=sgd, losses=losses)
-
     def distill(
         self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None
     ):
         """Cross-entropy to the teacher's per-token distribution; reports KL(teacher || student)."""
-        losses = {} if losses is None else losses
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, f"{type(self).__name__}.distill")
-        docs = [eg.predicted for eg in examples]
-        if not any(len(doc) for doc in docs):
+        losses, docs = self.start_distill(examples, losses)
+        if not docs:
             return losses
         teacher = self.teacher_pipe
         if tuple(teacher.labels) != tuple(self.labels):

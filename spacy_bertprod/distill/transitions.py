@@ -12,7 +12,7 @@ only its final analysis.
 from typing import Callable, Dict, Iterable, Optional
 
 import numpy
-from spacy.training import Example, validate_examples
+from spacy.training import Example
 from thinc.api import set_dropout_rate
 
 from ..errors import InvalidInput
@@ -55,11 +55,6 @@ class TransitionDistillMixin(TeacherMixin):
         if self.teacher_path:
             self.action_map()  # fail before training if the label sets differ
 
-    def update(self, examples, *, drop=0.0, sgd=None, losses=None):
-        if not self.teacher_path:
-            return super().update(examples, drop=drop, sgd=sgd, losses=losses)
-        return self.distill(examples, drop=drop, sgd=sgd, losses=losses)
-
     def distill(
         self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None
     ):
@@ -68,12 +63,8 @@ class TransitionDistillMixin(TeacherMixin):
         At temperature T both distributions are softmax(scores / T) and the loss is scaled by T**2
         (Hinton et al.), so the gradient's size does not change with T.
         """
-        losses = {} if losses is None else losses
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, f"{type(self).__name__}.distill")
-        docs = [eg.predicted for eg in examples]
-        if not any(len(doc) for doc in docs):
+        losses, docs = self.start_distill(examples, losses)
+        if not docs:
             return losses
         teacher = self.teacher_pipe
         tutor = teacher.model.predict(self.teacher_docs(docs))
