@@ -1,10 +1,12 @@
 """The CNN reference's training config: spaCy's own efficiency pipeline for the same task.
 
-    python scripts/cnn_config.py ner|textcat CORPUS_DIR OUT.cfg [--lang en]
+    python scripts/cnn_config.py ner|textcat|trf CORPUS_DIR OUT.cfg [--lang en]
 
 Exactly what `python -m spacy init config OUT.cfg --pipeline ner|textcat|textcat_multilabel
 --optimize efficiency` writes (spaCy's default budget included), with the text classifier chosen
-to match the corpus: textcat_multilabel when `bertprod data` made the corpus multi-label.
+to match the corpus: textcat_multilabel when `bertprod data` made the corpus multi-label; for trf,
+the components of the corpus's multi-task config (tagger, morphologizer, trainable_lemmatizer,
+parser, ner) on spaCy's shared CNN tok2vec.
 """
 
 import argparse
@@ -15,27 +17,30 @@ from spacy.cli.init_config import init_config
 from thinc.api import Config
 
 
-def component_for(task: str, corpus: Path) -> str:
+def components_for(task: str, corpus: Path) -> list:
     if task == "ner":
-        return "ner"
-    factory = Config().from_disk(corpus / "config.cfg")["components"]["textcat"]["factory"]
-    return "textcat_multilabel" if "multilabel" in factory else "textcat"
+        return ["ner"]
+    config = Config().from_disk(corpus / "config.cfg", interpolate=False)
+    if task == "trf":
+        return [name for name in config["nlp"]["pipeline"] if name != "transformer"]
+    factory = config["components"]["textcat"]["factory"]
+    return ["textcat_multilabel" if "multilabel" in factory else "textcat"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("task", choices=["ner", "textcat"])
+    parser.add_argument("task", choices=["ner", "textcat", "trf"])
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--lang", default="en")
     args = parser.parse_args()
     if not (args.corpus / "config.cfg").exists():
         parser.error(f"{args.corpus}/config.cfg is missing: run the {args.task}-data command first")
-    component = component_for(args.task, args.corpus)
-    config = init_config(lang=args.lang, pipeline=[component], optimize="efficiency", gpu=False)
+    components = components_for(args.task, args.corpus)
+    config = init_config(lang=args.lang, pipeline=components, optimize="efficiency", gpu=False)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     config.to_disk(args.output)
-    print(f"{args.output}: spaCy's efficiency {component} pipeline ({args.lang})")
+    print(f"{args.output}: spaCy's efficiency pipeline {components} ({args.lang})")
     return 0
 
 
