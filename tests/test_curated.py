@@ -156,6 +156,14 @@ def test_converted_wheel_evaluates_by_name_without_torch(curated, tmp_path):
     original = evaluate(str(source), gold)
     for key, value in served.items():
         assert value == pytest.approx(original[key], abs=1e-9), (key, value, original[key])
+    # compress takes an installed package by name (as `bertprod compress en_core_web_trf OUT`): this
+    # one is already compressed, which is refused, after finding it
+    sys.path.insert(0, str(site))
+    try:
+        with pytest.raises(InvalidInput, match="already runs on ONNX Runtime"):
+            compress_pipeline("en_curated_test", tmp_path / "again", CompressSettings(sample_texts=SAMPLE))
+    finally:
+        sys.path.remove(str(site))
 
 
 def test_what_compress_cannot_keep_is_refused_by_name(curated, tmp_path):

@@ -17,11 +17,10 @@ from .options import with_options
 @bertprod_cli.command("compress")
 @with_options(CompressSettings)
 def compress_cli(
-    input_path: Path = typer.Argument(
+    input_path: str = typer.Argument(
         ...,
-        help="Saved pipeline with a transformer (spacy-transformers or bertprod torch)",
-        exists=True,
-        file_okay=False,
+        help="Saved pipeline folder or installed package name (en_core_web_trf) with a transformer "
+        "(spacy-transformers, spacy-curated-transformers or bertprod torch)",
     ),
     output_path: Path = typer.Argument(..., help="Folder for the ONNX pipeline"),
     report: Optional[Path] = typer.Option(

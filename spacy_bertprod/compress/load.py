@@ -16,10 +16,23 @@ from .steps import Loaded, Shrunk, Step, log
 from .write import rewrite_config
 
 
+def pipeline_folder(name_or_path) -> Path:
+    """A pipeline folder, or the data folder of an installed pipeline package (`spacy package`
+    wheels, en_core_web_trf): the package holds it as NAME-VERSION/ beside its __init__.py."""
+    path = Path(name_or_path)
+    if path.exists() or not spacy.util.is_package(str(name_or_path)):
+        return path
+    package = spacy.util.get_package_path(str(name_or_path))
+    folders = sorted(p for p in package.iterdir() if (p / "config.cfg").exists())
+    return folders[0] if folders else package
+
+
 def check_request(input_path: Path, output_path: Path, settings: CompressSettings) -> None:
     """Refuse what cannot work before any long work starts."""
     if not input_path.is_dir() or not (input_path / "config.cfg").exists():
-        raise InvalidInput(f"{input_path} is not a saved spaCy pipeline (no config.cfg in it).")
+        raise InvalidInput(
+            f"{input_path} is not a saved spaCy pipeline (no config.cfg in it) nor an installed pipeline package."
+        )
     check_output(output_path, settings)
     for flag, path in (("--sample", settings.sample_path), ("--trim-vocab", settings.vocab_path)):
         if path is not None and not Path(path).exists():

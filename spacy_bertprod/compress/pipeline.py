@@ -17,7 +17,7 @@ from typing import Dict
 
 from ..errors import Int8Warning, Warnings
 from .int8 import build_onnx, min_max_fallback, wants_min_max
-from .load import check_output, check_request, load_source, shrink
+from .load import check_output, check_request, load_source, pipeline_folder, shrink
 from .report import REPORT_FILE, build_report
 from .settings import CompressSettings
 from .write import write_and_check
@@ -26,8 +26,9 @@ __all__ = ["REPORT_FILE", "CompressSettings", "check_output", "compress_pipeline
 
 
 def compress_pipeline(input_path: Path, output_path: Path, settings: CompressSettings) -> Dict:
-    """Compress the pipeline at `input_path` into `output_path`; returns the report."""
-    input_path, output_path = Path(input_path), Path(output_path)
+    """Compress the pipeline at `input_path` (a folder or an installed package's name) into
+    `output_path`; returns the report."""
+    input_path, output_path = pipeline_folder(input_path), Path(output_path)
     check_request(input_path, output_path, settings)
     timings: Dict[str, float] = {}
     loaded = load_source(input_path, settings, timings)
