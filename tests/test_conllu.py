@@ -73,8 +73,8 @@ def test_treebank_and_ner_corpus_share_each_split_folder(tmp_path):
     info = prepare_treebank(conllu, conllu, conllu, tmp_path / "out", ner_train=ner, ner_dev=ner, ner_test=ner)
     nlp = spacy.blank("en")
     for split in ("train", "dev", "test"):
-        ud = list(DocBin().from_disk(tmp_path / "out" / split / "ud.spacy").get_docs(nlp.vocab))
-        ents = list(DocBin().from_disk(tmp_path / "out" / split / "ner.spacy").get_docs(nlp.vocab))
+        ud = list(DocBin().from_disk(tmp_path / "out" / split / "1-treebank.spacy").get_docs(nlp.vocab))
+        ents = list(DocBin().from_disk(tmp_path / "out" / split / "2-ner.spacy").get_docs(nlp.vocab))
         assert ud[0].has_annotation("DEP") and not ud[0].has_annotation("ENT_IOB")
         assert ents[0].ents and not ents[0].has_annotation("DEP")
     assert info["ner"]["labels"] == ["person"]

@@ -117,3 +117,19 @@ def test_compress_writes_the_plain_factories(encoders, teacher, tmp_path):
     for name in HEADS:
         assert components[name]["factory"] == name
         assert "teacher" not in components[name]
+
+
+def test_a_split_folder_scores_the_treebank_as_its_file_alone(teacher, tmp_path):
+    """spaCy's score_deps keeps the positions of tree-less docs as missing for the docs scored after
+    them: the treebank file sorts first in a split folder, so the folder's UAS is the treebank's."""
+    from spacy.training import Corpus
+
+    from spacy_bertprod.corpora.treebank import NER_FILE, TREEBANK_FILE
+
+    nlp = spacy.load(teacher)
+    DocBin(docs=ewt_docs(nlp, 40, skip=300)).to_disk(tmp_path / TREEBANK_FILE)
+    plain = [nlp.make_doc(f"Alice met Bob number {i} in Paris and they talked for a long while") for i in range(40)]
+    DocBin(docs=plain).to_disk(tmp_path / NER_FILE)
+    alone = nlp.evaluate(list(Corpus(tmp_path / TREEBANK_FILE)(nlp)))
+    folder = nlp.evaluate(list(Corpus(tmp_path)(nlp)))
+    assert folder["dep_uas"] == pytest.approx(alone["dep_uas"]) and folder["tag_acc"] == pytest.approx(alone["tag_acc"])
