@@ -9,6 +9,7 @@ its two vectors. A token is aligned to exactly its own pieces, a whitespace toke
 listeners then pool what the original's listeners pooled.
 """
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -179,8 +180,6 @@ def _bert_split(token: str) -> List[str]:
 
 
 def _is_bert_punctuation(char: str) -> bool:
-    import unicodedata
-
     cp = ord(char)
     if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
         return True
@@ -188,8 +187,6 @@ def _is_bert_punctuation(char: str) -> bool:
 
 
 def _strip_accents(text: str) -> str:
-    import unicodedata
-
     return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
 
 

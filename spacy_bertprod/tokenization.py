@@ -105,6 +105,13 @@ class EncodedBatch:
     aligns: List[Ragged]
     stride: Optional[int] = None
 
+    @property
+    def seq_doc(self) -> numpy.ndarray:
+        """Per sequence, the index of its doc (made once per batch)."""
+        if getattr(self, "_seq_doc", None) is None:
+            self._seq_doc = numpy.repeat(numpy.arange(len(self.doc_n_seqs)), self.doc_n_seqs)
+        return self._seq_doc
+
     def join(self, rows: Sequence[numpy.ndarray]) -> numpy.ndarray:
         """One doc's window outputs -> the doc's rows (what `aligns` indexes)."""
         if self.stride is None or len(rows) == 1:

@@ -149,7 +149,7 @@ def _run_session(encoder, batch, bucket, encoded: EncodedBatch, heads, all_layer
     (other rows' are not used)."""
     names = ["last_hidden_state"] + ([ALL_LAYERS_OUTPUT] if all_layers else [])
     if heads:
-        seq_doc = numpy.repeat(numpy.arange(len(encoded.doc_n_seqs)), encoded.doc_n_seqs)
+        seq_doc = encoded.seq_doc
         rows = [row for row, i in enumerate(bucket) if encoded.doc_n_seqs[seq_doc[i]] == 1]
         row_aligns = [encoded.aligns[seq_doc[bucket[row]]] for row in rows]
         batch.extra = alignment_inputs(rows, row_aligns, *batch.input_ids.shape)
