@@ -21,10 +21,15 @@ def run(cmd, **kwargs):
     return subprocess.run([str(c) for c in cmd], check=True, **kwargs)
 
 
+def test_data(corpus: Path) -> Path:
+    """The test split: CORPUS/test.spacy, or the folder CORPUS/test of the multi-task corpus."""
+    return corpus / "test" if (corpus / "test").is_dir() else corpus / "test.spacy"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", default="full")
-    parser.add_argument("--task", required=True, choices=["ner", "textcat"])
+    parser.add_argument("--task", required=True, choices=["ner", "textcat", "trf"])
     parser.add_argument("--package", required=True, help="Package name as spacy package wrote it (LANG_NAME)")
     parser.add_argument("--version", default="0.1.0")
     args = parser.parse_args()
@@ -73,7 +78,7 @@ def main() -> int:
             "spacy",
             "evaluate",
             args.package,
-            Path("corpus") / args.run / args.task / "test.spacy",
+            test_data(Path("corpus") / args.run / args.task),
             "--output",
             out,
         ]

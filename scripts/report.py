@@ -391,7 +391,7 @@ def budget_warnings(entries) -> List[str]:
 def data_title(run: str) -> str:
     """What the run was trained on, from its converted data (the title of a run on the user's own data)."""
     parts = []
-    for task in ("ner", "textcat"):
+    for task in ("ner", "textcat", "trf"):
         data = load(Path("corpus") / run / task / "data.json") or {}
         train = (data.get("files") or {}).get("train", {}).get("path")
         if train:
@@ -425,6 +425,10 @@ def main() -> None:
         section, points = task_section(args.run, task, spec)
         lines += section
         all_points[task], names[task] = points, spec["name"]
+    if (Path("metrics") / args.run / "trf").exists():
+        from trf_report import trf_section
+
+        lines += trf_section(args.run)
     timings = Path("metrics") / args.run / "timings.jsonl"
     if timings.exists():
         latest, entries = {}, {}
@@ -437,7 +441,7 @@ def main() -> None:
         for step, seconds in latest.items():
             peak = entries[step].get("peak_rss_gb")
             lines.append(f"| {step} | {seconds:.1f} | {'' if peak is None else f'{peak:.2f}'} |")
-        for task in ("ner", "textcat"):
+        for task in ("ner", "textcat", "trf"):
             total = sum(v for k, v in latest.items() if k.startswith(f"{task}-"))
             if total:
                 lines.append(f"| total of the timed `{task}` steps | {total:.1f} | |")

@@ -80,3 +80,16 @@ def test_treebank_and_ner_corpus_share_each_split_folder(tmp_path):
     assert info["ner"]["labels"] == ["person"]
     with pytest.raises(Exception, match="dev"):
         prepare_treebank(conllu, None, conllu, tmp_path / "none")
+
+
+def test_a_rerun_leaves_only_its_own_files_in_the_split_folders(tmp_path):
+    """A split folder is read whole by spaCy: a file from an earlier run (here its NER corpus, gone from
+    this run) must not stay behind and silently join the data."""
+    conllu = write(tmp_path, GOOD * 3)
+    ner = write(tmp_path, "Alice\tB-person\nflew\tO\n\nBob\tB-person\nran\tO\n", "ner.conll")
+    prepare_treebank(conllu, conllu, conllu, tmp_path / "out", ner_train=ner, ner_dev=ner, ner_test=ner)
+    (tmp_path / "out" / "dev" / "old-name.spacy").write_bytes(b"")
+    info = prepare_treebank(conllu, conllu, conllu, tmp_path / "out")
+    for split in ("train", "dev", "test"):
+        assert sorted(p.name for p in (tmp_path / "out" / split).glob("*.spacy")) == ["1-treebank.spacy"]
+    assert any(path.endswith("old-name.spacy") for path in info["replaced"])

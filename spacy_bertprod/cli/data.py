@@ -110,6 +110,8 @@ def _show(info: dict, train: Path, seed: int, output: Path) -> None:
             f"No dev file given: carved a stratified {info['dev_carved']['share']:.0%} of {train} off as dev (seed "
             f"{seed})."
         )
+    for path in info.get("replaced", []):
+        msg.warn(f"Removed {path} (left by an earlier run: spaCy reads every .spacy file in a split folder)")
     for name, f in info["files"].items():
         for why, n in {**f["skipped"], **f["repaired"]}.items():
             msg.warn(f"{f['path']}: {n:,} x {why}")

@@ -47,6 +47,7 @@ def prepare_treebank(
     nlp = spacy.blank(lang)
     info: Dict = {"task": "trf", "files": {}, "splits": {}}
     limits = {"train": train_limit, "dev": eval_limit, "test": eval_limit}
+    info["replaced"] = [str(f) for name in SPLITS for f in _clear_split(Path(output) / name)]
     for name, path in zip(SPLITS, (train, dev, test)):
         docs, stats = read_conllu(Path(path), nlp, n_sents=n_sents)
         docs = docs[: limits[name]] if limits[name] else docs
@@ -60,6 +61,15 @@ def prepare_treebank(
         info["ner"] = _add_ner(ner_train, ner_dev, ner_test, Path(output), limits, seed, lang)
     (Path(output) / "data.json").write_text(json.dumps(info, indent=2), encoding="utf8")
     return info
+
+
+def _clear_split(folder: Path) -> list:
+    """Remove the .spacy files an earlier run left in a split folder: spaCy reads every .spacy file in
+    the folder, so a stale one (another run's NER corpus, an old file name) would silently join the data."""
+    stale = sorted(folder.glob("*.spacy")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def _labels(path: Path, nlp) -> list:
