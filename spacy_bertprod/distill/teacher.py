@@ -3,6 +3,7 @@ trained student never needs it), and copies of the student's docs annotated by i
 
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from spacy.attrs import ORTH, SPACY
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
@@ -10,6 +11,24 @@ from spacy.training import Example, validate_examples
 from ..errors import InvalidInput
 from ..source import find_transformer_component
 from .hidden import copy_docs
+
+# Every head of a student learns from the same teacher: one copy of it in memory, and its transformer
+# run once per training batch (the last batch's output, per teacher), not once per head.
+_LOADED: Dict[str, Language] = {}
+_LAST_BATCH: Dict[str, Tuple[Tuple[bytes, ...], object]] = {}
+
+
+def load_teacher(path: str) -> Language:
+    if path not in _LOADED:
+        import spacy
+
+        _LOADED[path] = spacy.load(path)
+    return _LOADED[path]
+
+
+def batch_key(docs: List[Doc]) -> Tuple[bytes, ...]:
+    """The words and spaces of a batch: what the teacher's transformer output depends on."""
+    return tuple(doc.to_array([ORTH, SPACY]).tobytes() for doc in docs)
 
 
 class TeacherMixin:
@@ -24,9 +43,7 @@ class TeacherMixin:
     @property
     def teacher(self) -> Language:
         if self._teacher is None:
-            import spacy
-
-            self._teacher = spacy.load(self.teacher_path)
+            self._teacher = load_teacher(self.teacher_path)
             if self.teacher_component not in self._teacher.pipe_names:
                 raise InvalidInput(
                     f"The teacher {self.teacher_path} has no component '{self.teacher_component}' "
@@ -57,5 +74,8 @@ class TeacherMixin:
         """Copies of the student's docs (same tokens), annotated by the teacher's transformer."""
         copies = copy_docs(self.teacher.vocab, docs)
         _, trf = find_transformer_component(self.teacher, "The teacher pipeline")
-        trf.set_annotations(copies, trf.predict(copies))
+        key, last = batch_key(docs), _LAST_BATCH.get(self.teacher_path)
+        if last is None or last[0] != key:
+            last = _LAST_BATCH[self.teacher_path] = (key, trf.predict(copies))
+        trf.set_annotations(copies, last[1])
         return copies
