@@ -187,6 +187,9 @@ def trf_section(run: str) -> List[str]:
         lines += [f"### Accuracy on {split} (`spacy evaluate`, points)", ""] + accuracy_table(metrics, split)
     lines += ["### Checks (test)", ""] + int8_verdict(metrics) + student_verdicts(metrics) + cnn_verdict(bench)
     lines += ["", "### Speed (one `bertprod benchmark` run, each pipeline in its own process)", ""]
+    lines += ["`stock` (spaCy's spacy-transformers accuracy pipeline) and `curated` (its spacy-curated-transformers "
+              "twin) carry the teacher's encoder and the same heads, trained only a few steps (`trf-peers`): they "
+              "are here for their words/s, not their accuracy.", ""]  # fmt: skip
     return lines + speed_rows(bench) + ["### Package", ""] + wheel_lines(metrics)
 
 
