@@ -3,7 +3,9 @@
 
 Document layers change as a whole (an entity, a span group, a sentence boundary moved); token
 layers (tags, POS, morphology, lemmas, dependencies) are also compared token by token, because one
-changed arc in a 40-token sentence is not a changed sentence's worth of damage.
+changed arc in a 40-token sentence is not a changed sentence's worth of damage. Entities are also
+compared sentence by sentence (the original's sentences): one moved entity in a ten-sentence doc
+is one changed sentence, not a changed doc, whatever length the user's docs have.
 """
 
 from typing import Any, Callable, Dict, List, Sequence, Tuple
@@ -58,10 +60,24 @@ def layer_agreement(before: Sequence[Doc], after: Sequence[Doc], pipe_names: Seq
     for layer in predicted_layers([a for a, _ in pairs], pipe_names):
         same = [a.get(layer) == b.get(layer) for a, b in pairs]
         result[f"{_key(layer)}_identical_docs"] = sum(same) / len(same) if same else 1.0
+        if layer == "ents":
+            result["ner_identical_sentences"] = _sentences_with_same_ents(before, after)
         if layer in TOKEN_LAYERS:
             tokens = [(x, y) for a, b in pairs for x, y in zip(a.get(layer, []), b.get(layer, []))]
             result[f"{layer}_identical_tokens"] = sum(x == y for x, y in tokens) / len(tokens) if tokens else 1.0
     return result
+
+
+def _sentences_with_same_ents(before: Sequence[Doc], after: Sequence[Doc]) -> float:
+    """Share of the original's sentences (a doc without sentence boundaries: the doc) whose entities
+    are identical in both."""
+    same = []
+    for a, b in zip(before, after):
+        ents_a, ents_b = _ents(a), _ents(b)
+        ranges = [(s.start_char, s.end_char) for s in a.sents] if a.has_annotation("SENT_START") else [(0, len(a.text))]
+        for start, end in ranges:
+            same.append([e for e in ents_a if start <= e[0] < end] == [e for e in ents_b if start <= e[0] < end])
+    return sum(same) / len(same) if same else 1.0
 
 
 def _key(layer: str) -> str:

@@ -47,3 +47,24 @@ def test_the_check_names_the_layer_that_changed_most():
     assert "changes the tags of 20% of the tokens of the 20 sample docs" in result["message"]
     same = prediction_agreement(nlp, nlp, ["Alice flew to Paris."])
     assert same["n_docs"] == 1 and agreement_check(same, choose_sample(".", {}))["passed"]
+
+
+def test_entities_are_compared_sentence_by_sentence():
+    """One moved entity in a ten-sentence doc changes one sentence in ten, not the doc: the check
+    does not depend on how long the user's docs are."""
+    vocab = spacy.blank("en").vocab
+    words = WORDS * 10
+    starts = [i % 5 == 0 for i in range(50)]
+
+    def doc(ents):
+        d = Doc(vocab, words=words, sent_starts=starts)
+        d.ents = [Span(d, start, start + 1, "PERSON") for start in ents]
+        return d
+
+    before, after = [doc(range(0, 50, 5))], [doc([5 * i for i in range(9)] + [48])]
+    result = layer_agreement(before, after, ["ner"])
+    assert result["ner_identical_docs"] == 0.0 and result["ner_identical_sentences"] == 0.9
+    check = agreement_check({"n_docs": 1, **result}, choose_sample(".", {}, ["a"], "--sample dev.spacy"))
+    assert abs(check["changed_share"] - 0.1) < 1e-9 and "changed_most" not in check
+    only_docs = agreement_check({"n_docs": 1, "ner_identical_docs": 0.0}, choose_sample(".", {}, ["a"], "x"))
+    assert only_docs["changed_share"] == 1.0

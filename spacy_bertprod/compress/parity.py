@@ -122,13 +122,16 @@ def decisions_kept(original: Dict[str, float], compressed: Dict[str, float]) -> 
 def agreement_check(predictions: Dict[str, float], sample, max_changed: float = MAX_CHANGED_SHARE) -> Dict:
     """Did the compressed pipeline keep the original's predictions on (nearly) every sample doc?
 
-    The changed share is the largest over the annotation layers: for entities and span groups the
+    The changed share is the largest over the annotation layers: for entities the share of the
+    original's sentences where any changed (of docs where only that is known); for span groups the
     share of docs where any changed; for textcat the docs whose top label or set of labels over 0.5
     changed, where the original's scores were not ties (TIE_MARGIN); for token layers (tags,
     morphology, lemmas, dependencies) the share of tokens; for a pipeline without heads (an
     embedder) the docs whose sentence vector's cosine to the original's is under VECTOR_COSINE_KEPT.
     """
     keys = [key for key in predictions if key in _AGREEMENT_KEYS or key.endswith("_identical_tokens")]
+    if "ner_identical_sentences" in keys:  # per sentence: a long doc's one moved entity is not a changed doc
+        keys = [key for key in keys if key != "ner_identical_docs"]
     if not keys and "sentence_vector_kept_docs" in predictions:  # an embedder: its vectors are its predictions
         keys = ["sentence_vector_kept_docs"]
     shares = {key: 1.0 - predictions[key] for key in keys}
@@ -147,6 +150,8 @@ def agreement_check(predictions: Dict[str, float], sample, max_changed: float = 
         what = (
             f"the {worst.split('_')[0]} of {changed:.0%} of the tokens of the {n:,} sample docs"
             if worst.endswith("_identical_tokens")
+            else f"the entities of {changed:.0%} of the sentences of the {n:,} sample docs"
+            if worst == "ner_identical_sentences"
             else f"the predictions of {changed:.0%} of the {n:,} sample docs"
         )
         result["message"] = (
@@ -157,7 +162,9 @@ def agreement_check(predictions: Dict[str, float], sample, max_changed: float = 
     return result
 
 
-_AGREEMENT_KEYS = ("ner_identical_docs", "spans_identical_docs", "textcat_identical_decisions")
+_AGREEMENT_KEYS = (
+    "ner_identical_sentences", "ner_identical_docs", "spans_identical_docs", "textcat_identical_decisions",
+)  # fmt: skip
 
 
 def _over(cats: Dict[str, float]):
