@@ -92,4 +92,6 @@ def test_a_rerun_leaves_only_its_own_files_in_the_split_folders(tmp_path):
     info = prepare_treebank(conllu, conllu, conllu, tmp_path / "out")
     for split in ("train", "dev", "test"):
         assert sorted(p.name for p in (tmp_path / "out" / split).glob("*.spacy")) == ["1-treebank.spacy"]
-    assert any(path.endswith("old-name.spacy") for path in info["replaced"])
+    assert sorted(Path(path).name for path in info["replaced"]) == ["2-ner.spacy"] * 3 + ["old-name.spacy"]
+    again = prepare_treebank(conllu, conllu, conllu, tmp_path / "out")
+    assert again["replaced"] == []  # its own files, written again, are not reported as stale

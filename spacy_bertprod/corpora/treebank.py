@@ -47,7 +47,9 @@ def prepare_treebank(
     nlp = spacy.blank(lang)
     info: Dict = {"task": "trf", "files": {}, "splits": {}}
     limits = {"train": train_limit, "dev": eval_limit, "test": eval_limit}
-    info["replaced"] = [str(f) for name in SPLITS for f in _clear_split(Path(output) / name)]
+    stale = [f for name in SPLITS for f in _clear_split(Path(output) / name)]
+    ours = {TREEBANK_FILE} | ({NER_FILE} if ner_train is not None else set())
+    info["replaced"] = [str(f) for f in stale if f.name not in ours]  # what this run does not write again
     for name, path in zip(SPLITS, (train, dev, test)):
         docs, stats = read_conllu(Path(path), nlp, n_sents=n_sents)
         docs = docs[: limits[name]] if limits[name] else docs
